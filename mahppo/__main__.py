@@ -1,0 +1,3 @@
+from mahppo.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Entry point of the ``mahppo`` console script.
+
+Every package that owns a job exposes ``register(subparsers)`` in its ``cli`` module; heavy imports
+(torch, Ray) happen inside the handlers, so ``mahppo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# In data-flow order: compression -> env -> algorithm -> Tune -> Serve, then the demo.
+_COMMAND_MODULES = (
+    "compression.cli",
+    "marl_env.cli",
+    "algorithms.cli",
+    "tune_configs.cli",
+    "serve.cli",
+    "mahppo.demo",
+)
+
+
+class UsageError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mahppo",
+        description="Multi-agent collaborative inference at the edge (MAHPPO on Ray).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a package not built yet
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError) as exc:
+        print(f"mahppo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mahppo {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,20 @@
+"""Multi-agent collaborative inference environment (PettingZoo), baselines and metrics.
+
+>>> import marl_env
+>>> env = marl_env.parallel_env(num_ues=3, scenario="test")
+>>> obs, infos = env.reset(seed=0)
+"""
+
+from marl_env.config import EnvConfig, UESpec
+from marl_env.env import CollabInferenceEnv, parallel_env
+from marl_env.profiles import DNNProfile, default_profiles, load_profile_file
+
+__all__ = [
+    "CollabInferenceEnv",
+    "DNNProfile",
+    "EnvConfig",
+    "UESpec",
+    "default_profiles",
+    "load_profile_file",
+    "parallel_env",
+]

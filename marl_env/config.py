@@ -1,0 +1,142 @@
+"""Configuration of the multi-UE MEC system (Sec. 3 and the defaults of Sec. 6.3.1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from marl_env.profiles import DNNProfile, resolve_profile
+
+SCENARIOS = ("train", "test")
+TEST_DISTANCE_M = 50.0  # Sec. 6.3.1: evaluation fixes d_n = 50 m ...
+TEST_NUM_TASKS = 200  # ... and K_n = 200 for every UE
+MIN_POWER_W = 1e-10  # powers <= 0 are clipped up to this (as the authors' code does)
+
+
+@dataclass(frozen=True)
+class UESpec:
+    """One UE: its DNN (a profile name) and, optionally, a fixed distance and task count.
+
+    Add a UE to the system by adding a spec; its action space follows its own ``B_n``.
+    """
+
+    dnn: str = "resnet18"
+    distance_m: float | None = None
+    num_tasks: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """All parameters of the system; names follow the paper (Sec. 6.3.1 defaults)."""
+
+    num_ues: int = 5  # N
+    num_channels: int = 2  # C
+    dnn: str = "resnet18"  # DNN of every UE when ``ue_specs`` is not given
+    ue_specs: tuple[UESpec, ...] | None = None
+    profile_file: str | None = None  # None: the shipped Jetson Nano profiles
+    frame_s: float = 0.5  # T0
+    bandwidth_hz: float = 1e6  # omega_c
+    noise_w: float = 1e-9  # sigma_c
+    path_loss_exponent: float = 3.0  # g_n = d_n ** -l
+    d_min_m: float = 1.0
+    d_max_m: float = 100.0
+    task_rate: float = 200.0  # lambda_p of K_n ~ Poisson(lambda_p), at least 1
+    beta: float = 0.47
+    p_max_w: float = 1.0
+    scenario: str = "train"  # "test": d_n = 50 m, K_n = 200 (unless a spec fixes them)
+    max_frames: int | None = None  # truncate episodes (the authors train with 60)
+    render_mode: str | None = None
+    _profiles: tuple[DNNProfile, ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: object) -> EnvConfig:
+        known = {f.name for f in fields(cls) if not f.name.startswith("_")}
+        for key in kwargs:
+            if key not in known:
+                raise ValueError(f"unknown env option {key!r} (known: {', '.join(sorted(known))})")
+        specs = kwargs.get("ue_specs")
+        if specs is not None:
+            kwargs["ue_specs"] = tuple(_as_spec(s, i) for i, s in enumerate(specs))  # type: ignore[arg-type]
+        if kwargs.get("profile_file") is not None:
+            kwargs["profile_file"] = str(kwargs["profile_file"])
+        cfg = cls(**kwargs)  # type: ignore[arg-type]
+        return cfg.validated()
+
+    @property
+    def specs(self) -> tuple[UESpec, ...]:
+        if self.ue_specs is not None:
+            return self.ue_specs
+        return tuple(UESpec(dnn=self.dnn) for _ in range(self.num_ues))
+
+    @property
+    def profiles(self) -> tuple[DNNProfile, ...]:
+        return self._profiles
+
+    def validated(self) -> EnvConfig:
+        """Check every field; raise ValueError naming the field and the value."""
+        if self.ue_specs is not None:
+            if len(self.ue_specs) == 0:
+                raise ValueError("ue_specs = []: at least one UE is needed")
+            object.__setattr__(self, "num_ues", len(self.ue_specs))
+        _check_int("num_ues", self.num_ues, 1)
+        _check_int("num_channels", self.num_channels, 1)
+        for name in ("frame_s", "bandwidth_hz", "noise_w", "path_loss_exponent", "task_rate",
+                     "p_max_w", "d_min_m"):
+            _check_pos(name, getattr(self, name))
+        _check_pos("d_max_m", self.d_max_m)
+        if self.d_max_m < self.d_min_m:
+            raise ValueError(f"d_max_m = {self.d_max_m!r} must be >= d_min_m = {self.d_min_m!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, int | float) or not (
+            math.isfinite(self.beta) and self.beta >= 0
+        ):
+            raise ValueError(f"beta = {self.beta!r} must be a finite number >= 0")
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario = {self.scenario!r} must be one of {SCENARIOS}")
+        if self.max_frames is not None:
+            _check_int("max_frames", self.max_frames, 1)
+        if self.render_mode not in (None, "ansi", "human"):
+            raise ValueError(f"render_mode = {self.render_mode!r} must be None, 'ansi' or 'human'")
+        if self.profile_file is not None and not Path(self.profile_file).is_file():
+            raise FileNotFoundError(f"profile_file = {self.profile_file!r}: no such file")
+        for i, spec in enumerate(self.specs):
+            if spec.distance_m is not None:
+                _check_pos(f"ue_specs[{i}].distance_m", spec.distance_m)
+            if spec.num_tasks is not None:
+                _check_int(f"ue_specs[{i}].num_tasks", spec.num_tasks, 1)
+        cache: dict[str, DNNProfile] = {}
+        profiles = []
+        for spec in self.specs:
+            if spec.dnn not in cache:
+                cache[spec.dnn] = resolve_profile(spec.dnn, self.profile_file)
+            profiles.append(cache[spec.dnn])
+        object.__setattr__(self, "_profiles", tuple(profiles))
+        return self
+
+    def with_updates(self, **changes: object) -> EnvConfig:
+        return replace(self, **changes).validated()  # type: ignore[arg-type]
+
+
+def _as_spec(spec: object, i: int) -> UESpec:
+    if isinstance(spec, UESpec):
+        return spec
+    if isinstance(spec, str):
+        return UESpec(dnn=spec)
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"dnn", "distance_m", "num_tasks"}
+        if unknown:
+            raise ValueError(f"ue_specs[{i}]: unknown field {sorted(unknown)[0]!r}")
+        return UESpec(**spec)
+    raise ValueError(f"ue_specs[{i}] = {spec!r}: expected a UESpec, a dict or a DNN name")
+
+
+def _check_int(name: str, value: object, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ValueError(f"{name} = {value!r} must be an integer >= {lo}")
+
+
+def _check_pos(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"{name} = {value!r} must be a finite number > 0")

@@ -1,0 +1,258 @@
+"""Baseline policies (usable wherever a trained policy is) and the policy interface.
+
+A policy sees the env after ``reset`` and maps the global state to per-UE arrays
+``(points, channels, powers)``: the same shape a trained MAHPPO policy produces.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from marl_env.core import reward as frame_reward
+
+if TYPE_CHECKING:
+    from marl_env.config import EnvConfig
+    from marl_env.env import CollabInferenceEnv
+
+Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
+BASELINES = ("local", "edge", "random", "greedy", "static-search")
+
+
+class Policy(Protocol):
+    name: str
+
+    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None: ...
+
+    def act(self, state: np.ndarray) -> Actions: ...
+
+
+class FixedPolicy:
+    """One ``(b, c, p)`` per UE for the whole episode (``fixed:B,C,P`` or ``B,C,P;B,C,P;...``)."""
+
+    def __init__(self, triples: list[tuple[int, int, float]], name: str = "fixed"):
+        if not triples:
+            raise ValueError("fixed policy: at least one B,C,P triple is needed")
+        self.triples = triples
+        self.name = name
+        self._acts: Actions | None = None
+
+    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
+        n = env.system.n
+        if len(self.triples) not in (1, n):
+            raise ValueError(f"{self.name}: {len(self.triples)} triples given for {n} UEs (give 1 or {n})")
+        t = self.triples * n if len(self.triples) == 1 else self.triples
+        pts = np.array([b for b, _, _ in t], dtype=np.int64)
+        chs = np.array([c for _, c, _ in t], dtype=np.int64)
+        pws = np.array([p for _, _, p in t], dtype=np.float64)
+        # the env's own validation: out-of-range points or channels, NaN powers
+        env.parse_actions({a: (int(pts[j]), int(chs[j]), float(pws[j]))
+                           for j, a in enumerate(env.possible_agents)})
+        self._acts = (pts, chs, np.clip(pws, 1e-10, env.config.p_max_w))
+
+    def act(self, state: np.ndarray) -> Actions:
+        assert self._acts is not None, "call reset(env) first"
+        return self._acts
+
+
+class LocalPolicy(FixedPolicy):
+    """The paper's Local baseline: every task runs fully on its UE (b = B_n + 1)."""
+
+    def __init__(self) -> None:
+        super().__init__([(0, 0, 1.0)], name="local")
+
+    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
+        last = env.system.last_point.copy()
+        n = env.system.n
+        self._acts = (last, np.zeros(n, dtype=np.int64), np.full(n, env.config.p_max_w))
+
+
+class EdgePolicy(FixedPolicy):
+    """Offload the raw input (b = 0) at p_max; channels round-robin."""
+
+    def __init__(self) -> None:
+        super().__init__([(0, 0, 1.0)], name="edge")
+
+    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
+        n, c = env.system.n, env.config.num_channels
+        self._acts = (np.zeros(n, dtype=np.int64), np.arange(n) % c, np.full(n, env.config.p_max_w))
+
+
+class GreedyPolicy(FixedPolicy):
+    """Each UE picks the point best for itself alone (no interference) at p_max, channels round-robin.
+
+    Per-task cost ``t + beta * e`` with Eqs. 6-9 and the interference-free rate of Eq. 5.
+    """
+
+    def __init__(self) -> None:
+        super().__init__([(0, 0, 1.0)], name="greedy")
+
+    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
+        s, cfg = env.system, env.config
+        p = cfg.p_max_w
+        rate = cfg.bandwidth_hz * np.log2(1.0 + p * s.gain / cfg.noise_w)
+        pts = np.empty(s.n, dtype=np.int64)
+        for i in range(s.n):
+            k = s.num_actions[i]
+            t_t = s.bits2d[i, :k] / rate[i]
+            lat = s.lat2d[i, :k] + t_t
+            energy = s.lat2d[i, :k] * s.pow2d[i, :k] + p * t_t
+            pts[i] = int(np.argmin(lat + cfg.beta * energy))
+        self._acts = (pts, np.arange(s.n) % cfg.num_channels, np.full(s.n, p))
+
+
+class RandomPolicy:
+    """Uniform random (b, c, p) for every UE, every frame."""
+
+    name = "random"
+
+    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._k = env.system.num_actions
+        self._c = env.config.num_channels
+        self._p = env.config.p_max_w
+
+    def act(self, state: np.ndarray) -> Actions:
+        n = len(self._k)
+        return (self._rng.integers(0, self._k), self._rng.integers(0, self._c, size=n),
+                self._rng.uniform(0.0, self._p, size=n))
+
+
+class StaticSearchPolicy(FixedPolicy):
+    """Per-UE fixed ``(b, c, p)`` found by simulating the scenario (a strong non-learning bar).
+
+    The candidates per UE are every point x every channel x ``powers`` (fractions of p_max). When the
+    joint grid has at most ``exhaustive_limit`` combinations it is searched exhaustively; otherwise
+    coordinate descent (one UE at a time, all its candidates, others held) runs from the greedy
+    start and from ``restarts`` random starts. The objective is the episode reward (sum of Eq. 12),
+    averaged over ``search_episodes`` seeds (one suffices on the deterministic test scenario).
+    """
+
+    def __init__(self, powers: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0), restarts: int = 3,
+                 exhaustive_limit: int = 2000, search_episodes: int | None = None, seed: int = 0,
+                 max_frames: int = 4000):
+        super().__init__([(0, 0, 1.0)], name="static-search")
+        self.powers = powers
+        self.restarts = restarts
+        self.exhaustive_limit = exhaustive_limit
+        self.search_episodes = search_episodes
+        self.seed = seed
+        self.max_frames = max_frames
+        self._cache: dict[tuple, Actions] = {}
+        self.evaluations = 0
+
+    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
+        key = (env.config, )
+        if key not in self._cache:
+            self._cache[key] = self._search(env.config)
+        self._acts = self._cache[key]
+
+    def _search(self, config: EnvConfig) -> Actions:
+        from marl_env.env import CollabInferenceEnv
+
+        sim = CollabInferenceEnv(config.with_updates(max_frames=None, render_mode=None))
+        n, c, pmax = sim.system.n, config.num_channels, config.p_max_w
+        episodes = self.search_episodes or (1 if config.scenario == "test" else 4)
+        seeds = [self.seed + e for e in range(episodes)]
+        cands = [[(b, ch, f * pmax) for b in range(int(sim.system.num_actions[i])) for ch in range(c)
+                  for f in self.powers] for i in range(n)]
+
+        best_val = -np.inf
+
+        def score(choice: list[tuple[int, int, float]]) -> float:
+            nonlocal best_val
+            pts = np.array([x[0] for x in choice])
+            chs = np.array([x[1] for x in choice])
+            pws = np.array([x[2] for x in choice], dtype=np.float64)
+            total = 0.0
+            for s in seeds:
+                total += _episode_return(sim, pts, chs, pws, s, self.max_frames,
+                                         floor=best_val * len(seeds) - total)
+            self.evaluations += 1
+            return total / len(seeds)
+
+        grid = int(np.prod([float(len(x)) for x in cands]))
+        best: list[tuple[int, int, float]]
+        if grid <= self.exhaustive_limit:
+            best, best_val = [], -np.inf
+            for combo in itertools.product(*cands):
+                v = score(list(combo))
+                if v > best_val:
+                    best, best_val = list(combo), v
+        else:
+            rng = np.random.default_rng(self.seed)
+            greedy = GreedyPolicy()
+            greedy.reset(_reset(sim, seeds[0]))
+            g = greedy._acts
+            assert g is not None
+            starts = [[(int(g[0][i]), int(g[1][i]), pmax) for i in range(n)]]
+            for _ in range(self.restarts):
+                starts.append([cands[i][rng.integers(len(cands[i]))] for i in range(n)])
+            best, best_val = starts[0], score(starts[0])
+            for start in starts:
+                cur, cur_val = list(start), score(start)
+                improved = True
+                while improved:
+                    improved = False
+                    for i in range(n):
+                        for cand in cands[i]:
+                            if cand == cur[i]:
+                                continue
+                            trial = cur[:i] + [cand] + cur[i + 1:]
+                            v = score(trial)
+                            if v > cur_val + 1e-12:
+                                cur, cur_val, improved = trial, v, True
+                if cur_val > best_val:
+                    best, best_val = cur, cur_val
+        self.best_reward = best_val
+        return (np.array([x[0] for x in best], dtype=np.int64), np.array([x[1] for x in best], dtype=np.int64),
+                np.array([x[2] for x in best], dtype=np.float64))
+
+
+def _reset(env: CollabInferenceEnv, seed: int) -> CollabInferenceEnv:
+    env.reset(seed=seed)
+    return env
+
+
+def _episode_return(env: CollabInferenceEnv, pts: np.ndarray, chs: np.ndarray, pws: np.ndarray,
+                    seed: int, max_frames: int, floor: float = -np.inf) -> float:
+    """Return of one episode under fixed actions; stops early once below ``floor`` (it only falls)."""
+    env.reset(seed=seed)
+    sys_, cfg = env.system, env.config
+    total = 0.0
+    for _ in range(max_frames):
+        sys_.set_actions(pts, chs, pws)
+        res = sys_.step()
+        total += frame_reward(cfg.frame_s, cfg.beta, res.completed, res.energy_j)
+        if sys_.all_done or total < floor:
+            break
+    else:
+        total = -np.inf  # never finishes: worst possible
+    return total
+
+
+def parse_fixed(spec: str) -> FixedPolicy:
+    """``B,C,P`` for every UE, or ``B,C,P;B,C,P;...`` one per UE."""
+    triples = []
+    for part in spec.split(";"):
+        fields = part.split(",")
+        if len(fields) != 3:
+            raise ValueError(f"policy fixed:{spec}: {part!r} must be B,C,P (point, channel, power)")
+        try:
+            triples.append((int(fields[0]), int(fields[1]), float(fields[2])))
+        except ValueError:
+            raise ValueError(f"policy fixed:{spec}: {part!r} must be integers B,C and a number P") from None
+    return FixedPolicy(triples, name=f"fixed:{spec}")
+
+
+def make_baseline(name: str) -> Policy:
+    """Build a baseline by name: local, edge, random, greedy, static-search, fixed:B,C,P[;...]."""
+    if name.startswith("fixed:"):
+        return parse_fixed(name[len("fixed:"):])
+    table = {"local": LocalPolicy, "edge": EdgePolicy, "random": RandomPolicy, "greedy": GreedyPolicy,
+             "static-search": StaticSearchPolicy}
+    if name not in table:
+        raise ValueError(f"policy = {name!r} is not a baseline ({', '.join(BASELINES)}, fixed:B,C,P)")
+    return table[name]()
