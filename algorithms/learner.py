@@ -1,0 +1,92 @@
+"""MAHPPO's loss on RLlib's PPO learner (Eqs. 16, 19, 20)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from torch.distributions import Categorical, Normal
+
+from algorithms.connectors import CentralizedGAE
+from algorithms.modules import CRITIC_ID
+
+BRANCHES = ("point", "channel", "power")
+
+
+def branch_distributions(dist_inputs: torch.Tensor, n_points: int, n_channels: int):
+    """Split actor outputs into the three branch distributions (Eqs. 13-14)."""
+    logits_b = dist_inputs[..., :n_points]
+    logits_c = dist_inputs[..., n_points:n_points + n_channels]
+    mean = dist_inputs[..., n_points + n_channels]
+    std = torch.exp(dist_inputs[..., n_points + n_channels + 1])
+    return Categorical(logits=logits_b), Categorical(logits=logits_c), Normal(mean, std)
+
+
+def branch_log_probs(dists, actions) -> list[torch.Tensor]:
+    """Per-branch log-probabilities of ``(b, c, p)``; ``p`` is the unclipped Gaussian sample."""
+    b, c, p = actions
+    return [dists[0].log_prob(b.reshape(-1).long()), dists[1].log_prob(c.reshape(-1).long()),
+            dists[2].log_prob(p.reshape(-1))]
+
+
+def clipped_surrogate(logp_new: list[torch.Tensor], logp_old: list[torch.Tensor], adv: torch.Tensor,
+                      clip_eps: float, clip_mode: str) -> torch.Tensor:
+    """Eq. 19 per sample: clipped per branch (the authors' choice, summed) or one joint ratio."""
+    if clip_mode == "joint":
+        ratios = [torch.exp(sum(logp_new) - sum(logp_old))]
+    else:
+        ratios = [torch.exp(n - o) for n, o in zip(logp_new, logp_old, strict=True)]
+    return sum(torch.min(r * adv, torch.clamp(r, 1 - clip_eps, 1 + clip_eps) * adv) for r in ratios)
+
+
+class MAHPPOTorchLearner(PPOTorchLearner):
+    """PPO's learner with a centralized critic and per-branch clipping of the hybrid actors."""
+
+    def build(self) -> None:
+        super().build()
+        opts = self.config.learner_config_dict
+        if self._learner_connector is not None and self.config.add_default_connectors_to_learner_pipeline:
+            self._learner_connector.remove(GeneralAdvantageEstimation)
+            self._learner_connector.append(CentralizedGAE(
+                gamma=self.config.gamma, lambda_=self.config.lambda_, critic_id=CRITIC_ID,
+                normalize_advantages=opts.get("normalize_advantages", True)))
+
+    @classmethod
+    def rl_module_required_apis(cls) -> list[type]:
+        return []  # actors have no value function; the critic is a module of its own
+
+    def compute_loss_for_module(self, *, module_id: str, config, batch: dict[str, Any],
+                                fwd_out: dict[str, Any]) -> torch.Tensor:
+        mask = batch.get(Columns.LOSS_MASK)
+
+        def mean(x: torch.Tensor) -> torch.Tensor:
+            return x.mean() if mask is None else x[mask].sum() / mask.sum().clamp(min=1)
+
+        if module_id == CRITIC_ID:  # Eq. 16
+            vf_loss = mean((fwd_out[Columns.VF_PREDS] - batch[Postprocessing.VALUE_TARGETS]) ** 2)
+            self.metrics.log_value((module_id, VF_LOSS_KEY), vf_loss.detach(), window=1)
+            return vf_loss
+
+        opts = config.learner_config_dict
+        module = self.module[module_id].unwrapped()
+        n_p, n_c = module.n_points, module.n_channels
+        new = branch_distributions(fwd_out[Columns.ACTION_DIST_INPUTS], n_p, n_c)
+        with torch.no_grad():
+            old = branch_distributions(batch[Columns.ACTION_DIST_INPUTS], n_p, n_c)
+            logp_old = branch_log_probs(old, batch[Columns.ACTIONS])
+        logp_new = branch_log_probs(new, batch[Columns.ACTIONS])
+        surrogate = clipped_surrogate(logp_new, logp_old, batch[Postprocessing.ADVANTAGES],
+                                      config.clip_param, opts.get("clip_mode", "per_branch"))
+        entropies = [d.entropy() for d in new]
+        zeta = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+        loss = mean(-surrogate - zeta * sum(entropies))  # Eq. 20, one actor's share
+        stats = {POLICY_LOSS_KEY: mean(-surrogate).detach(), ENTROPY_KEY: mean(sum(entropies)).detach()}
+        for name, ent in zip(BRANCHES, entropies, strict=True):
+            stats[f"entropy_{name}"] = mean(ent).detach()
+        self.metrics.log_dict(stats, key=module_id, window=1)
+        return loss

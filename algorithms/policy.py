@@ -1,0 +1,122 @@
+"""A trained policy as ``marl_env`` sees one: state -> per-UE ``(points, channels, powers)``.
+
+Loads the per-UE actor modules from an RLlib checkpoint (the critic is not needed to act) and works
+for MAHPPO's hybrid actors and for the IPPO ablation's stock PPO modules alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModule
+
+from algorithms.modules import CRITIC_ID, HybridActorModule
+
+POLICY_META = "mahppo_policy.json"
+MODULES_SUBDIR = Path("learner_group") / "learner" / "rl_module"
+
+
+class TrainedPolicy:
+    """Per-UE actors; ``act`` takes the global state (``marl_env`` normalisation), ``act_batch`` many."""
+
+    def __init__(self, modules: dict[str, RLModule], meta: dict[str, Any] | None = None):
+        self.modules = {a: modules[a] for a in sorted(modules, key=_agent_index)}
+        self.agents = list(self.modules)
+        self.meta = dict(meta or {})
+        self.name = self.meta.get("policy_id", "trained")
+        self._gen = torch.Generator().manual_seed(0)
+        for m in self.modules.values():
+            m.eval()
+
+    @property
+    def env_defaults(self) -> dict[str, Any]:
+        """The env the policy was trained for (N, C, DNNs, beta, profile), without the scenario."""
+        cfg = dict(self.meta.get("env_config", {}))
+        for key in ("scenario", "max_frames", "render_mode"):
+            cfg.pop(key, None)
+        return cfg
+
+    def reset(self, env: Any, seed: int | None = None) -> None:
+        if list(env.possible_agents) != self.agents:
+            raise ValueError(f"policy {self.name} was trained for {len(self.agents)} UEs "
+                             f"({', '.join(self.agents)}); the env has {len(env.possible_agents)}")
+        if seed is not None:
+            self._gen.manual_seed(seed)
+
+    def act(self, state: np.ndarray, deterministic: bool = True):
+        pts, chs, pws = self.act_batch(np.asarray(state, dtype=np.float32)[None, :], deterministic)
+        return pts[0], chs[0], pws[0]
+
+    @torch.no_grad()
+    def act_batch(self, states: np.ndarray, deterministic: bool = True):
+        """Actions for a batch of global states ``[M, 4N]`` -> three ``[M, N]`` arrays."""
+        x = torch.as_tensor(np.asarray(states, dtype=np.float32))
+        m = x.shape[0]
+        n = len(self.agents)
+        pts = np.empty((m, n), dtype=np.int64)
+        chs = np.empty((m, n), dtype=np.int64)
+        pws = np.empty((m, n), dtype=np.float64)
+        for i, agent in enumerate(self.agents):
+            module = self.modules[agent]
+            if isinstance(module, HybridActorModule):
+                out = module.dist_inputs(x)
+                if deterministic:  # the mode of each branch
+                    b = out[:, :module.n_points].argmax(-1)
+                    c = out[:, module.n_points:module.n_points + module.n_channels].argmax(-1)
+                    p = out[:, module.n_points + module.n_channels]
+                else:
+                    dist = module.get_inference_action_dist_cls().from_logits(out)
+                    b, c, p = dist.sample()
+                p_max = module.p_max
+            else:  # stock RLlib modules (IPPO)
+                out = module.forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS]
+                dist = module.get_inference_action_dist_cls().from_logits(out)
+                b, c, p = (dist.to_deterministic() if deterministic else dist).sample()
+                p_max = float(module.action_space.spaces[2].high.reshape(-1)[0])
+            pts[:, i] = b.reshape(m).numpy()
+            chs[:, i] = c.reshape(m).numpy()
+            pws[:, i] = np.clip(p.reshape(m).numpy(), 0.0, p_max)
+        return pts, chs, pws
+
+
+def _agent_index(agent: str) -> int:
+    try:
+        return int(agent.rsplit("_", 1)[1])
+    except (IndexError, ValueError):
+        return 1 << 30
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory, or the newest complete checkpoint of a ``mahppo train --out`` dir."""
+    path = Path(path)
+    if (path / POLICY_META).is_file():
+        return path
+    ckpts = sorted(p.parent for p in (path / "checkpoints").glob(f"*/{POLICY_META}")) if path.is_dir() else []
+    if not ckpts:
+        raise FileNotFoundError(f"{path}: no checkpoint (expected {POLICY_META} here or under checkpoints/)")
+    return ckpts[-1]
+
+
+def load_policy(path: str | Path) -> TrainedPolicy:
+    """Load the actors of a checkpoint (or of the latest checkpoint of a training run)."""
+    ckpt = find_checkpoint(path)
+    meta = json.loads((ckpt / POLICY_META).read_text())
+    mod_dir = ckpt / MODULES_SUBDIR
+    modules = {}
+    for sub in sorted(mod_dir.iterdir()):
+        if sub.is_dir() and sub.name != CRITIC_ID:
+            modules[sub.name] = RLModule.from_checkpoint(sub)
+    if not modules:
+        raise FileNotFoundError(f"{ckpt}: no actor modules under {MODULES_SUBDIR}")
+    meta.setdefault("checkpoint", str(ckpt))
+    return TrainedPolicy(modules, meta)
+
+
+def live_policy(algo: Any, agents: list[str], meta: dict[str, Any] | None = None) -> TrainedPolicy:
+    """The current actors of a running RLlib algorithm (for evaluation during training)."""
+    return TrainedPolicy({a: algo.get_module(a) for a in agents}, meta)

@@ -1,0 +1,64 @@
+"""The end of a training run: the trained policy against every baseline, and the training curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from marl_env.cli import format_table
+from marl_env.evaluation import evaluate
+from marl_env.policies import BASELINES, make_baseline
+
+
+def compare_with_baselines(out: Path, settings: Any, episodes: int = 1) -> dict[str, dict[str, float]]:
+    """Evaluate the latest checkpoint and every ``marl_env`` baseline on the test scenario."""
+    from algorithms.evaluation import test_scenario_config
+    from algorithms.policy import load_policy
+
+    config = test_scenario_config(settings.env_config())
+    rows: dict[str, dict[str, float]] = {"trained": evaluate(load_policy(out), config, episodes=episodes)}
+    for name in BASELINES:
+        rows[name] = evaluate(make_baseline(name), config, episodes=episodes)
+    local = rows["local"]
+    for m in rows.values():
+        m["latency_vs_local"] = m["frame_latency_per_task_s"] / local["frame_latency_per_task_s"]
+        m["energy_vs_local"] = m["energy_per_task_j"] / local["energy_per_task_j"]
+    (out / "evaluation.json").write_text(json.dumps(rows, indent=2))
+    label = {"trained": f"{settings.algo} (trained)"}
+    table = format_table({label.get(k, k): v for k, v in rows.items()})
+    (out / "evaluation.md").write_text(table + "\n")
+    print(table)
+    return rows
+
+
+def plot_training_curve(out: Path, rows: list[dict[str, float]], table: dict[str, dict[str, float]],
+                        settings: Any) -> Path:
+    """Fig. 8 style: the test-scenario episode reward against env steps, Local as a horizontal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    pts = [(r["env_steps"], r["reward"]) for r in rows if "reward" in r]
+    if pts:
+        ax.plot(*zip(*pts, strict=True), label=f"{settings.algo.upper()} (test scenario, deterministic)")
+    train_pts = [(r["env_steps"], r["train_return_per_ue"]) for r in rows if "train_return_per_ue" in r]
+    if train_pts:
+        ax.plot(*zip(*train_pts, strict=True), alpha=0.45, label="training episodes (60 frames, per UE)")
+    for name, style in (("local", "--"), ("static-search", ":")):
+        if name in table:
+            ax.axhline(table[name]["reward"], linestyle=style, color="gray" if name == "local" else "black",
+                       label=f"{name} baseline")
+    ax.set_xlabel("env steps (frames)")
+    ax.set_ylabel("episode reward (sum of Eq. 12)")
+    ax.set_title(f"{settings.algo.upper()}: N={settings.num_ues}, C={settings.num_channels}, "
+                 f"{settings.dnn}, beta={settings.beta}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "training_curve.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
