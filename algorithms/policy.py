@@ -102,8 +102,31 @@ def find_checkpoint(path: str | Path) -> Path:
     return ckpts[-1]
 
 
+MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
+
+
+def is_model_uri(spec: str | Path) -> bool:
+    return isinstance(spec, str) and spec.startswith(MODEL_URI_PREFIXES)
+
+
+def download_model(uri: str) -> Path:
+    """Fetch an MLflow model / run-artifact URI (e.g. the Tune winner) to a local directory."""
+    import mlflow
+
+    from algorithms.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as exc:  # MLflow raises several types for a bad URI
+        raise FileNotFoundError(f"model URI {uri!r}: {exc}") from None
+
+
 def load_policy(path: str | Path) -> TrainedPolicy:
-    """Load the actors of a checkpoint (or of the latest checkpoint of a training run)."""
+    """Load the actors of a checkpoint, of the latest checkpoint of a training run, or of an MLflow
+    model URI (``models:/NAME/VERSION``, ``runs:/RUN_ID/checkpoint``)."""
+    if is_model_uri(path):
+        path = download_model(str(path))
     ckpt = find_checkpoint(path)
     meta = json.loads((ckpt / POLICY_META).read_text())
     mod_dir = ckpt / MODULES_SUBDIR

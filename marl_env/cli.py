@@ -38,7 +38,7 @@ def resolve_policy(spec: str, env_overrides: dict | None = None):
 
     if spec in BASELINES or spec.startswith("fixed:"):
         return make_baseline(spec)
-    if Path(spec).exists():
+    if Path(spec).exists() or spec.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
         from algorithms.policy import load_policy
 
         return load_policy(spec)
