@@ -1,0 +1,114 @@
+"""``mahppo tune``: run a study (Ray Tune + MLflow) and ``mahppo tune report STUDY``: draw its figure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    if args.action == "report":
+        return _cmd_report(args)
+    study_spec = args.study or args.target
+    if not study_spec:
+        raise ValueError("give a study: --study lr|reuse|memory|ues|beta|FILE")
+    from tune_configs.study import load_study
+
+    study = load_study(study_spec).with_overrides(samples=args.samples, steps=args.steps)  # before Ray starts
+
+    from algorithms.tracking import tracking_uri
+    from tune_configs.runner import run_study
+    from tune_configs.tracking import resolved_uri, ui_command
+
+    uri = resolved_uri(tracking_uri(args.mlflow_uri))
+    n = len(study.points) * len(study.seeds)
+    print(f"study {study.name}: {len(study.points)} points x {len(study.seeds)} seeds = {n} trials, "
+          f"{study.steps} env steps each; MLflow experiment {study.experiment!r} in {uri}")
+    print(f"  watch it: {ui_command(uri)}")
+    summary = run_study(study, storage=args.storage, uri=uri, address=args.address, resume=args.resume,
+                        export=args.export, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
+                        max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                        verbose=0 if args.json else 1)
+    if args.json:
+        print(json.dumps(summary, default=str))
+        return 1 if summary["winner"] is None else 0
+    for t in summary["trials"]:
+        status = f"error: {t['error']}" if t["error"] else f"test reward {t['test_reward']:.4f}" \
+            if t["test_reward"] is not None else "no result"
+        print(f"  {study.vary}={t['point']} seed {t['seed']}: {status}")
+    w = summary["winner"]
+    if w is None:
+        print("no trial finished with a test-scenario reward: nothing exported")
+        return 1
+    print(f"winner: {study.vary}={w['point'][study.vary]} seed {w['seed']} "
+          f"(test reward {w['metrics'].get('test_reward', float('nan')):.4f})")
+    print(f"  exported to {w['export']}  ->  mahppo evaluate --policy {w['export']}")
+    if w.get("model_uri"):
+        print(f"  registered as {w['model_uri']}  ->  mahppo evaluate --policy {w['model_uri']}")
+    print(f"MLflow: {ui_command(uri)}")
+    print(f"figure: mahppo tune report {study.name}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    study_spec = args.target or args.study
+    if not study_spec:
+        raise ValueError("give a study: mahppo tune report lr|reuse|memory|ues|beta|FILE")
+    from tune_configs.report import draw_report
+    from tune_configs.study import load_study
+
+    study = load_study(study_spec)
+    out = args.out or f"tune_{study.name}.png"
+    info = draw_report(study, out, uri=args.mlflow_uri)
+    print(f"{out}: {info['runs']} runs over {info['points']} values of {study.vary}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune", help="Ray Tune sweeps of MAHPPO tracked in MLflow (the paper's Figs. 9-12)",
+        description="Run a study (a YAML file of grids, seeds and a budget) with Ray Tune; every trial is an "
+        "MLflow run; the best trial by test-scenario reward is exported and registered. "
+        "`mahppo tune report STUDY` draws the study's figure from the tracked runs.")
+    p.add_argument("action", nargs="?", choices=["run", "report"], default="run",
+                   help="run (default) or report: draw the study's figure from MLflow")
+    p.add_argument("target", nargs="?", metavar="STUDY", help="study for `report` (same as --study)")
+    p.add_argument("--study", default=None, help="lr, reuse, memory, ues, beta or a study YAML file")
+    p.add_argument("--samples", type=_positive_int, default=None, help="seeds per point (default: the study's)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="env steps per trial (default: the study's)")
+    p.add_argument("--address", default=None, help="Ray cluster (auto or HOST:PORT; default $RAY_ADDRESS or local)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study (finished trials stay)")
+    p.add_argument("--export", default=None, metavar="DIR",
+                   help="where the winner's checkpoint goes (default tune_runs/tune-STUDY/winner)")
+    p.add_argument("--scheduler", choices=["fifo", "asha"], default=None,
+                   help="asha: stop weak trials early (large grids)")
+    p.add_argument("--storage", default=None, help="Tune storage (default ./tune_runs; shared path or URI on a "
+                   "multi-node cluster)")
+    p.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs each trial reserves (1)")
+    p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (0: as many as CPUs allow)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial (2)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or "
+                   "sqlite:///mlflow.db)")
+    p.add_argument("--out", default=None, help="report: the PNG to write (default tune_STUDY.png)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.set_defaults(handler=_cmd_tune)

@@ -1,0 +1,165 @@
+"""Run a study with ``ray.tune.Tuner``, track it in MLflow, export and register the winner.
+
+Layout under ``storage`` (default ``./tune_runs``; on a multi-node cluster a shared path or a cloud
+URI such as ``s3://bucket/tune_runs``)::
+
+    tune-<study>/              the Tune experiment (what ``--resume`` restores)
+    tune-<study>/study.json    the study as it was started (grid, seeds, budget)
+    tune-<study>/winner/       the default ``--export`` directory
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tune_configs.study import Study, flat_config
+
+WINNER_METRIC = "test_reward"
+WINNER_FILE = "winner.json"
+DEFAULT_STORAGE = "tune_runs"
+
+
+def storage_root(storage: str | None) -> str:
+    s = storage or DEFAULT_STORAGE
+    return s if "://" in s else str(Path(s).resolve())
+
+
+def experiment_dir(study_name: str, storage: str | None = None) -> str:
+    return f"{storage_root(storage).rstrip('/')}/tune-{study_name}"
+
+
+def _trial_name(trial: Any) -> str:
+    from tune_configs.tracking import trial_name
+
+    return trial_name(flat_config(trial.config))
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"{_trial_name(trial)}_{trial.trial_id}"
+
+
+def build_tuner(study: Study, *, storage: str | None = None, uri: str, cpus_per_trial: float = 1,
+                max_concurrent: int = 0, max_failures: int = 2, scheduler: str | None = None,
+                resume: bool = False, extra_config: dict[str, Any] | None = None,
+                callbacks: list | None = None, verbose: int = 1):
+    """A new ``Tuner`` for ``study``, or (``resume``) the restored one of its interrupted run."""
+    from ray import tune
+
+    from tune_configs.tracking import MlflowTrialCallback
+    from tune_configs.trainable import MAHPPOTrainable
+
+    trainable = tune.with_resources(MAHPPOTrainable, {"cpu": cpus_per_trial})
+    path = experiment_dir(study.name, storage)
+    if resume:
+        if not tune.Tuner.can_restore(path):
+            raise FileNotFoundError(f"--resume: no interrupted study at {path} (run it without --resume first)")
+        return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    sched = None
+    if scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        sched = ASHAScheduler(time_attr="env_steps", max_t=study.steps, grace_period=max(1, study.steps // 8),
+                              reduction_factor=3)
+    elif scheduler not in (None, "none", "fifo"):
+        raise ValueError(f"--scheduler {scheduler!r} must be 'asha' or 'fifo'")
+    space = study.param_space()
+    space.update(extra_config or {})
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(metric=WINNER_METRIC, mode="max", scheduler=sched,
+                                    max_concurrent_trials=max_concurrent or None,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname),
+        run_config=tune.RunConfig(
+            name=f"tune-{study.name}", storage_path=storage_root(storage),
+            stop={"env_steps": study.steps},
+            callbacks=[MlflowTrialCallback(uri, study.experiment), *(callbacks or [])],
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=study.checkpoint_every,
+                                                    checkpoint_at_end=True, num_to_keep=2),
+            verbose=verbose,
+        ),
+    )
+
+
+def run_study(study: Study, *, storage: str | None = None, uri: str | None = None, address: str | None = None,
+              resume: bool = False, export: str | Path | None = None, register: bool = True,
+              scheduler: str | None = None, cpus_per_trial: float = 1, max_concurrent: int = 0,
+              max_failures: int = 2, extra_config: dict[str, Any] | None = None, callbacks: list | None = None,
+              verbose: int = 1) -> dict[str, Any]:
+    """Run (or resume) ``study``; returns a summary with the trials and the winner."""
+    from algorithms.tracking import tracking_uri
+    from algorithms.train import init_ray
+    from tune_configs.tracking import resolved_uri
+
+    uri = resolved_uri(tracking_uri(uri))
+    exp_dir = experiment_dir(study.name, storage)
+    if resume and "://" not in exp_dir and (Path(exp_dir) / "study.json").is_file():
+        study = Study(**json.loads((Path(exp_dir) / "study.json").read_text()))  # the study as started
+    init_ray(address)
+    tuner = build_tuner(study, storage=storage, uri=uri, cpus_per_trial=cpus_per_trial,
+                        max_concurrent=max_concurrent, max_failures=max_failures, scheduler=scheduler,
+                        resume=resume, extra_config=extra_config, callbacks=callbacks, verbose=verbose)
+    if not resume and "://" not in exp_dir:
+        Path(exp_dir).mkdir(parents=True, exist_ok=True)
+        (Path(exp_dir) / "study.json").write_text(json.dumps(study.to_json(), indent=2))
+    grid = tuner.fit()
+    trials = []
+    for res in grid:
+        cfg = flat_config(res.config or {})
+        trials.append({"trial": res.path.rsplit("/", 1)[-1], "point": cfg.get(study.vary), "seed": cfg.get("seed"),
+                       "error": str(res.error).splitlines()[0] if res.error else None,
+                       "env_steps": (res.metrics or {}).get("env_steps"),
+                       WINNER_METRIC: (res.metrics or {}).get(WINNER_METRIC)})
+    summary: dict[str, Any] = {"study": study.name, "experiment": study.experiment, "tune_dir": exp_dir,
+                               "tracking_uri": uri, "trials": trials, "errors": sum(1 for t in trials if t["error"])}
+    ok = [r for r in grid if r.error is None and r.checkpoint is not None
+          and (r.metrics or {}).get(WINNER_METRIC) is not None]
+    if not ok:
+        summary["winner"] = None
+        return summary
+    best = max(ok, key=lambda r: r.metrics[WINNER_METRIC])
+    summary["winner"] = export_winner(study, best, export or f"{exp_dir}/winner", uri, register=register)
+    return summary
+
+
+def _safe_to_replace(dest: Path) -> bool:
+    return not dest.exists() or (dest.is_dir() and (not any(dest.iterdir()) or (dest / WINNER_FILE).is_file()))
+
+
+def export_winner(study: Study, result: Any, export: str | Path, uri: str, register: bool = True) -> dict[str, Any]:
+    """Copy the winner's checkpoint into ``export`` (loadable by ``load_policy``/``mahppo evaluate
+    --policy``), write ``winner.json`` there and register the run's checkpoint in the model registry."""
+    from algorithms.policy import find_checkpoint
+    from tune_configs.tracking import TRIAL_TAG, client, register_winner
+
+    cfg = flat_config(result.config)
+    metrics = {k: float(v) for k, v in result.metrics.items()
+               if (k.startswith("test_") or k in ("env_steps", "vf_loss", "train_return_per_ue"))
+               and isinstance(v, int | float)}
+    trial_id = result.metrics.get("trial_id")
+    cl = client(uri)
+    exp = cl.get_experiment_by_name(study.experiment)
+    runs = cl.search_runs([exp.experiment_id], filter_string=f"tags.{TRIAL_TAG} = '{trial_id}'") if exp else []
+    run_id = runs[0].info.run_id if runs else None
+    dest = Path(export) if "://" in str(export) else Path(export).resolve()
+    if not _safe_to_replace(dest):
+        raise ValueError(f"--export {dest}: exists and is not an earlier export (no {WINNER_FILE}); pick another")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with result.checkpoint.as_directory() as local:
+        shutil.copytree(find_checkpoint(local), tmp)
+    info: dict[str, Any] = {"study": study.name, "point": {study.vary: cfg.get(study.vary)}, "seed": cfg.get("seed"),
+                            "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+                            "metrics": metrics, "mlflow_run_id": run_id, "tracking_uri": uri, "export": str(dest)}
+    if register and run_id:
+        info["model_uri"] = register_winner(uri, f"mahppo-{study.name}", run_id, metrics,
+                                            description=f"winner of study {study.name}: "
+                                                        f"{study.vary}={cfg.get(study.vary)} seed {cfg.get('seed')}")
+    (tmp / WINNER_FILE).write_text(json.dumps(info, indent=2, default=str))
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.replace(dest)
+    return info

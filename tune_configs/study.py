@@ -1,0 +1,223 @@
+"""Study files: one YAML file per sweep (``tune_configs/studies/NAME.yaml``); add a study by adding a file.
+
+A study file::
+
+    name: lr                      # the MLflow experiment is ``tune-<name>``
+    title: "Learning rate (Fig. 9a)"
+    plot: curves                  # curves: reward (and value loss) vs env steps; tradeoff: Fig. 12
+    grid: {lr: [1.0e-5, 1.0e-4]}  # cartesian product over the keys ...
+    points:                       # ... or explicit points (several keys moving together)
+      - {memory_size: 256, batch_size: 64}
+    vary: memory_size             # the key a figure is drawn over (default: the first swept key)
+    fixed: {num_ues: 5, beta: 0.47}
+    seeds: 5                      # repeats per point (an int: seeds 0..n-1, or a list)
+    steps: 50000                  # env steps per trial
+    eval_every: 2                 # test-scenario evaluation every so many iterations
+    checkpoint_every: 5           # Tune checkpoints (what a retried or resumed trial restarts from)
+
+Everything is checked before Ray starts; a bad key or value raises ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+STUDIES_DIR = Path(__file__).parent / "studies"
+ENV_KEYS = ("num_ues", "num_channels", "dnn", "beta", "profile_file", "max_frames")
+PARAM_KEYS = ("lr", "memory_size", "batch_size", "reuse_time", "clip_eps", "clip_mode", "zeta", "gamma", "lam",
+              "normalize_advantages", "grad_clip")
+RUN_KEYS = ("algo", "num_envs_per_env_runner")
+TRIAL_KEYS = ENV_KEYS + PARAM_KEYS + RUN_KEYS
+STUDY_KEYS = ("name", "title", "description", "plot", "grid", "points", "vary", "fixed", "seeds", "steps",
+              "eval_every", "checkpoint_every")
+PLOTS = ("curves", "tradeoff")
+TRIAL_DEFAULTS: dict[str, Any] = {"num_ues": 5, "num_channels": 2, "dnn": "resnet18", "beta": 0.47,
+                                  "max_frames": 60, "algo": "mahppo", "num_envs_per_env_runner": 8}
+
+
+@dataclass
+class Study:
+    """A validated sweep: the points, the seeds and the budget of each trial."""
+
+    name: str
+    points: list[dict[str, Any]]
+    vary: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    steps: int = 50_000
+    eval_every: int = 2
+    checkpoint_every: int = 5
+    plot: str = "curves"
+    title: str = ""
+    description: str = ""
+    source: str = ""
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment (and Tune experiment directory) of this study."""
+        return f"tune-{self.name}"
+
+    def trial_configs(self) -> list[dict[str, Any]]:
+        """Every trial's compact config: defaults < fixed < point, plus seed and budget."""
+        return [self.trial_config(p, s) for p in self.points for s in self.seeds]
+
+    def trial_config(self, point: dict[str, Any], seed: int) -> dict[str, Any]:
+        return {**TRIAL_DEFAULTS, **self.fixed, **point, "seed": seed, "steps": self.steps,
+                "eval_every": self.eval_every, "study": self.name, "vary": self.vary}
+
+    def param_space(self) -> dict[str, Any]:
+        """Tune's param space: a grid over the points (``point``, a nested dict) and the seeds."""
+        from ray import tune
+
+        base = {k: v for k, v in self.trial_config({}, 0).items() if k != "seed"}
+        return {**base, "point": tune.grid_search(self.points), "seed": tune.grid_search(self.seeds)}
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    def with_overrides(self, samples: int | None = None, steps: int | None = None) -> Study:
+        """``--samples S`` (seeds 0..S-1) and ``--steps T``, validated."""
+        if samples is not None:
+            _check_int("--samples", samples, 1)
+            self.seeds = list(range(samples))
+        if steps is not None:
+            _check_int("--steps", steps, 1)
+            self.steps = steps
+        return self.validate()
+
+    def validate(self) -> Study:
+        """Check every trial's env and hyperparameters (the checks of ``marl_env`` and ``MAHPPOParams``)."""
+        from algorithms.mahppo import MAHPPOParams
+        from marl_env.config import EnvConfig
+
+        known_params = {f.name for f in fields(MAHPPOParams)}
+        assert set(PARAM_KEYS) == known_params, "PARAM_KEYS is out of date with MAHPPOParams"
+        _check_int("steps", self.steps, 1)
+        _check_int("eval_every", self.eval_every, 1)
+        _check_int("checkpoint_every", self.checkpoint_every, 1)
+        if self.plot not in PLOTS:
+            raise ValueError(f"plot = {self.plot!r} must be one of {PLOTS}")
+        for cfg in self.trial_configs():
+            where = f"point {_label(cfg, self.vary)}"
+            try:
+                EnvConfig.from_kwargs(**{k: cfg[k] for k in ENV_KEYS if k in cfg})
+                MAHPPOParams(**{k: cfg[k] for k in PARAM_KEYS if k in cfg}).validate()
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            if cfg["algo"] not in ("mahppo", "ippo"):
+                raise ValueError(f"{where}: algo = {cfg['algo']!r} must be 'mahppo' or 'ippo'")
+            _check_int("num_envs_per_env_runner", cfg["num_envs_per_env_runner"], 1)
+        return self
+
+
+def flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A Tune trial config (``point`` nested, see ``Study.param_space``) as one flat compact dict."""
+    cfg = {k: v for k, v in config.items() if k != "point"}
+    cfg.update(config.get("point") or {})
+    return cfg
+
+
+def _label(cfg: dict[str, Any], vary: str) -> str:
+    return f"{vary}={cfg.get(vary)}"
+
+
+def _check_int(name: str, value: Any, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ValueError(f"{name} = {value!r} must be an integer >= {lo}")
+
+
+def _check_keys(where: str, data: dict[str, Any], known: tuple[str, ...]) -> None:
+    for key in data:
+        if key not in known:
+            raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+
+
+def study_names() -> list[str]:
+    """The shipped studies (file stems under ``tune_configs/studies``)."""
+    return sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
+
+
+def study_path(spec: str | Path) -> Path:
+    """A shipped study name (``lr``) or a path to a study file."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise FileNotFoundError(f"study file {str(p)!r} does not exist")
+        return p
+    shipped = STUDIES_DIR / f"{spec}.yaml"
+    if not shipped.is_file():
+        raise ValueError(f"unknown study {str(spec)!r}: use one of {', '.join(study_names())} or a YAML file")
+    return shipped
+
+
+def load_study(spec: str | Path) -> Study:
+    """Read and validate a study file (by shipped name or path)."""
+    import yaml
+
+    path = study_path(spec)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    return parse_study(data, source=str(path))
+
+
+def parse_study(data: Any, source: str = "<study>") -> Study:
+    """A ``Study`` from the parsed YAML mapping; every error names the key."""
+    where = Path(source).name
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: a study file must be a mapping of {', '.join(STUDY_KEYS)}")
+    _check_keys(where, data, STUDY_KEYS)
+    name = data.get("name") or Path(source).stem
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"{where}: name = {name!r} must be letters, digits, '-' or '_'")
+    grid, points = data.get("grid"), data.get("points")
+    if (grid is None) == (points is None):
+        raise ValueError(f"{where}: give exactly one of 'grid' (key -> values) or 'points' (a list of mappings)")
+    if grid is not None:
+        if not isinstance(grid, dict) or not grid:
+            raise ValueError(f"{where}: grid must be a non-empty mapping of key -> list of values")
+        _check_keys(f"{where}: grid", grid, TRIAL_KEYS)
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"{where}: grid.{key} must be a non-empty list of values")
+        keys = list(grid)
+        pts = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
+    else:
+        if not isinstance(points, list) or not points:
+            raise ValueError(f"{where}: points must be a non-empty list of mappings")
+        pts = []
+        for i, p in enumerate(points):
+            if not isinstance(p, dict) or not p:
+                raise ValueError(f"{where}: points[{i}] must be a non-empty mapping of key -> value")
+            _check_keys(f"{where}: points[{i}]", p, TRIAL_KEYS)
+            pts.append(dict(p))
+        keys = list(pts[0])
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise ValueError(f"{where}: fixed must be a mapping of key -> value")
+    _check_keys(f"{where}: fixed", fixed, TRIAL_KEYS)
+    vary = data.get("vary", keys[0])
+    if vary not in keys:
+        raise ValueError(f"{where}: vary = {vary!r} is not a swept key ({', '.join(keys)})")
+    seeds = data.get("seeds", 1)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        _check_int(f"{where}: seeds", seeds, 1)
+        seeds = list(range(seeds))
+    elif not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool)
+                                                        for s in seeds)):
+        raise ValueError(f"{where}: seeds = {seeds!r} must be a count >= 1 or a list of integer seeds")
+    study = Study(name=name, points=pts, vary=vary, fixed=dict(fixed), seeds=list(seeds),
+                  steps=data.get("steps", 50_000), eval_every=data.get("eval_every", 2),
+                  checkpoint_every=data.get("checkpoint_every", 5), plot=data.get("plot", "curves"),
+                  title=str(data.get("title") or name), description=str(data.get("description") or ""),
+                  source=source)
+    try:
+        return study.validate()
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
