@@ -1,0 +1,91 @@
+"""A short real training run on a local Ray: checkpoints, evaluate, restore, resume, IPPO ablation."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from algorithms.mahppo import MAHPPOParams
+from algorithms.policy import find_checkpoint, live_policy, load_policy
+from algorithms.train import TrainSettings, train
+from marl_env.config import EnvConfig
+from marl_env.evaluation import evaluate
+
+TINY = MAHPPOParams(memory_size=256, batch_size=64, reuse_time=2)
+
+
+@pytest.fixture(scope="module")
+def trained(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    settings = TrainSettings(num_ues=2, steps=700, params=TINY, checkpoint_every=2, eval_every=1,
+                             num_envs_per_env_runner=4)
+    summary = train(settings, out, progress=False, final_eval=True)
+    return out, settings, summary
+
+
+def test_training_writes_checkpoints_curve_evaluation_and_plot(trained):
+    out, _, summary = trained
+    assert summary["env_steps"] >= 700
+    ckpt = find_checkpoint(out)
+    assert (ckpt / "mahppo_policy.json").is_file()
+    assert (out / "training_curve.png").stat().st_size > 1000
+    table = json.loads((out / "evaluation.json").read_text())
+    assert set(table) == {"trained", "local", "edge", "random", "greedy", "static-search"}
+    assert table["local"]["energy_vs_local"] == pytest.approx(1.0)
+    rows = (out / "curve.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,env_steps") and len(rows) >= 3
+
+
+def test_evaluate_cli_accepts_the_train_out_dir(trained):
+    out, _, _ = trained
+    res = subprocess.run([sys.executable, "-m", "mahppo", "evaluate", "--policy", str(out), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    m = json.loads(res.stdout)
+    assert m["tasks_completed"] == 2 * 200  # the policy's own N = 2, test scenario
+
+
+def test_restored_policy_acts_like_the_trained_one(trained, ray_session):
+    out, settings, _ = trained
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    ckpt = find_checkpoint(out)
+    algo = Algorithm.from_checkpoint(str(ckpt))
+    try:
+        live = live_policy(algo, ["ue_0", "ue_1"])
+        loaded = load_policy(ckpt)
+        states = np.random.default_rng(0).uniform(0, 1, size=(32, 8)).astype(np.float32)
+        for a, b in zip(live.act_batch(states), loaded.act_batch(states), strict=True):
+            np.testing.assert_allclose(a, b)
+    finally:
+        algo.stop()
+    config = EnvConfig.from_kwargs(num_ues=2, scenario="test")
+    assert evaluate(load_policy(ckpt), config) == evaluate(load_policy(out), config)
+
+
+def test_resume_continues_from_the_latest_checkpoint(trained, tmp_path):
+    out, settings, summary = trained
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = json.loads((find_checkpoint(copy) / "mahppo_policy.json").read_text())["iteration"]
+    settings.steps = summary["env_steps"] + 200
+    resumed = train(settings, copy, resume=True, progress=False, final_eval=False)
+    after = json.loads((find_checkpoint(copy) / "mahppo_policy.json").read_text())["iteration"]
+    assert after == before + 1 and resumed["env_steps"] > summary["env_steps"]
+
+
+def test_ippo_ablation_trains_and_evaluates(ray_session, tmp_path):
+    settings = TrainSettings(num_ues=2, steps=300, params=TINY, algo="ippo", num_envs_per_env_runner=4)
+    train(settings, tmp_path, progress=False, final_eval=False)
+    m = evaluate(load_policy(tmp_path), EnvConfig.from_kwargs(num_ues=2, scenario="test"))
+    assert m["tasks_completed"] == 400
+
+
+def test_policy_refuses_an_env_with_another_number_of_ues(trained):
+    out, _, _ = trained
+    with pytest.raises(ValueError, match="trained for 2 UEs"):
+        evaluate(load_policy(out), EnvConfig.from_kwargs(num_ues=3, scenario="test"))
