@@ -1,0 +1,266 @@
+"""The edge decision-maker as a Ray Serve application (FastAPI ingress, OpenAPI docs at ``/docs``).
+
+``build_app`` is the application builder that ``serve run``, ``serve deploy serve/config.yaml`` and
+``mahppo serve`` use::
+
+    serve run serve.app:build_app checkpoint=runs/mahppo-n3-seed0
+
+One replica holds the per-UE actor networks (no critic). Requests are batched with ``@serve.batch``:
+the global states of up to ``max_batch_size`` concurrent requests go through each actor in one
+forward pass (``TrainedPolicy.act_batch``).
+"""
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from ray import serve
+from ray.serve import Application
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve.schema import DecideRequest, DecideResponse, RequestError, StateNormalizer, format_loc
+
+DEPLOYMENT_NAME = "DecisionMaker"
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_BATCH_WAIT_S = 0.001
+
+app = FastAPI(
+    title="mahppo edge decision-maker",
+    version="1",
+    description="Per-frame decisions (partition point, channel, transmit power) for every UE of a cell, "
+    "from a trained MAHPPO policy. POST the state pool to /v1/decide.",
+)
+app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"body: request body exceeds the limit of {limit} bytes")
+
+
+def _error(status: int, field: str, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"detail": f"{field}: {message}", "field": field}
+    body["errors"] = errors or [{"field": field, "message": message}]
+    return JSONResponse(status_code=status, content=body)
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: 413 for a body over ``state.max_body_bytes``, declared or streamed."""
+
+    def __init__(self, inner: Any, state: Any):
+        self.inner = inner
+        self.state = state
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        limit = int(self.state.max_body_bytes)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > limit or declared < 0:
+                    msg = f"request body exceeds the limit of {limit} bytes" if declared > limit \
+                        else "invalid Content-Length"
+                    await _error(413 if declared > limit else 400, "body", msg)(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge(limit)
+            return message
+
+        await self.inner(scope, limited_receive, send)
+
+
+app.add_middleware(BodyLimitMiddleware, state=app.state)
+
+
+@app.exception_handler(RequestValidationError)
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = []
+    for e in exc.errors():
+        field = format_loc(e.get("loc", ()))
+        msg = str(e.get("msg", "invalid"))
+        if e.get("type") == "json_invalid":
+            return _error(400, "body", f"not valid JSON ({e.get('ctx', {}).get('error', msg)})")
+        errors.append({"field": field, "message": msg, "type": e.get("type")})
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    return _error(422, first["field"], first["message"], errors)
+
+
+@app.exception_handler(RequestError)
+async def _on_request_error(request: Request, exc: RequestError) -> JSONResponse:
+    return _error(exc.status, exc.field, exc.message)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = str(exc.detail)
+    field, _, message = detail.partition(": ") if ": " in detail else ("request", "", detail)
+    return _error(exc.status_code, field, message or detail)
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process (Linux ``/proc``; else the peak from ``getrusage``)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _model_info(policy: Any) -> dict[str, Any]:
+    from marl_env.config import EnvConfig
+
+    cfg = EnvConfig.from_kwargs(**policy.env_defaults)
+    meta = policy.meta
+    return {
+        "policy_id": policy.name,
+        "algo": meta.get("algo"),
+        "num_ues": len(policy.agents),
+        "num_channels": cfg.num_channels,
+        "agents": policy.agents,
+        "dnn": [s.dnn for s in cfg.specs],
+        "points_per_ue": [p.num_actions for p in cfg.profiles],
+        "beta": cfg.beta,
+        "p_max_w": cfg.p_max_w,
+        "trained_at": meta.get("trained_at"),
+        "iteration": meta.get("iteration"),
+        "env_steps": meta.get("env_steps"),
+        "env_config": policy.env_defaults,
+    }
+
+
+@serve.deployment(name=DEPLOYMENT_NAME, max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
+@serve.ingress(app)
+class DecisionMaker:
+    """One replica: the policy's actors, the env's state scales and a request batcher."""
+
+    def __init__(self, source: str, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+                 batch_wait_timeout_s: float = DEFAULT_BATCH_WAIT_S,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tracking_uri: str | None = None):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        if tracking_uri:
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        import torch
+
+        torch.set_num_threads(1)
+        from algorithms.policy import load_policy
+
+        self.policy = load_policy(source)
+        self.normalizer = StateNormalizer.for_env(self.policy.agents, self.policy.env_defaults)
+        self.model_info = _model_info(self.policy)
+        app.state.max_body_bytes = int(max_body_bytes)
+        self._act.set_max_batch_size(int(max_batch_size))
+        self._act.set_batch_wait_timeout_s(float(batch_wait_timeout_s))
+        self.max_batch_size = int(max_batch_size)
+        self.requests = 0
+        self.batches = 0
+        self.started = time.time()
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict[str, Any]:
+        """Liveness, plus counters: requests decided, forward batches run, the replica's RSS."""
+        return {"status": "ok", "policy_id": self.policy.name, "requests": self.requests,
+                "batches": self.batches, "max_batch_size": self.max_batch_size,
+                "uptime_s": round(time.time() - self.started, 3), "rss_bytes": _rss_bytes()}
+
+    @app.get("/v1/model")
+    async def model(self) -> dict[str, Any]:
+        """What is served: policy id, N, C, DNN and partition points per UE, beta, when trained."""
+        return self.model_info
+
+    @app.post("/v1/decide", response_model=DecideResponse, responses={
+        400: {"description": "body is not JSON"}, 413: {"description": "body too large"},
+        422: {"description": "a field is missing, of the wrong type, out of range, or the UEs do not "
+              "match the policy's; `field` names it"}})
+    async def decide(self, request: DecideRequest) -> dict[str, Any]:
+        """The next frame's decision for every UE of the state pool."""
+        state, pos = self.normalizer.state(request.ues)
+        pts, chs, pws = await self._act((state, request.deterministic))
+        self.requests += 1
+        return {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
+                               "power_w": float(pws[p])} for ue, p in zip(request.ues, pos, strict=True)],
+                "policy_id": self.policy.name}
+
+    @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
+    async def _act(self, items: list[tuple[np.ndarray, bool]]) -> list[tuple[np.ndarray, ...]]:
+        """One forward per actor for every request of the batch (two if modes are mixed)."""
+        out: list[Any] = [None] * len(items)
+        for mode in (True, False):
+            idx = [i for i, (_, det) in enumerate(items) if det is mode]
+            if not idx:
+                continue
+            pts, chs, pws = self.policy.act_batch(np.stack([items[i][0] for i in idx]), deterministic=mode)
+            self.batches += 1
+            for r, i in enumerate(idx):
+                out[i] = (pts[r], chs[r], pws[r])
+        return out
+
+    def rss_bytes(self) -> int:
+        """For a ``DeploymentHandle`` caller (the load benchmark)."""
+        return _rss_bytes()
+
+
+class AppArgs(BaseModel):
+    """Arguments of ``build_app`` (``args:`` in serve/config.yaml, ``key=value`` after ``serve run``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str | None = Field(default=None, description="a `mahppo train --out` dir or a checkpoint dir")
+    model_uri: str | None = Field(default=None, description="an MLflow URI: models:/NAME/VER, runs:/ID/checkpoint")
+    max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(default=DEFAULT_BATCH_WAIT_S, ge=0, le=1)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI for model_uri")
+    num_replicas: int | None = Field(default=None, ge=1, description="default 1 (or the config file's)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "AppArgs":
+        if (self.checkpoint is None) == (self.model_uri is None):
+            raise ValueError("give exactly one of checkpoint or model_uri")
+        return self
+
+
+def resolve_source(args: AppArgs) -> tuple[str, str | None]:
+    """The policy source as the replica loads it (absolute path or URI) and the tracking URI."""
+    if args.checkpoint is not None:
+        from algorithms.policy import find_checkpoint
+
+        return str(find_checkpoint(Path(args.checkpoint).expanduser().resolve())), None
+    from algorithms.tracking import tracking_uri
+
+    uri = tracking_uri(args.tracking_uri)
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(Path(uri[len(prefix):]).resolve())
+    return str(args.model_uri), uri
+
+
+def build_app(args: AppArgs | dict[str, Any]) -> Application:
+    """The application builder (``import_path: serve.app:build_app``)."""
+    if not isinstance(args, AppArgs):
+        args = AppArgs.model_validate(args)
+    source, tracking = resolve_source(args)
+    deployment = DecisionMaker if args.num_replicas is None else DecisionMaker.options(num_replicas=args.num_replicas)
+    return deployment.bind(source, max_batch_size=args.max_batch_size,
+                              batch_wait_timeout_s=args.batch_wait_timeout_s,
+                              max_body_bytes=args.max_body_bytes, tracking_uri=tracking)

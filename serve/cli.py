@@ -1,0 +1,201 @@
+"""``mahppo serve`` (run the decision-maker), ``mahppo query`` (one state pool) and
+``mahppo simulate --via URL`` (the test scenario with every decision fetched over HTTP)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from marl_env.cli import _positive_int, add_env_arguments, env_kwargs, format_table
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+APP_NAME = "mahppo"
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"--host {host} --port {port}: cannot bind ({exc.strerror or exc})") from None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from serve.app import AppArgs, build_app
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port {args.port}: must be 1..65535")
+    source: dict[str, Any] = {}
+    if args.model_uri:
+        from algorithms.policy import download_model
+
+        if args.mlflow_uri:
+            os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri
+        source["checkpoint"] = str(download_model(args.model_uri))  # fail here, not in the replica
+    else:
+        source["checkpoint"] = args.checkpoint
+    app_args = AppArgs(**source, max_batch_size=args.max_batch_size,
+                       batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas)
+    application = build_app(app_args)  # FileNotFoundError for a directory without a checkpoint
+    _check_port_free(args.host, args.port)
+
+    import ray
+    from ray import serve
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    ray.init(address=args.address, num_cpus=None if args.address else (os.cpu_count() or 2),
+             include_dashboard=False, log_to_driver=args.verbose)
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        serve.run(application, name=APP_NAME, route_prefix="/")
+        from serve.client import DecisionClient
+
+        info = DecisionClient(f"http://{_client_host(args.host)}:{args.port}").model()
+        print(f"serving {info['policy_id']} (N={info['num_ues']}, C={info['num_channels']}) on "
+              f"http://{args.host}:{args.port}  docs: /docs  Ctrl-C to stop", flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("shutting down", flush=True)
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+            for s, handler in old.items():
+                signal.signal(s, handler)
+    return 0
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+
+
+def example_pool(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The test scenario's first state pool: every UE 50 m away with 200 tasks, nothing in flight."""
+    from marl_env.config import TEST_DISTANCE_M, TEST_NUM_TASKS
+
+    return [{"ue_id": a, "tasks_left": TEST_NUM_TASKS, "total_tasks": TEST_NUM_TASKS, "local_time_left_s": 0.0,
+             "bits_left": 0.0, "distance_m": TEST_DISTANCE_M} for a in info["agents"]]
+
+
+def _read_pool(path: str) -> tuple[list[dict[str, Any]], bool | None]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"--state-file {path}: not JSON ({exc})") from None
+    if isinstance(data, dict) and "ues" in data:
+        return data["ues"], data.get("deterministic")
+    if isinstance(data, list):
+        return data, None
+    raise ValueError(f"--state-file {path}: expected {{\"ues\": [...]}} or a list of UE states")
+
+
+def _client(url: str):
+    from serve.client import DecisionClient
+
+    return DecisionClient(url)
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from serve.client import DecisionError
+
+    client = _client(args.url)
+    try:
+        if args.state_file:
+            ues, det = _read_pool(args.state_file)
+            det = (not args.stochastic) if det is None or args.stochastic else det
+        else:
+            ues, det = example_pool(client.model()), not args.stochastic
+        decisions = client.decide(ues, deterministic=bool(det))
+    except DecisionError as exc:
+        raise ValueError(f"{args.url}: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"--url {args.url}: cannot reach the decision-maker ({exc})") from None
+    if args.json:
+        print(json.dumps({"ues": ues, "decisions": decisions}))
+        return 0
+    print("| ue_id | partition_point | channel | power_w |\n|---|---|---|---|")
+    for d in decisions:
+        print(f"| {d['ue_id']} | {d['partition_point']} | {d['channel']} | {d['power_w']:.4g} |")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import time
+
+    from marl_env.config import EnvConfig
+    from marl_env.evaluation import evaluate
+    from serve.client import DecisionError, RemotePolicy
+
+    try:
+        remote = RemotePolicy(_client(args.via), deterministic=not args.stochastic)
+        config = EnvConfig.from_kwargs(**{**remote.env_defaults, **env_kwargs(args)})
+        t0 = time.perf_counter()
+        metrics = evaluate(remote, config, episodes=args.episodes, seed=args.seed)
+        wall = time.perf_counter() - t0
+    except DecisionError as exc:
+        raise ValueError(f"{args.via}: {exc}") from None
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"--via {args.via}: cannot reach the decision-maker ({exc})") from None
+    if args.json:
+        print(json.dumps({"policy": remote.name, "via": args.via, **metrics, "requests": remote.requests}))
+    else:
+        print(format_table({f"{remote.name} via HTTP": metrics}))
+        print(f"{remote.requests} decisions fetched in {wall:.1f} s "
+              f"({1000 * wall / max(remote.requests, 1):.2f} ms per frame incl. the simulator)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a trained policy over HTTP with Ray Serve",
+                       description="Run the edge decision-maker (POST /v1/decide, GET /v1/model, /healthz, "
+                       "/docs) in the foreground until Ctrl-C or SIGTERM.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="DIR", help="a `mahppo train --out` dir or a checkpoint dir")
+    src.add_argument("--model-uri", metavar="URI", help="an MLflow URI: models:/NAME/VER or runs:/ID/checkpoint")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI for --model-uri (default ./mlflow.db)")
+    p.add_argument("--host", default=DEFAULT_HOST, help="bind address (default 127.0.0.1: loopback only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--replicas", type=_positive_int, default=None, help="replicas of the deployment (1)")
+    p.add_argument("--max-batch-size", type=_positive_int, default=32, help="requests per forward pass")
+    p.add_argument("--batch-wait-ms", type=float, default=1.0, help="how long a batch waits to fill")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--verbose", action="store_true", help="show the replicas' logs")
+    p.set_defaults(handler=_cmd_serve)
+
+    q = sub.add_parser("query", help="send one state pool to a served policy and print the decisions",
+                       description="POST a state pool to URL/v1/decide. Without --state-file, the test "
+                       "scenario's first state pool for the served N.")
+    q.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    q.add_argument("--state-file", default=None, metavar="F",
+                   help='JSON: {"ues": [{"ue_id": "ue_0", "tasks_left": ..., ...}, ...]} or the list alone; - = stdin')
+    q.add_argument("--stochastic", action="store_true", help="sample each branch instead of its mode")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(handler=_cmd_query)
+
+    s = sub.add_parser("simulate", help="run the env with every decision fetched from a served policy",
+                       description="Run the test scenario (or --scenario train) with each frame's decisions "
+                       "from URL/v1/decide and print the same metrics as `mahppo evaluate`.")
+    s.add_argument("--via", required=True, metavar="URL", help="the decision-maker, e.g. http://127.0.0.1:8000")
+    add_env_arguments(s)
+    s.add_argument("--episodes", type=_positive_int, default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--stochastic", action="store_true", help="sampled decisions (no longer reproducible)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(handler=_cmd_simulate)

@@ -1,0 +1,151 @@
+"""A small Python client of the decision-maker (standard library only, keep-alive connections).
+
+    from serve.client import DecisionClient
+    client = DecisionClient("http://127.0.0.1:8000")
+    client.model()["num_ues"]
+    client.decide([{"ue_id": "ue_0", "tasks_left": 120, "local_time_left_s": 0.01,
+                    "bits_left": 50176, "distance_m": 50.0}, ...])
+
+``RemotePolicy`` plugs the served policy into ``marl_env.evaluation`` (what ``mahppo simulate --via``
+runs): every frame it reads the raw UE state from the env and asks the server for the decisions.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class DecisionError(RuntimeError):
+    """The server answered 4xx/5xx; ``status``, ``field`` and ``detail`` come from its reply."""
+
+    def __init__(self, status: int, detail: str, field: str | None = None):
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.field = field
+
+
+class DecisionClient:
+    """HTTP client of ``/healthz``, ``/v1/model`` and ``/v1/decide``; one connection per thread."""
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 10.0):
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"url {url!r}: expected http://HOST:PORT")
+        self.url = f"http://{parts.hostname}:{parts.port or 80}"
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _conn(self, fresh: bool = False) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or fresh:
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
+        """Send one request; returns ``(status, parsed JSON or text)``. Retries once on a stale connection."""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (0, 1):
+            conn = self._conn(fresh=attempt == 1)
+            try:
+                conn.request(method, self.prefix + path, body=body, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                break
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest,
+                    http.client.BadStatusLine):
+                conn.close()
+                self._local.conn = None
+                if attempt == 1:
+                    raise
+        try:
+            data: Any = json.loads(raw)
+        except ValueError:
+            data = raw.decode("utf-8", "replace")
+        return resp.status, data
+
+    def _get_ok(self, method: str, path: str, body: bytes | None = None) -> Any:
+        status, data = self.request(method, path, body)
+        if status >= 400:
+            detail = data.get("detail") if isinstance(data, dict) else data
+            field = data.get("field") if isinstance(data, dict) else None
+            raise DecisionError(status, str(detail), field)
+        return data
+
+    def health(self) -> dict[str, Any]:
+        return self._get_ok("GET", "/healthz")
+
+    def model(self) -> dict[str, Any]:
+        return self._get_ok("GET", "/v1/model")
+
+    def decide(self, ues: list[dict[str, Any]], deterministic: bool = True) -> list[dict[str, Any]]:
+        """The decisions for a state pool (a list of per-UE dicts), in the order given."""
+        body = json.dumps({"ues": ues, "deterministic": deterministic}).encode()
+        return self._get_ok("POST", "/v1/decide", body)["decisions"]
+
+    def decide_arrays(self, tasks_left: Any, total_tasks: Any, local_time_left_s: Any, bits_left: Any,
+                      distance_m: Any, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Arrays over ue_0..ue_{N-1} in, ``(points, channels, powers)`` arrays out."""
+        ues = state_pool(tasks_left, total_tasks, local_time_left_s, bits_left, distance_m)
+        dec = self.decide(ues, deterministic)
+        return (np.array([d["partition_point"] for d in dec], dtype=np.int64),
+                np.array([d["channel"] for d in dec], dtype=np.int64),
+                np.array([d["power_w"] for d in dec], dtype=np.float64))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def state_pool(tasks_left: Any, total_tasks: Any, local_time_left_s: Any, bits_left: Any,
+               distance_m: Any) -> list[dict[str, Any]]:
+    """Per-UE arrays (ue_0 first) -> the request's ``ues`` list."""
+    return [{"ue_id": f"ue_{i}", "tasks_left": int(k), "total_tasks": int(kt), "local_time_left_s": float(t),
+             "bits_left": float(b), "distance_m": float(d)}
+            for i, (k, kt, t, b, d) in enumerate(zip(tasks_left, total_tasks, local_time_left_s, bits_left,
+                                                     distance_m, strict=True))]
+
+
+class RemotePolicy:
+    """A ``marl_env`` policy whose every decision is fetched from the served decision-maker."""
+
+    def __init__(self, client: DecisionClient, deterministic: bool = True):
+        self.client = client
+        self.deterministic = deterministic
+        self.info = client.model()
+        self.name = str(self.info["policy_id"])
+        self.agents = list(self.info["agents"])
+        self.env: Any = None
+        self.requests = 0
+
+    @property
+    def env_defaults(self) -> dict[str, Any]:
+        return dict(self.info.get("env_config", {}))
+
+    def reset(self, env: Any, seed: int | None = None) -> None:
+        if list(env.possible_agents) != self.agents:
+            raise ValueError(f"the served policy {self.name} decides for {len(self.agents)} UEs; "
+                             f"the env has {len(env.possible_agents)}")
+        self.env = env
+
+    def act(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ignores the normalised ``state``: sends the env's raw UE state, as a cell would."""
+        s = self.env.system
+        self.requests += 1
+        return self.client.decide_arrays(s.tasks_left, s.total_tasks, s.time_left, s.bits_left, s.distance,
+                                         self.deterministic)

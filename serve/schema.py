@@ -1,0 +1,146 @@
+"""The HTTP API's bodies and the check-then-normalise step from a state pool to the network input.
+
+Pure Python (pydantic + numpy): no Ray here, so the validation is unit-testable on its own. The
+normalisation is ``marl_env.core.normalize_state``, the very function the env uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from marl_env.config import TEST_NUM_TASKS
+from marl_env.core import normalize_state
+
+MAX_UES = 10_000  # a hard cap on the list length, before the policy's own N is checked
+MAX_COUNT = 10**9  # tasks_left / total_tasks
+MAX_VALUE = 1e12  # seconds, bits, metres: anything larger is a client bug
+
+
+class UEState(BaseModel):
+    """One UE's raw state at the end of a frame (one entry of the state pool)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{
+        "ue_id": "ue_0", "tasks_left": 120, "local_time_left_s": 0.01, "bits_left": 50176,
+        "distance_m": 50.0}]})
+
+    ue_id: str = Field(description="the UE's agent id, ue_0 .. ue_{N-1}", max_length=64)
+    tasks_left: int = Field(ge=0, le=MAX_COUNT, description="tasks the UE still has to finish (k)")
+    local_time_left_s: float = Field(ge=0, le=MAX_VALUE, allow_inf_nan=False,
+                                     description="time left of the current front part on the UE (l), seconds")
+    bits_left: float = Field(ge=0, le=MAX_VALUE, allow_inf_nan=False,
+                             description="bits of the current feature / input still to send (n)")
+    distance_m: float = Field(ge=0, le=MAX_VALUE, allow_inf_nan=False,
+                              description="distance to the edge server (d), metres")
+    total_tasks: int = Field(default=TEST_NUM_TASKS, ge=1, le=MAX_COUNT,
+                             description="the UE's task count at the start of its episode (K_n; k is "
+                             f"normalised by it). Default {TEST_NUM_TASKS}, the test scenario's K")
+
+
+class DecideRequest(BaseModel):
+    """The state pool: every UE of the cell, once."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    ues: list[UEState] = Field(min_length=1, max_length=MAX_UES)
+    deterministic: bool = Field(default=True, description="true: the mode of each branch; false: sample")
+
+
+class Decision(BaseModel):
+    ue_id: str
+    partition_point: int = Field(description="0: send the raw input; B_n + 1: run the whole DNN locally")
+    channel: int
+    power_w: float
+
+
+class DecideResponse(BaseModel):
+    decisions: list[Decision] = Field(description="one per UE, in the order of the request")
+    policy_id: str
+
+
+class RequestError(ValueError):
+    """A request that passed the schema but not the policy's checks; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str, status: int = 422):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = status
+
+
+class StateNormalizer:
+    """Checks a state pool against one policy's UEs and turns it into the global state ``[4N]``."""
+
+    def __init__(self, agents: list[str], l_scale: np.ndarray, n_scale: np.ndarray, d_min_m: float,
+                 d_max_m: float):
+        self.agents = list(agents)
+        self.index = {a: i for i, a in enumerate(self.agents)}
+        self.l_scale = np.asarray(l_scale, dtype=np.float64)
+        self.n_scale = np.asarray(n_scale, dtype=np.float64)
+        self.d_min_m = float(d_min_m)
+        self.d_max_m = float(d_max_m)
+
+    @classmethod
+    def for_env(cls, agents: list[str], env_defaults: dict[str, Any]) -> StateNormalizer:
+        """The scales of the env the policy was trained on (its N, DNNs, profile, distances)."""
+        from marl_env.config import EnvConfig
+        from marl_env.core import MECSystem
+
+        system = MECSystem(EnvConfig.from_kwargs(**env_defaults))
+        if system.n != len(agents):
+            raise ValueError(f"policy has {len(agents)} actors but its env config has {system.n} UEs")
+        return cls(agents, system.l_scale, system.n_scale, system.config.d_min_m, system.config.d_max_m)
+
+    def order(self, ues: list[UEState]) -> list[int]:
+        """Position of each request entry in the policy's UE order; raises ``RequestError``."""
+        n = len(self.agents)
+        seen: dict[str, int] = {}
+        pos = []
+        for j, ue in enumerate(ues):
+            if ue.ue_id not in self.index:
+                raise RequestError(f"ues[{j}].ue_id", f"unknown UE {ue.ue_id!r} (this policy serves "
+                                   f"{self.agents[0]} .. {self.agents[-1]})")
+            if ue.ue_id in seen:
+                raise RequestError(f"ues[{j}].ue_id", f"duplicate UE {ue.ue_id!r} (also ues[{seen[ue.ue_id]}])")
+            seen[ue.ue_id] = j
+            pos.append(self.index[ue.ue_id])
+        if len(ues) != n:
+            missing = [a for a in self.agents if a not in seen]
+            raise RequestError("ues", f"expected {n} UEs ({self.agents[0]} .. {self.agents[-1]}), got "
+                               f"{len(ues)}; missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        return pos
+
+    def state(self, ues: list[UEState]) -> tuple[np.ndarray, list[int]]:
+        """The normalised global state (float32 ``[4N]``) of a state pool, and ``order(ues)``."""
+        pos = self.order(ues)
+        n = len(self.agents)
+        raw = np.empty((5, n), dtype=np.float64)
+        for k, (j, ue) in enumerate(zip(pos, ues, strict=True)):
+            if ue.tasks_left > ue.total_tasks:
+                raise RequestError(f"ues[{k}].tasks_left", f"{ue.tasks_left} must be <= total_tasks = "
+                                   f"{ue.total_tasks} (the UE's task count at the start; default {TEST_NUM_TASKS})")
+            raw[:, j] = (ue.tasks_left, ue.total_tasks, ue.local_time_left_s, ue.bits_left, ue.distance_m)
+        state = normalize_state(raw[0], raw[1], raw[2], raw[3], raw[4], self.l_scale, self.n_scale,
+                                self.d_min_m, self.d_max_m)
+        if not np.all(np.isfinite(state)):
+            bad = int(np.argmin(np.isfinite(state)))
+            field = ("tasks_left", "local_time_left_s", "bits_left", "distance_m")[bad % 4]
+            j = pos.index(bad // 4)
+            raise RequestError(f"ues[{j}].{field}", "too large for the policy's input")
+        return state, pos
+
+
+def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "ues", 0, "tasks_left")`` -> ``"ues[0].tasks_left"``."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "body"

@@ -1,0 +1,206 @@
+"""serve/ without Ray: request validation, normalisation, the body limit, config.yaml, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from marl_env.config import EnvConfig
+from marl_env.core import MECSystem
+from marl_env.env import CollabInferenceEnv
+from serve.schema import DecideRequest, RequestError, StateNormalizer, format_loc
+
+AGENTS = ["ue_0", "ue_1", "ue_2"]
+ENV = {"num_ues": 3, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
+pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")  # ray.serve's own
+
+CONFIG_YAML = Path(__file__).resolve().parents[1] / "serve" / "config.yaml"
+
+
+def _ues(n: int = 3) -> list[dict]:
+    return [{"ue_id": f"ue_{i}", "tasks_left": 120, "local_time_left_s": 0.01, "bits_left": 50176,
+             "distance_m": 50.0} for i in range(n)]
+
+
+def _first_field(body: dict) -> str:
+    with pytest.raises(ValidationError) as info:
+        DecideRequest.model_validate(body)
+    return format_loc(info.value.errors()[0]["loc"])
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda b: b["ues"][0].pop("distance_m"), "ues[0].distance_m"),
+    (lambda b: b.pop("ues"), "ues"),
+    (lambda b: b["ues"][1].update(tasks_left=-1), "ues[1].tasks_left"),
+    (lambda b: b["ues"][1].update(bits_left=-0.5), "ues[1].bits_left"),
+    (lambda b: b["ues"][2].update(local_time_left_s=float("nan")), "ues[2].local_time_left_s"),
+    (lambda b: b["ues"][2].update(distance_m=float("inf")), "ues[2].distance_m"),
+    (lambda b: b["ues"][0].update(tasks_left="12"), "ues[0].tasks_left"),
+    (lambda b: b["ues"][0].update(tasks_left=1.5), "ues[0].tasks_left"),
+    (lambda b: b["ues"][0].update(tasks_left=True), "ues[0].tasks_left"),
+    (lambda b: b["ues"][0].update(ue_id=0), "ues[0].ue_id"),
+    (lambda b: b["ues"][0].update(distance_m="far"), "ues[0].distance_m"),
+    (lambda b: b["ues"][0].update(distance_m=1e13), "ues[0].distance_m"),
+    (lambda b: b["ues"][0].update(total_tasks=0), "ues[0].total_tasks"),
+    (lambda b: b["ues"][0].update(colour="red"), "ues[0].colour"),
+    (lambda b: b.update(deterministic="yes"), "deterministic"),
+    (lambda b: b.update(ues={}), "ues"),
+    (lambda b: b.update(ues=[]), "ues"),
+])
+def test_schema_names_the_bad_field(mutate, field):
+    body = {"ues": _ues()}
+    mutate(body)
+    assert _first_field(body) == field
+
+
+def test_schema_accepts_ints_for_floats_and_defaults():
+    req = DecideRequest.model_validate({"ues": [dict(u, distance_m=50) for u in _ues()]})
+    assert req.deterministic is True
+    assert req.ues[0].total_tasks == 200 and req.ues[0].distance_m == 50.0
+
+
+def test_normalizer_is_the_env_normalisation():
+    norm = StateNormalizer.for_env(AGENTS, ENV)
+    env = CollabInferenceEnv(EnvConfig.from_kwargs(**ENV, scenario="test"))
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # a few frames in, so that k, l and n are all non-trivial
+        env.step_arrays(rng.integers(0, 6, 3), rng.integers(0, 2, 3), rng.uniform(0.1, 1.0, 3))
+    s = env.system
+    ues = [{"ue_id": f"ue_{i}", "tasks_left": int(s.tasks_left[i]), "total_tasks": int(s.total_tasks[i]),
+            "local_time_left_s": float(s.time_left[i]), "bits_left": float(s.bits_left[i]),
+            "distance_m": float(s.distance[i])} for i in range(3)]
+    req = DecideRequest.model_validate(json.loads(json.dumps({"ues": ues[::-1]})))  # any order
+    state, pos = norm.state(req.ues)
+    assert pos == [2, 1, 0]
+    assert state.dtype == np.float32
+    np.testing.assert_array_equal(state, env.state())
+
+
+@pytest.mark.parametrize("ids, field", [
+    (["ue_0", "ue_1"], "ues"),
+    (["ue_0", "ue_1", "ue_2", "ue_3"], "ues[3].ue_id"),
+    (["ue_0", "ue_7", "ue_2"], "ues[1].ue_id"),
+    (["ue_0", "ue_1", "ue_0"], "ues[2].ue_id"),
+])
+def test_normalizer_checks_the_ues(ids, field):
+    norm = StateNormalizer.for_env(AGENTS, ENV)
+    req = DecideRequest.model_validate({"ues": [dict(_ues(1)[0], ue_id=i) for i in ids]})
+    with pytest.raises(RequestError) as info:
+        norm.state(req.ues)
+    assert info.value.field == field and info.value.status == 422
+
+
+def test_normalizer_rejects_more_tasks_left_than_total():
+    norm = StateNormalizer.for_env(AGENTS, ENV)
+    ues = _ues()
+    ues[1].update(tasks_left=201)
+    with pytest.raises(RequestError, match="total_tasks") as info:
+        norm.state(DecideRequest.model_validate({"ues": ues}).ues)
+    assert info.value.field == "ues[1].tasks_left"
+
+
+def test_normalizer_scales_match_the_system():
+    system = MECSystem(EnvConfig.from_kwargs(**ENV))
+    norm = StateNormalizer.for_env(AGENTS, ENV)
+    np.testing.assert_array_equal(norm.l_scale, system.l_scale)
+    np.testing.assert_array_equal(norm.n_scale, system.n_scale)
+    with pytest.raises(ValueError, match="3 UEs"):
+        StateNormalizer.for_env(AGENTS[:2], ENV)
+
+
+def test_format_loc():
+    assert format_loc(("body", "ues", 3, "bits_left")) == "ues[3].bits_left"
+    assert format_loc(("body",)) == "body"
+
+
+def _limited_app(limit: int) -> TestClient:
+    from serve.app import BodyLimitMiddleware
+
+    app = FastAPI()
+    app.state.max_body_bytes = limit
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict:
+        return {"n": len(await request.body())}
+
+    app.add_middleware(BodyLimitMiddleware, state=app.state)
+    return TestClient(app)
+
+
+def test_body_limit_declared_and_streamed():
+    client = _limited_app(1000)
+    assert client.post("/echo", content=b"x" * 1000).json() == {"n": 1000}
+    r = client.post("/echo", content=b"x" * 1001)
+    assert r.status_code == 413 and r.json()["field"] == "body"
+
+    def chunks():  # no Content-Length: counted while streaming
+        for _ in range(5):
+            yield b"y" * 300
+
+    r = client.post("/echo", content=chunks())
+    assert r.status_code == 413, r.text
+    assert client.post("/echo", content=b"{}").status_code == 200
+
+
+def test_config_yaml_is_a_serve_deploy_config():
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve.app import DEPLOYMENT_NAME, AppArgs, DecisionMaker
+
+    cfg = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG_YAML.read_text()))
+    assert cfg.http_options.host == "127.0.0.1"
+    (app,) = cfg.applications
+    assert app.import_path == "serve.app:build_app"
+    assert [d.name for d in app.deployments] == [DEPLOYMENT_NAME] == [DecisionMaker.name]
+    args = AppArgs.model_validate(app.args)
+    assert args.max_batch_size <= app.deployments[0].max_ongoing_requests
+
+
+def test_build_app_args(tmp_path):
+    from serve.app import AppArgs, build_app
+
+    with pytest.raises(ValidationError, match="exactly one"):
+        AppArgs()
+    with pytest.raises(ValidationError, match="exactly one"):
+        AppArgs(checkpoint="a", model_uri="models:/x/1")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        build_app({"checkpoint": str(tmp_path)})
+    ckpt = tmp_path / "checkpoints" / "iter_000001"
+    ckpt.mkdir(parents=True)
+    (ckpt / "mahppo_policy.json").write_text("{}")
+    bound = build_app({"checkpoint": str(tmp_path), "max_batch_size": "8"})  # strings as from `serve run`
+    assert bound._bound_deployment.init_args == (str(ckpt),)
+    assert bound._bound_deployment.init_kwargs["max_batch_size"] == 8
+
+
+def test_cli_user_errors(tmp_path, capsys):
+    from mahppo.cli import main
+
+    assert main(["serve", "--checkpoint", str(tmp_path / "nope")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    (tmp_path / "mahppo_policy.json").write_text("{}")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(tmp_path), "--port", str(port)]) == 2
+        assert "cannot bind" in capsys.readouterr().err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert main(["query", "--url", f"http://127.0.0.1:{closed}"]) == 2
+    assert "cannot reach" in capsys.readouterr().err
+    assert main(["simulate", "--via", f"http://127.0.0.1:{closed}"]) == 2
+    bad = tmp_path / "pool.json"
+    bad.write_text("{not json")
+    assert main(["query", "--url", f"http://127.0.0.1:{closed}", "--state-file", str(bad)]) == 2
+    assert "not JSON" in capsys.readouterr().err
