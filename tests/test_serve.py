@@ -1,0 +1,237 @@
+"""End to end: train a tiny policy, ``serve.run`` it on 127.0.0.1, and talk HTTP to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")]
+
+CONFIG_YAML = Path(__file__).resolve().parents[1] / "serve" / "config.yaml"
+N = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(url, checkpoint dir, in-process policy): one Ray + Serve for the module, shut down after."""
+    import ray
+    from ray import serve
+
+    from algorithms.policy import load_policy
+    from algorithms.train import TrainSettings, train
+    from serve.app import build_app
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    own_ray = not ray.is_initialized()
+    if own_ray:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    out = tmp_path_factory.mktemp("serve_policy")
+    try:
+        train(TrainSettings(num_ues=N, steps=1100, eval_every=1, checkpoint_every=1), out, progress=False,
+              final_eval=False)
+        port = _free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        app_cfg = yaml.safe_load(CONFIG_YAML.read_text())["applications"][0]
+        serve.run(build_app({**app_cfg["args"], "checkpoint": str(out)}), name=app_cfg["name"],
+                  route_prefix=app_cfg["route_prefix"])
+        yield f"http://127.0.0.1:{port}", out, load_policy(out)
+    finally:
+        serve.shutdown()
+        if own_ray:
+            ray.shutdown()
+
+
+@pytest.fixture
+def client(served):
+    from serve.client import DecisionClient
+
+    c = DecisionClient(served[0])
+    yield c
+    c.close()
+
+
+def _pool(rng: np.random.Generator, n: int = N) -> list[dict]:
+    total = rng.integers(1, 300, n)
+    return [{"ue_id": f"ue_{i}", "tasks_left": int(rng.integers(0, total[i] + 1)), "total_tasks": int(total[i]),
+             "local_time_left_s": float(rng.uniform(0, 0.05)), "bits_left": float(rng.uniform(0, 2e5)),
+             "distance_m": float(rng.uniform(1, 100))} for i in range(n)]
+
+
+def _in_process(policy, ues: list[dict], deterministic: bool = True):
+    from marl_env.core import normalize_state
+    from serve.schema import StateNormalizer
+
+    norm = StateNormalizer.for_env(policy.agents, policy.env_defaults)
+    by_id = {u["ue_id"]: u for u in ues}
+    cols = [[by_id[a].get(k, 200) for a in policy.agents]
+            for k in ("tasks_left", "total_tasks", "local_time_left_s", "bits_left", "distance_m")]
+    state = normalize_state(*map(np.asarray, cols), norm.l_scale, norm.n_scale, norm.d_min_m, norm.d_max_m)
+    return policy.act(state, deterministic)
+
+
+def test_healthz_model_docs(served, client):
+    url, out, policy = served
+    h = client.health()
+    assert h["status"] == "ok" and h["policy_id"] == policy.name and h["rss_bytes"] > 0
+    m = client.model()
+    assert m["policy_id"] == policy.name
+    assert m["num_ues"] == N and m["agents"] == policy.agents and m["num_channels"] == 2
+    assert m["dnn"] == ["resnet18"] * N and m["points_per_ue"] == [6] * N and m["beta"] == 0.47
+    assert m["trained_at"] == policy.meta["trained_at"]
+    status, page = client.request("GET", "/docs")
+    assert status == 200 and "swagger" in page.lower()
+    status, spec = client.request("GET", "/openapi.json")
+    assert status == 200 and {"/v1/decide", "/v1/model", "/healthz"} <= set(spec["paths"])
+
+
+def test_decide_valid_and_equal_to_in_process(served, client):
+    _, _, policy = served
+    info = client.model()
+    rng = np.random.default_rng(1)
+    for trial in range(8):
+        ues = _pool(rng)
+        if trial % 2:
+            ues = ues[::-1]  # any order; answers come back in the request's order
+        if trial == 0:
+            for u in ues:
+                del u["total_tasks"]  # default: the test scenario's 200
+                u["tasks_left"] = min(u["tasks_left"], 200)
+        dec = client.decide(ues)
+        assert [d["ue_id"] for d in dec] == [u["ue_id"] for u in ues]
+        pts, chs, pws = _in_process(policy, ues)
+        for d in dec:
+            i = policy.agents.index(d["ue_id"])
+            assert 0 <= d["partition_point"] < info["points_per_ue"][i]
+            assert 0 <= d["channel"] < info["num_channels"]
+            assert 0.0 <= d["power_w"] <= info["p_max_w"]
+            assert (d["partition_point"], d["channel"], d["power_w"]) == (pts[i], chs[i], pws[i])
+    sampled = client.decide(_pool(rng), deterministic=False)
+    assert all(0 <= d["partition_point"] < 6 and 0 <= d["channel"] < 2 for d in sampled)
+
+
+def _good(rng=None) -> bytes:
+    return json.dumps({"ues": _pool(rng or np.random.default_rng(0))}).encode()
+
+
+def _bad_cases() -> list[tuple[str, bytes, int, str]]:
+    base = json.loads(_good())
+
+    def edit(fn) -> bytes:
+        body = json.loads(json.dumps(base))
+        fn(body)
+        return json.dumps(body).encode()
+
+    extra = dict(base["ues"][0], ue_id="ue_3")
+    return [
+        ("too few UEs", edit(lambda b: b["ues"].pop()), 422, "ues"),
+        ("too many UEs", edit(lambda b: b["ues"].append(extra)), 422, "ues[3].ue_id"),
+        ("no UEs", b'{"ues": []}', 422, "ues"),
+        ("unknown id", edit(lambda b: b["ues"][1].update(ue_id="cell7")), 422, "ues[1].ue_id"),
+        ("duplicate id", edit(lambda b: b["ues"][2].update(ue_id="ue_0")), 422, "ues[2].ue_id"),
+        ("missing field", edit(lambda b: b["ues"][1].pop("bits_left")), 422, "ues[1].bits_left"),
+        ("missing ues", b'{"deterministic": true}', 422, "ues"),
+        ("negative", edit(lambda b: b["ues"][0].update(distance_m=-3.0)), 422, "ues[0].distance_m"),
+        ("negative count", edit(lambda b: b["ues"][2].update(tasks_left=-1)), 422, "ues[2].tasks_left"),
+        ("NaN", _good().replace(b'"local_time_left_s": ', b'"local_time_left_s": NaN, "x": ', 1), 422,
+         "ues[0].local_time_left_s"),
+        ("Infinity", edit(lambda b: b["ues"][1].update(bits_left=float("inf"))), 422, "ues[1].bits_left"),
+        ("overflow", _good().replace(b'"distance_m": ', b'"distance_m": 1e999, "y": ', 1), 422,
+         "ues[0].distance_m"),
+        ("string for int", edit(lambda b: b["ues"][0].update(tasks_left="7")), 422, "ues[0].tasks_left"),
+        ("float for int", edit(lambda b: b["ues"][0].update(tasks_left=7.5)), 422, "ues[0].tasks_left"),
+        ("int for id", edit(lambda b: b["ues"][0].update(ue_id=0)), 422, "ues[0].ue_id"),
+        ("bad flag", edit(lambda b: b.update(deterministic="no")), 422, "deterministic"),
+        ("ues not a list", b'{"ues": {"ue_0": {}}}', 422, "ues"),
+        ("body not an object", b"[1, 2]", 422, "body"),
+        ("unknown field", edit(lambda b: b["ues"][0].update(power=1)), 422, "ues[0].power"),
+        ("more tasks than total", edit(lambda b: b["ues"][0].update(tasks_left=999, total_tasks=10)), 422,
+         "ues[0].tasks_left"),
+        ("not JSON", b'{"ues": [', 400, "body"),
+        ("oversized body", b" " * (1 << 20) + b"{}", 413, "body"),
+    ]
+
+
+@pytest.mark.parametrize("name, body, status, field", _bad_cases(), ids=[c[0] for c in _bad_cases()])
+def test_bad_request_then_good_one(served, client, name, body, status, field):
+    got, reply = client.request("POST", "/v1/decide", body)
+    assert got == status, reply
+    assert reply["field"] == field, reply
+    assert reply["detail"].startswith(field)
+    assert len(client.decide(json.loads(_good())["ues"])) == N  # still serving
+
+
+def test_concurrent_requests_are_batched(served, client):
+    from serve.client import DecisionClient
+
+    _, _, policy = served
+    pools = [_pool(np.random.default_rng(100 + i)) for i in range(32)]
+    before = client.health()
+    results: list = [None] * len(pools)
+    barrier = threading.Barrier(len(pools))
+
+    def worker(i: int) -> None:
+        c = DecisionClient(served[0])
+        c.model()  # connect first
+        barrier.wait()
+        results[i] = c.decide(pools[i])
+        c.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(pools))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    after = client.health()
+    assert after["requests"] - before["requests"] == len(pools)
+    assert after["batches"] - before["batches"] < len(pools)  # some requests shared a forward pass
+    for ues, dec in zip(pools, results, strict=True):
+        pts, chs, pws = _in_process(policy, ues)
+        assert [d["partition_point"] for d in dec] == list(pts)
+        assert [d["channel"] for d in dec] == list(chs)
+        np.testing.assert_allclose([d["power_w"] for d in dec], pws, rtol=1e-6)
+
+
+def test_simulate_via_http_equals_in_process_evaluate(served, capsys):
+    from algorithms.policy import load_policy
+    from mahppo.cli import main
+    from marl_env.config import EnvConfig
+    from marl_env.evaluation import evaluate
+
+    url, out, _ = served
+    assert main(["simulate", "--via", url, "--json"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    policy = load_policy(out)
+    local = evaluate(policy, EnvConfig.from_kwargs(**policy.env_defaults, scenario="test"))
+    assert remote["requests"] > 0
+    for key, value in local.items():
+        assert remote[key] == value, key  # exactly: same state, same forward pass, JSON round-trips floats
+
+
+def test_query_cli(served, capsys, tmp_path):
+    from mahppo.cli import main
+
+    url = served[0]
+    assert main(["query", "--url", url]) == 0
+    table = capsys.readouterr().out
+    assert all(f"| ue_{i} |" in table for i in range(N))
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps({"ues": _pool(np.random.default_rng(5))}))
+    assert main(["query", "--url", url, "--state-file", str(pool), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["decisions"]) == N
+    pool.write_text(json.dumps(_pool(np.random.default_rng(5))[:2]))
+    assert main(["query", "--url", url, "--state-file", str(pool)]) == 2
+    assert "expected 3 UEs" in capsys.readouterr().err
