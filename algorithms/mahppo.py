@@ -41,7 +41,7 @@ class MAHPPOParams:
     gamma: float = 0.95
     lam: float = 0.95  # lambda of GAE, Eq. 18
     normalize_advantages: bool = True  # standardise advantages per update (RLlib's default)
-    grad_clip: float | None = 0.5
+    grad_clip: float | None = None  # the authors do not clip gradients
 
     def validate(self) -> MAHPPOParams:
         """Reject bad values with a message naming the hyperparameter."""
@@ -160,7 +160,9 @@ def build_config(env_config: dict, params: MAHPPOParams | None = None, *, algo: 
             for a in agents}))
     else:
         raise ValueError(f"algo = {algo!r} must be 'mahppo' or 'ippo'")
-    config.environment(RLlibCollabEnv, env_config=dict(env_config), normalize_actions=False, clip_actions=True)
+    # The sampled power goes to the env unchanged (and unclipped into the learner's log-probs); the env
+    # clips it into [1e-10 W, p_max] itself, so RLlib's per-step clipping connector is skipped.
+    config.environment(RLlibCollabEnv, env_config=dict(env_config), normalize_actions=False, clip_actions=False)
     config.multi_agent(policies=set(agents), policy_mapping_fn=_agent_is_module)
     config.env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)

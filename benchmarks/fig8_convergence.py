@@ -1,0 +1,132 @@
+"""Fig. 8: convergence of MAHPPO vs the IPPO ablation vs Local, and the headline numbers (Sec. 6.4.1).
+
+Trains each algorithm for ``--steps`` env steps per seed (test scenario evaluated every 2 iterations,
+deterministic policy), then writes ``fig8_convergence.png`` and ``fig8_convergence.md`` (final
+test-scenario metrics as mean +- std over seeds, ratios to Local, wall time, env steps/s, peak RSS).
+
+Run: ``python benchmarks/fig8_convergence.py --seeds 0 1 2 --steps 50000 --num-ues 3 --out bench_out/fig8``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def peak_rss_watcher(stop: threading.Event, box: list[float]) -> None:
+    """Peak resident memory of this process and all its children (Ray workers), in bytes."""
+    import psutil
+
+    me = psutil.Process()
+    while not stop.is_set():
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        box[0] = max(box[0], total)
+        stop.wait(1.0)
+
+
+def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
+    from algorithms.train import TrainSettings, train
+
+    settings = TrainSettings(num_ues=args.num_ues, steps=args.steps, seed=seed, algo=algo, dnn=args.dnn,
+                             beta=args.beta, eval_every=2, checkpoint_every=10)
+    run_dir = out / f"{algo}-seed{seed}"
+    stop, box = threading.Event(), [0.0]
+    watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
+    watcher.start()
+    t = time.perf_counter()
+    summary = train(settings, run_dir, progress=not args.quiet)
+    stop.set()
+    summary["wall_s_total"] = time.perf_counter() - t
+    summary["peak_rss_gib"] = box[0] / 2**30
+    with (run_dir / "curve.csv").open() as f:
+        summary["curve"] = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+    return summary
+
+
+def fmt(vals: list[float], digits: int = 4) -> str:
+    a = np.asarray(vals, dtype=float)
+    return f"{a.mean():.{digits}g} ± {a.std():.2g}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=50_000)
+    ap.add_argument("--num-ues", type=int, default=3)
+    ap.add_argument("--dnn", default="resnet18")
+    ap.add_argument("--beta", type=float, default=0.47)
+    ap.add_argument("--algos", nargs="+", default=["mahppo", "ippo"])
+    ap.add_argument("--out", default="bench_out/fig8")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    results: dict[str, list[dict]] = {a: [run(a, s, args, out) for s in args.seeds] for a in args.algos}
+    base = results[args.algos[0]][0]["evaluation"]
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for algo, runs in results.items():
+        grid = np.linspace(0, args.steps, 60)
+        ys = []
+        for r in runs:
+            pts = [(c["env_steps"], c["reward"]) for c in r["curve"] if "reward" in c]
+            x, y = np.array(pts).T
+            ys.append(np.interp(grid, x, y))
+        ys = np.array(ys)
+        ax.plot(grid, ys.mean(0), label=f"{algo.upper()} (mean of {len(runs)} seeds)")
+        ax.fill_between(grid, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2)
+    for name, style in (("local", "--"), ("static-search", ":")):
+        ax.axhline(base[name]["reward"], ls=style, color="gray" if name == "local" else "black", label=name)
+    ax.set_xlabel("env steps (frames)")
+    ax.set_ylabel("test-scenario episode reward")
+    ax.set_title(f"Fig. 8 reproduction: N={args.num_ues}, C=2, {args.dnn}, beta={args.beta}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig8_convergence.png", dpi=120)
+
+    lines = [f"N = {args.num_ues}, {args.dnn}, C = 2, beta = {args.beta}, {args.steps} env steps, "
+             f"seeds {args.seeds}; test scenario (d = 50 m, K = 200), deterministic policy.", "",
+             "| policy | frame latency / task (s) | x Local | energy / task (J) | x Local | episode reward | "
+             "wall time (s) | env steps/s | peak RSS (GiB) |", "|---|---|---|---|---|---|---|---|---|"]
+    for algo, runs in results.items():
+        ev = [r["evaluation"]["trained"] for r in runs]
+        lines.append(
+            f"| {algo} | {fmt([e['frame_latency_per_task_s'] for e in ev])} | "
+            f"{fmt([e['latency_vs_local'] for e in ev], 3)} | {fmt([e['energy_per_task_j'] for e in ev])} | "
+            f"{fmt([e['energy_vs_local'] for e in ev], 3)} | {fmt([e['reward'] for e in ev])} | "
+            f"{fmt([r['wall_time_s'] for r in runs], 3)} | {fmt([r['env_steps_per_s'] for r in runs], 3)} | "
+            f"{fmt([r['peak_rss_gib'] for r in runs], 3)} |")
+    for name in ("local", "static-search", "greedy", "random", "edge"):
+        b = base[name]
+        lines.append(f"| {name} | {b['frame_latency_per_task_s']:.4g} | {b['latency_vs_local']:.3g} | "
+                     f"{b['energy_per_task_j']:.4g} | {b['energy_vs_local']:.3g} | {b['reward']:.4g} | | | |")
+    table = "\n".join(lines)
+    (out / "fig8_convergence.md").write_text(table + "\n")
+    (out / "fig8_results.json").write_text(json.dumps(
+        {a: [{k: v for k, v in r.items() if k != "curve"} for r in runs] for a, runs in results.items()},
+        indent=2, default=float))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
