@@ -185,6 +185,10 @@ class MECSystem:
         self.latency = np.zeros(n)
         self.frame = 0
         self.last_events = 0
+        self._tasks_f = np.zeros(n)
+        self._total_f = np.ones(n)
+        self._d_min = float(self.config.d_min_m)
+        self._d_max = float(self.config.d_max_m)
 
     def reset(self, rng: np.random.Generator) -> None:
         """Draw distances U[d_min, d_max] and tasks Poisson(lambda_p) >= 1 (or the fixed values)."""
@@ -207,6 +211,8 @@ class MECSystem:
             self.tasks_left[i] = k
             self.total_tasks[i] = k
         self.gain[:] = self.distance ** (-cfg.path_loss_exponent)
+        self._tasks_f[:] = self.tasks_left
+        self._total_f[:] = self.total_tasks
         self.phase[:] = IDLE
         self.time_left[:] = 0.0
         self.bits_left[:] = 0.0
@@ -237,6 +243,7 @@ class MECSystem:
         )
         self.frame += 1
         self.last_events = int(events)
+        self._tasks_f[:] = self.tasks_left
         return FrameResult(self.completed.copy(), self.energy.copy(), self.latency.copy(), int(events))
 
     @property
@@ -245,22 +252,37 @@ class MECSystem:
 
     def state(self) -> np.ndarray:
         """The global state s_t = {k, l, n, d} (Sec. 4.3), per UE ``[k, l, n, d]``, about [0, 1]."""
-        return normalize_state(
-            self.tasks_left, self.total_tasks, self.time_left, self.bits_left, self.distance,
-            self.l_scale, self.n_scale, self.config.d_min_m, self.config.d_max_m,
+        return _normalize_kernel(
+            self._tasks_f, self._total_f, self.time_left, self.bits_left, self.distance,
+            self.l_scale, self.n_scale, self._d_min, self._d_max,
         )
+
+
+@njit(cache=True, nogil=True)
+def _normalize_kernel(tasks_left, total_tasks, time_left_s, bits_left, distance_m, l_scale, n_scale,
+                      d_min_m, d_max_m):
+    n = tasks_left.shape[0]
+    out = np.empty(4 * n, dtype=np.float32)
+    span = d_max_m - d_min_m
+    for i in range(n):
+        out[4 * i] = tasks_left[i] / max(total_tasks[i], 1.0)
+        out[4 * i + 1] = time_left_s[i] / l_scale[i]
+        out[4 * i + 2] = bits_left[i] / n_scale[i]
+        out[4 * i + 3] = (distance_m[i] - d_min_m) / span if span > 0 else 0.0
+    return out
 
 
 def normalize_state(tasks_left, total_tasks, time_left_s, bits_left, distance_m,
                     l_scale, n_scale, d_min_m: float, d_max_m: float) -> np.ndarray:
-    """Normalise raw UE state to the network input: one function for the env and for Serve."""
-    out = np.empty((len(tasks_left), 4), dtype=np.float32)
-    out[:, 0] = np.asarray(tasks_left) / np.maximum(np.asarray(total_tasks), 1)
-    out[:, 1] = np.asarray(time_left_s) / l_scale
-    out[:, 2] = np.asarray(bits_left) / n_scale
-    span = d_max_m - d_min_m
-    out[:, 3] = (np.asarray(distance_m) - d_min_m) / span if span > 0 else 0.0
-    return out.reshape(-1)
+    """Normalise raw UE state to the network input: one function for the env and for Serve.
+
+    Per UE ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``, UEs concatenated.
+    """
+    f = np.asarray
+    return _normalize_kernel(f(tasks_left, dtype=np.float64), f(total_tasks, dtype=np.float64),
+                             f(time_left_s, dtype=np.float64), f(bits_left, dtype=np.float64),
+                             f(distance_m, dtype=np.float64), f(l_scale, dtype=np.float64),
+                             f(n_scale, dtype=np.float64), float(d_min_m), float(d_max_m))
 
 
 def reward(frame_s: float, beta: float, completed: np.ndarray, energy_j: np.ndarray) -> float:
@@ -270,5 +292,6 @@ def reward(frame_s: float, beta: float, completed: np.ndarray, energy_j: np.ndar
     does not grow with N), and a frame with no completed task divides by 0.8 instead of 0, as the
     authors' code does (``max(K_t, 0.8)``).
     """
-    k = max(float(np.mean(completed)), 0.8)
-    return -(frame_s + beta * float(np.mean(energy_j))) / k
+    n = len(completed)
+    k = max(float(completed.sum()) / n, 0.8)
+    return -(frame_s + beta * float(energy_j.sum()) / n) / k

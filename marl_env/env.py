@@ -16,7 +16,6 @@ episode is truncated after ``max_frames`` frames. A UE with no tasks left idles.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np
@@ -43,6 +42,7 @@ class CollabInferenceEnv(ParallelEnv):
         self.possible_agents = [f"ue_{i}" for i in range(self.system.n)]
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        self._point_limits = [int(k) for k in self.system.num_actions]
         self._rng = np.random.default_rng()
         self._last: FrameResult | None = None
         self._state = np.zeros(4 * self.system.n, dtype=np.float32)
@@ -120,13 +120,10 @@ class CollabInferenceEnv(ParallelEnv):
         rewards = dict.fromkeys(agents, r)
         terms = dict.fromkeys(agents, terminated)
         truncs = dict.fromkeys(agents, truncated)
+        done_l, lat_l, en_l, left_l = (res.completed.tolist(), res.latency_s.tolist(), res.energy_j.tolist(),
+                                       sys_.tasks_left.tolist())
         infos = {
-            a: {
-                "completed_tasks": int(res.completed[i]),
-                "latency_s": float(res.latency_s[i]),
-                "energy_j": float(res.energy_j[i]),
-                "tasks_left": int(sys_.tasks_left[i]),
-            }
+            a: {"completed_tasks": done_l[i], "latency_s": lat_l[i], "energy_j": en_l[i], "tasks_left": left_l[i]}
             for i, a in enumerate(agents)
         }
         if terminated or truncated:
@@ -136,25 +133,30 @@ class CollabInferenceEnv(ParallelEnv):
     def parse_actions(self, actions: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Validate a PettingZoo action dict into per-UE arrays (errors name agent and field)."""
         n = self.system.n
-        points = np.empty(n, dtype=np.int64)
-        channels = np.empty(n, dtype=np.int64)
-        powers = np.empty(n, dtype=np.float64)
-        for agent in actions:
-            if agent not in self._index:
-                raise ValueError(f"actions: unknown agent {agent!r}")
+        if len(actions) != n or any(a not in self._index for a in actions):
+            for agent in actions:
+                if agent not in self._index:
+                    raise ValueError(f"actions: unknown agent {agent!r}")
+        points = [0] * n
+        channels = [0] * n
+        powers = [0.0] * n
+        limits = self._point_limits
+        n_channels = self.config.num_channels
         for i, agent in enumerate(self.possible_agents):
-            if agent not in actions:
-                raise ValueError(f"actions: no action for agent {agent!r}")
-            b, c, p = _unpack(agent, actions[agent])
-            if not 0 <= b < self.system.num_actions[i]:
-                raise ValueError(
-                    f"{agent}: partition point = {b} is out of range 0..{self.system.num_actions[i] - 1}")
-            if not 0 <= c < self.config.num_channels:
-                raise ValueError(f"{agent}: channel = {c} is out of range 0..{self.config.num_channels - 1}")
-            if math.isnan(p):
+            try:
+                action = actions[agent]
+            except KeyError:
+                raise ValueError(f"actions: no action for agent {agent!r}") from None
+            b, c, p = _unpack(agent, action)
+            if not 0 <= b < limits[i]:
+                raise ValueError(f"{agent}: partition point = {b} is out of range 0..{limits[i] - 1}")
+            if not 0 <= c < n_channels:
+                raise ValueError(f"{agent}: channel = {c} is out of range 0..{n_channels - 1}")
+            if p != p:
                 raise ValueError(f"{agent}: power = nan is not a number")
             points[i], channels[i], powers[i] = b, c, p
-        return points, channels, np.clip(powers, MIN_POWER_W, self.config.p_max_w)
+        return (np.array(points, dtype=np.int64), np.array(channels, dtype=np.int64),
+                np.clip(np.array(powers), MIN_POWER_W, self.config.p_max_w))
 
     def render(self) -> str | None:
         s = self.system
@@ -185,15 +187,27 @@ def _unpack(agent: str, action: Any) -> tuple[int, int, float]:
         b, c, p = action
     except (TypeError, ValueError):
         raise ValueError(f"{agent}: action = {action!r} must be (partition point, channel, power)") from None
-    p_arr = np.asarray(p, dtype=np.float64).reshape(-1)
-    if p_arr.size != 1:
-        raise ValueError(f"{agent}: power = {p!r} must be one number")
-    for field, v in (("partition point", b), ("channel", c)):
-        if isinstance(v, float | np.floating) and not float(v).is_integer():
-            raise ValueError(f"{agent}: {field} = {v!r} must be an integer")
-        if isinstance(v, bool) or not isinstance(v, int | np.integer | float | np.floating | np.ndarray):
-            raise ValueError(f"{agent}: {field} = {v!r} must be an integer")
-    return int(np.asarray(b).item()), int(np.asarray(c).item()), float(p_arr[0])
+    return _as_int(agent, "partition point", b), _as_int(agent, "channel", c), _as_float(agent, p)
+
+
+def _as_int(agent: str, field: str, v: Any) -> int:
+    if isinstance(v, int | np.integer) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, np.ndarray) and v.size == 1:
+        return _as_int(agent, field, v.reshape(-1)[0])
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return int(v)
+    raise ValueError(f"{agent}: {field} = {v!r} must be an integer")
+
+
+def _as_float(agent: str, p: Any) -> float:
+    if isinstance(p, np.ndarray):
+        if p.size != 1:
+            raise ValueError(f"{agent}: power = {p!r} must be one number")
+        p = p.reshape(-1)[0]
+    if isinstance(p, bool) or not isinstance(p, int | float | np.integer | np.floating):
+        raise ValueError(f"{agent}: power = {p!r} must be a number")
+    return float(p)
 
 
 def parallel_env(**config: Any) -> CollabInferenceEnv:
