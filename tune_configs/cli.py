@@ -51,12 +51,16 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                         verbose=0 if args.json else 1)
     if args.json:
         print(json.dumps(summary, default=str))
-        return 1 if summary["winner"] is None else 0
+        return 130 if summary.get("unfinished") else 1 if summary["winner"] is None else 0
     for t in summary["trials"]:
         status = f"error: {t['error']}" if t["error"] else f"test reward {t['test_reward']:.4f}" \
             if t["test_reward"] is not None else "no result"
         print(f"  {study.vary}={t['point']} seed {t['seed']}: {status}")
     w = summary["winner"]
+    if summary.get("unfinished"):
+        print(f"interrupted with {summary['unfinished']} trial(s) unfinished; continue with: "
+              f"mahppo tune --study {study_spec} --resume")
+        return 130
     if w is None:
         print("no trial finished with a test-scenario reward: nothing exported")
         return 1

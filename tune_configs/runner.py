@@ -99,6 +99,8 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
     exp_dir = experiment_dir(study.name, storage)
     if resume and "://" not in exp_dir and (Path(exp_dir) / "study.json").is_file():
         study = Study(**json.loads((Path(exp_dir) / "study.json").read_text()))  # the study as started
+    if resume and "://" not in exp_dir and not (Path(exp_dir) / "tuner.pkl").is_file():
+        raise FileNotFoundError(f"--resume: no interrupted study at {exp_dir} (run it without --resume first)")
     init_ray(address)
     tuner = build_tuner(study, storage=storage, uri=uri, cpus_per_trial=cpus_per_trial,
                         max_concurrent=max_concurrent, max_failures=max_failures, scheduler=scheduler,
@@ -114,8 +116,14 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
                        "error": str(res.error).splitlines()[0] if res.error else None,
                        "env_steps": (res.metrics or {}).get("env_steps"),
                        WINNER_METRIC: (res.metrics or {}).get(WINNER_METRIC)})
+    # Tune creates grid trials lazily: an interrupted study may not even list its later trials.
+    unfinished = max(len(grid), len(study.points) * len(study.seeds)) - grid.num_terminated - grid.num_errors
     summary: dict[str, Any] = {"study": study.name, "experiment": study.experiment, "tune_dir": exp_dir,
-                               "tracking_uri": uri, "trials": trials, "errors": sum(1 for t in trials if t["error"])}
+                               "tracking_uri": uri, "trials": trials, "errors": grid.num_errors,
+                               "unfinished": unfinished}
+    if unfinished:  # interrupted (Ctrl-C): no winner until `--resume` has finished the rest
+        summary["winner"] = None
+        return summary
     ok = [r for r in grid if r.error is None and r.checkpoint is not None
           and (r.metrics or {}).get(WINNER_METRIC) is not None]
     if not ok:
@@ -145,7 +153,7 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str, regis
     exp = cl.get_experiment_by_name(study.experiment)
     runs = cl.search_runs([exp.experiment_id], filter_string=f"tags.{TRIAL_TAG} = '{trial_id}'") if exp else []
     run_id = runs[0].info.run_id if runs else None
-    dest = Path(export) if "://" in str(export) else Path(export).resolve()
+    dest = Path(export).resolve()
     if not _safe_to_replace(dest):
         raise ValueError(f"--export {dest}: exists and is not an earlier export (no {WINNER_FILE}); pick another")
     tmp = dest.with_name(dest.name + ".tmp")

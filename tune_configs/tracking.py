@@ -153,6 +153,12 @@ class MlflowTrialCallback(Callback):
         self.cl.set_tag(run_id, "error", str(getattr(trial, "error_file", "") or "see the Tune trial log"))
         self.cl.set_terminated(run_id, status="FAILED")
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Interrupted (Ctrl-C): runs of unfinished trials are marked KILLED until ``--resume``."""
+        for trial in trials:
+            if trial.trial_id in self._runs and trial.status not in ("TERMINATED", "ERROR"):
+                self.cl.set_terminated(self._runs[trial.trial_id], status="KILLED")
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_id(trial)
         ckpt = self._checkpoints.get(trial.trial_id) or trial.checkpoint

@@ -1,0 +1,119 @@
+"""Tiny studies on a real local Ray (2 CPUs) with a temporary SQLite MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from ray import tune
+
+from tune_configs.study import parse_study
+
+pytestmark = pytest.mark.slow
+
+TINY = {"grid": {"lr": [1.0e-4, 1.0e-3]},
+        "fixed": {"num_ues": 3, "memory_size": 256, "batch_size": 64, "reuse_time": 1},
+        "seeds": 1, "steps": 500, "eval_every": 1, "checkpoint_every": 1}  # ~2 iterations per trial
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    from algorithms.train import set_torch_threads
+
+    set_torch_threads(1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def _runs(uri: str, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    cl = MlflowClient(uri)
+    exp = cl.get_experiment_by_name(experiment)
+    return cl.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from algorithms.policy import load_policy
+    from marl_env.config import EnvConfig
+    from marl_env.evaluation import evaluate
+    from tune_configs.runner import WINNER_FILE, run_study
+    from tune_configs.trainable import FAIL_ONCE_KEY
+
+    study = parse_study({"name": "tiny", **TINY})
+    marker = tmp_path / "failed_once"
+    summary = run_study(study, uri=store, export=tmp_path / "winner", verbose=0,
+                        extra_config={FAIL_ONCE_KEY: str(marker)})
+    assert marker.exists(), "the injected failure did not fire"
+    assert summary["errors"] == 0 and summary["unfinished"] == 0
+    assert len(summary["trials"]) == 2 and all(t["env_steps"] >= 500 for t in summary["trials"])
+
+    runs = _runs(store, "tune-tiny")
+    assert len(runs) == 2
+    cl = MlflowClient(store)
+    assert sorted(r.data.tags.get("retries", "0") for r in runs) == ["0", "1"]  # one trial crashed, retried
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert {"lr", "num_ues", "seed", "memory_size", "clip_eps"} <= set(r.data.params)
+        assert {"test_reward", "test_energy_per_task_j", "vf_loss", "entropy_point", "entropy_channel",
+                "entropy_power", "train_return_per_ue"} <= set(r.data.metrics)
+        assert len(cl.get_metric_history(r.info.run_id, "test_reward")) >= 2  # per iteration
+        arts = {a.path for a in cl.list_artifacts(r.info.run_id)}
+        assert {"checkpoint", "plots"} <= arts
+        assert "checkpoint/mahppo_policy.json" in {a.path for a in cl.list_artifacts(r.info.run_id, "checkpoint")}
+
+    w = summary["winner"]
+    best = max(runs, key=lambda r: r.data.metrics["test_reward"])
+    assert w["mlflow_run_id"] == best.info.run_id
+    assert (tmp_path / "winner" / WINNER_FILE).is_file()
+    assert w["model_uri"] == "models:/mahppo-tiny/1"
+    for spec in (tmp_path / "winner", w["model_uri"]):
+        policy = load_policy(spec)
+        assert policy.agents == ["ue_0", "ue_1", "ue_2"]
+        m = evaluate(policy, EnvConfig.from_kwargs(num_ues=3, scenario="test"))
+        assert m["tasks_completed"] == 600
+        assert np.isclose(m["reward"], w["metrics"]["test_reward"])  # the same deterministic policy
+
+
+class _InterruptAfterFirstTrial(tune.Callback):
+    """Ctrl-C as soon as the first trial has finished (Tune saves the state and returns)."""
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_resume_does_not_rerun_finished_trials(local_ray, store, tmp_path):
+    from tune_configs.runner import run_study
+
+    study = parse_study({"name": "resumable", **TINY, "steps": 250})  # 1 iteration per trial
+    first = run_study(study, uri=store, max_concurrent=1, verbose=0, callbacks=[_InterruptAfterFirstTrial()])
+    assert first["unfinished"] == 1 and first["winner"] is None
+    runs = _runs(store, "tune-resumable")
+    done = [r for r in runs if r.info.status == "FINISHED"]
+    assert len(done) == 1
+    iters_before = done[0].data.metrics["iteration"]
+
+    second = run_study(study, uri=store, resume=True, verbose=0)
+    assert second["unfinished"] == 0 and second["errors"] == 0 and second["winner"] is not None
+    runs = _runs(store, "tune-resumable")
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    again = next(r for r in runs if r.info.run_id == done[0].info.run_id)
+    from mlflow.tracking import MlflowClient
+
+    hist = MlflowClient(store).get_metric_history(again.info.run_id, "iteration")
+    assert len(hist) == iters_before, "the finished trial was trained again"
