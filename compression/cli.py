@@ -29,9 +29,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None,
                    help="Caltech-101 folder (class sub-folders); default: the generated demo set")
     p.add_argument("--image-size", type=int, default=None,
-                   help="training crop size (default 64 for the demo set, 224 for --data)")
+                   help="training crop size (default 32 for the demo set, 224 for --data)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    p.add_argument("--threads", type=int, default=2, help="torch threads of the driver (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the driver (default 1)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=2, help="stage-1 (autoencoder) epochs (default 2)")
     p.add_argument("--ft-epochs", type=int, default=1, help="stage-2 fine-tuning epochs (default 1)")
     p.add_argument("--base", default=None, help="base-model checkpoint (default: train one first)")
-    p.add_argument("--base-epochs", type=int, default=4, help="epochs when training the base (default 4)")
+    p.add_argument("--base-epochs", type=int, default=3, help="epochs when training the base (default 3)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch (smoke runs)")
     p.add_argument("--bits", type=int, default=8, help="quantization bit-width c_q (default 8)")
@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         description="Train the base model (Adam, cross-entropy) and save a checkpoint that "
                                     "`mahppo compress --base FILE` loads.")
     _add_data_args(tb)
-    tb.add_argument("--epochs", type=int, default=4, help="training epochs (default 4)")
+    tb.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
     tb.add_argument("--lr", type=float, default=1e-3)
     tb.add_argument("--batch-size", type=int, default=32)
     tb.add_argument("--max-batches", type=int, default=None)

@@ -30,7 +30,7 @@ class DataSpec:
 
     kind: str = "synthetic"  # "synthetic" or "caltech101"
     root: str | None = None
-    image_size: int = 64  # training crop size; 224 is the paper's
+    image_size: int = 32  # training crop size; 224 is the paper's
     num_classes: int = 10  # synthetic only
     train_per_class: int = 60  # synthetic only
     test_per_class: int = 20  # synthetic only

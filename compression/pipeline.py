@@ -24,10 +24,14 @@ from compression.runner import run_sweep, select_rates, state_from_bytes, valida
 from compression.train import TrainConfig, evaluate, make_loader, set_threads, train_base
 
 
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
 def data_spec_for(data: str | None, image_size: int | None = None, seed: int = 0) -> DataSpec:
     """Caltech-101 from ``data`` (checked), or the generated demo set when ``data`` is ``None``."""
     if data is None:
-        return DataSpec(kind="synthetic", image_size=image_size or 64, seed=seed)
+        return DataSpec(kind="synthetic", image_size=image_size or 32, seed=seed)
     check_data_folder(data)
     return DataSpec(kind="caltech101", root=str(Path(data).expanduser()), image_size=image_size or 224, seed=seed)
 
@@ -57,7 +61,7 @@ def load_checkpoint(path: str | Path, model_name: str, num_classes: int) -> tupl
 
 def train_base_model(model_name: str, spec: DataSpec, epochs: int, out_dir: str | Path, *, lr: float = 1e-3,
                      batch_size: int = 32, max_batches: int | None = None, threads: int = 2,
-                     log: Any = print) -> tuple[Path, float]:
+                     log: Any = _log) -> tuple[Path, float]:
     """``mahppo compress train-base``: train, evaluate and save ``base_<model>.pt``."""
     name = check_model_name(model_name)
     set_threads(threads)
@@ -87,7 +91,7 @@ class CompressJob:
     data: str | None = None
     image_size: int | None = None
     base: str | None = None
-    base_epochs: int = 4
+    base_epochs: int = 3
     train: TrainConfig = field(default_factory=TrainConfig)
     max_loss: float = 0.02
     address: str | None = None
@@ -100,11 +104,11 @@ class CompressJob:
     profile_images: int = 4
     warmup: int = 2
     repeats: int = 5
-    driver_threads: int = 2
+    driver_threads: int = 1
     progress: bool = True
 
 
-def run_compress(job: CompressJob, log: Any = print) -> dict[str, Any]:
+def run_compress(job: CompressJob, log: Any = _log) -> dict[str, Any]:
     """Run the whole job; returns paths and the rows. Validates every input before any work starts."""
     name, points, rates = validate_sweep(job.model, job.points, job.rates, job.train.bits)
     if not 0 <= job.max_loss < 1:
