@@ -29,7 +29,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from serve.app import AppArgs, build_app
+    from serve.app import QUIET_LOGGING, AppArgs, build_app
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: must be 1..65535")
@@ -55,12 +55,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def _on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     ray.init(address=args.address, num_cpus=None if args.address else (os.cpu_count() or 2),
              include_dashboard=False, log_to_driver=args.verbose)
+    # after ray.init, which installs its own SIGTERM handler (it would kill us without a clean shutdown)
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        serve.start(http_options={"host": args.host, "port": args.port})
-        serve.run(application, name=APP_NAME, route_prefix="/")
+        serve.start(http_options={"host": args.host, "port": args.port},
+                    logging_config=None if args.access_log else QUIET_LOGGING)
+        serve.run(application, name=APP_NAME, route_prefix="/",
+                  logging_config=None if args.access_log else QUIET_LOGGING)
         from serve.client import DecisionClient
 
         info = DecisionClient(f"http://{_client_host(args.host)}:{args.port}").model()
@@ -177,6 +180,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-wait-ms", type=float, default=1.0, help="how long a batch waits to fill")
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     p.add_argument("--verbose", action="store_true", help="show the replicas' logs")
+    p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     p.set_defaults(handler=_cmd_serve)
 
     q = sub.add_parser("query", help="send one state pool to a served policy and print the decisions",

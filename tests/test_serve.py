@@ -33,7 +33,7 @@ def served(tmp_path_factory):
 
     from algorithms.policy import load_policy
     from algorithms.train import TrainSettings, train
-    from serve.app import build_app
+    from serve.app import QUIET_LOGGING, build_app
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     own_ray = not ray.is_initialized()
@@ -44,10 +44,10 @@ def served(tmp_path_factory):
         train(TrainSettings(num_ues=N, steps=1100, eval_every=1, checkpoint_every=1), out, progress=False,
               final_eval=False)
         port = _free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
         app_cfg = yaml.safe_load(CONFIG_YAML.read_text())["applications"][0]
         serve.run(build_app({**app_cfg["args"], "checkpoint": str(out)}), name=app_cfg["name"],
-                  route_prefix=app_cfg["route_prefix"])
+                  route_prefix=app_cfg["route_prefix"], logging_config=app_cfg["logging_config"])
         yield f"http://127.0.0.1:{port}", out, load_policy(out)
     finally:
         serve.shutdown()

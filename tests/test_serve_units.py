@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from marl_env.config import EnvConfig
@@ -122,33 +121,37 @@ def test_format_loc():
     assert format_loc(("body",)) == "body"
 
 
-def _limited_app(limit: int) -> TestClient:
+def test_body_limit_declared_and_streamed():
+    import asyncio
+
+    import httpx
+
     from serve.app import BodyLimitMiddleware
 
     app = FastAPI()
-    app.state.max_body_bytes = limit
+    app.state.max_body_bytes = 1000
 
     @app.post("/echo")
     async def echo(request: Request) -> dict:
         return {"n": len(await request.body())}
 
     app.add_middleware(BodyLimitMiddleware, state=app.state)
-    return TestClient(app)
 
-
-def test_body_limit_declared_and_streamed():
-    client = _limited_app(1000)
-    assert client.post("/echo", content=b"x" * 1000).json() == {"n": 1000}
-    r = client.post("/echo", content=b"x" * 1001)
-    assert r.status_code == 413 and r.json()["field"] == "body"
-
-    def chunks():  # no Content-Length: counted while streaming
+    async def chunks():  # no Content-Length: counted while streaming
         for _ in range(5):
             yield b"y" * 300
 
-    r = client.post("/echo", content=chunks())
-    assert r.status_code == 413, r.text
-    assert client.post("/echo", content=b"{}").status_code == 200
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return [await c.post("/echo", content=b"x" * 1000), await c.post("/echo", content=b"x" * 1001),
+                    await c.post("/echo", content=chunks()), await c.post("/echo", content=b"{}")]
+
+    ok, declared, streamed, after = asyncio.run(run())
+    assert ok.json() == {"n": 1000}
+    assert declared.status_code == 413 and declared.json()["field"] == "body"
+    assert "content-length" not in streamed.request.headers
+    assert streamed.status_code == 413, streamed.text
+    assert after.status_code == 200
 
 
 def test_config_yaml_is_a_serve_deploy_config():
