@@ -25,6 +25,7 @@ def plot_rates(points: list[int], ours: list[float], jalad: list[float], path: s
             ax.annotate(f"{bar.get_height():.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log", base=2)
+    ax.set_ylim(0.8, 4 * max([1.0, *ours, *jalad]))  # headroom for the legend
     ax.set_xticks(list(xs), [str(p) for p in points])
     ax.set_xlabel("partition point")
     ax.set_ylabel("compression rate")

@@ -169,7 +169,7 @@ def test_median_latency_is_positive():
 
 @pytest.mark.parametrize("call, field", [
     (lambda: build_model("resnet50"), "--model"),
-    (lambda: split(build_model("vgg11", 3), 5), "--points"),
+    (lambda: split(build_model("resnet18", 3), 5), "--points"),
     (lambda: reduced_channels_for(24, 64, 8), "--rates"),
     (lambda: channel_rate_for(10, 8), "--rates"),
     (lambda: Quantizer(0), "--bits"),
