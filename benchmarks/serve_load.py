@@ -170,20 +170,25 @@ def main(argv: list[str] | None = None) -> int:
                     row = {"num_ues": n, "concurrency": conc, **res,
                            "decisions_per_s": res["requests_per_s"] * n,
                            "mean_batch": (h1["requests"] - h0["requests"]) / max(batches, 1),
+                           "replica_cpu_ms_per_request": 1e3 * (h1["cpu_s"] - h0["cpu_s"])
+                           / max(h1["requests"] - h0["requests"], 1),
                            "replica_rss_mb": h1["rss_bytes"] / 2**20}
                     rows.append(row)
                     print(f"N={n:3d} c={conc:2d}: p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  "
                           f"{row['requests_per_s']:7.1f} req/s  {row['decisions_per_s']:8.0f} decisions/s  "
-                          f"batch {row['mean_batch']:4.1f}  RSS {row['replica_rss_mb']:.0f} MiB", flush=True)
+                          f"batch {row['mean_batch']:4.1f}  CPU {row['replica_cpu_ms_per_request']:.2f} ms/req  "
+                          f"RSS {row['replica_rss_mb']:.0f} MiB", flush=True)
                 client.close()
     finally:
         serve.shutdown()
         ray.shutdown()
-    print("\n| N | concurrency | p50 ms | p99 ms | requests/s | decisions/s | mean batch | replica RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| N | concurrency | p50 ms | p99 ms | requests/s | decisions/s | mean batch | "
+          "replica CPU ms/request | replica RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['num_ues']} | {r['concurrency']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
               f"{r['requests_per_s']:.0f} | {r['decisions_per_s']:.0f} | {r['mean_batch']:.1f} | "
+              f"{r['replica_cpu_ms_per_request']:.2f} | "
               f"{r['replica_rss_mb']:.0f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -184,10 +184,11 @@ class DecisionMaker:
 
     @app.get("/healthz")
     async def healthz(self) -> dict[str, Any]:
-        """Liveness, plus counters: requests decided, forward batches run, the replica's RSS."""
+        """Liveness, plus counters: requests decided, forward batches run, the replica's CPU time and RSS."""
         return {"status": "ok", "policy_id": self.policy.name, "requests": self.requests,
                 "batches": self.batches, "max_batch_size": self.max_batch_size,
-                "uptime_s": round(time.time() - self.started, 3), "rss_bytes": _rss_bytes()}
+                "uptime_s": round(time.time() - self.started, 3), "cpu_s": time.process_time(),
+                "rss_bytes": _rss_bytes()}
 
     @app.get("/v1/model")
     async def model(self) -> dict[str, Any]:
