@@ -50,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="overall rates R of Eq. 3 to try (default 16,32,64)")
     p.add_argument("--epochs", type=int, default=2, help="stage-1 (autoencoder) epochs (default 2)")
     p.add_argument("--ft-epochs", type=int, default=1, help="stage-2 fine-tuning epochs (default 1)")
+    p.add_argument("--ae-lr", type=float, default=1e-2, help="stage-1 Adam learning rate (default 1e-2)")
+    p.add_argument("--ft-lr", type=float, default=1e-4, help="stage-2 Adam learning rate (default 1e-4)")
     p.add_argument("--base", default=None, help="base-model checkpoint (default: train one first)")
     p.add_argument("--base-epochs", type=int, default=3, help="epochs when training the base (default 3)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -106,11 +108,13 @@ def _handle_compress(args: argparse.Namespace) -> int:
     validate_sweep(args.model, args.points, args.rates, args.bits)  # before any heavy work
     for flag, v in (("--epochs", args.epochs), ("--base-epochs", args.base_epochs),
                     ("--batch-size", args.batch_size), ("--max-batches", args.max_batches),
-                    ("--image-size", args.image_size), ("--repeats", args.repeats)):
+                    ("--image-size", args.image_size), ("--repeats", args.repeats),
+                    ("--ae-lr", args.ae_lr), ("--ft-lr", args.ft_lr)):
         _positive(flag, v)
     if args.ft_epochs < 0:
         raise ValueError(f"--ft-epochs: {args.ft_epochs!r} must be >= 0")
     cfg = TrainConfig(ae_epochs=args.epochs, ft_epochs=args.ft_epochs, batch_size=args.batch_size,
+                      ae_lr=args.ae_lr, ft_lr=args.ft_lr,
                       xi=args.xi, bits=args.bits, max_batches=args.max_batches, threads=max(1, int(args.num_cpus)),
                       seed=args.seed)
     job = CompressJob(
