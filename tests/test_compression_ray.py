@@ -12,10 +12,21 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def crash_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("crash")
+
+
+@pytest.fixture(scope="module")
+def local_ray(crash_dir):
+    from compression.runner import CRASH_ENV
+
+    # every task's first attempt kills its worker (inherited by the workers of this local Ray)
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CRASH_ENV, str(crash_dir))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +99,10 @@ def test_written_profile_drives_the_env(run_dir):
         assert len(obs) == 2
         actions = {agent: env.action_space(agent).sample() for agent in env.agents}
         env.step(actions)
+
+
+@pytest.mark.slow
+def test_tasks_survive_a_worker_crash(run_dir, crash_dir):
+    """Each task's first worker died (os._exit); max_retries re-ran it and the table is complete."""
+    assert sorted(p.name for p in crash_dir.iterdir()) == ["crashed_p1_r32", "crashed_p4_r32"]
+    assert (run_dir / "results.csv").read_text().count("\n") == 3
