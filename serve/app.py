@@ -204,6 +204,8 @@ class DecisionMaker:
         state, pos = self.normalizer.state(request.ues)
         pts, chs, pws = await self._act((state, request.deterministic))
         self.requests += 1
+        if not np.all(np.isfinite(pws)):  # a broken checkpoint, never the request's fault
+            return _error(500, "policy", f"{self.policy.name} produced a non-finite power")
         body = {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
                                "power_w": float(pws[p])} for ue, p in zip(request.ues, pos, strict=True)],
                 "policy_id": self.policy.name}
