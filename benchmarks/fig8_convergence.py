@@ -37,10 +37,12 @@ def peak_rss_watcher(stop: threading.Event, box: list[float]) -> None:
 
 
 def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
+    from algorithms.mahppo import MAHPPOParams
     from algorithms.train import TrainSettings, train
 
     settings = TrainSettings(num_ues=args.num_ues, steps=args.steps, seed=seed, algo=algo, dnn=args.dnn,
-                             beta=args.beta, eval_every=2, checkpoint_every=10)
+                             beta=args.beta, eval_every=2, checkpoint_every=10,
+                             params=MAHPPOParams(lr=args.lr, reuse_time=args.reuse_time))
     run_dir = out / f"{algo}-seed{seed}"
     stop, box = threading.Event(), [0.0]
     watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
@@ -68,6 +70,8 @@ def main() -> None:
     ap.add_argument("--dnn", default="resnet18")
     ap.add_argument("--beta", type=float, default=0.47)
     ap.add_argument("--algos", nargs="+", default=["mahppo", "ippo"])
+    ap.add_argument("--lr", type=float, default=1e-4, help="learning rate (paper: 1e-4)")
+    ap.add_argument("--reuse-time", type=int, default=10, help="K (paper: 10)")
     ap.add_argument("--out", default="bench_out/fig8")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
@@ -104,7 +108,8 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "fig8_convergence.png", dpi=120)
 
-    lines = [f"N = {args.num_ues}, {args.dnn}, C = 2, beta = {args.beta}, {args.steps} env steps, "
+    lines = [f"N = {args.num_ues}, {args.dnn}, C = 2, beta = {args.beta}, lr = {args.lr}, K = {args.reuse_time}, "
+             f"{args.steps} env steps, "
              f"seeds {args.seeds}; test scenario (d = 50 m, K = 200), deterministic policy.", "",
              "| policy | frame latency / task (s) | x Local | energy / task (J) | x Local | episode reward | "
              "wall time (s) | env steps/s | peak RSS (GiB) |", "|---|---|---|---|---|---|---|---|---|"]
