@@ -126,7 +126,7 @@ def run_sweep(model_name: str, points: Iterable[int], rates: Iterable[float], da
               max_retries: int = 2, local_cpus: int | None = None, progress: bool = True) -> list[dict]:
     """Train all ``(point, rate)`` pairs as Ray tasks; returns rows sorted by point then rate.
 
-    Starts Ray when it is not running (``address`` for a cluster, else a local instance with
+    Starts Ray when it is not running (``address`` for a cluster, else always a new local instance with
     ``local_cpus`` CPUs) and shuts down only an instance it started itself.
     """
     import ray
@@ -138,7 +138,7 @@ def run_sweep(model_name: str, points: Iterable[int], rates: Iterable[float], da
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
         started = True
     try:
         remote = ray.remote(compress_task).options(

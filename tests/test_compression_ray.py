@@ -23,7 +23,7 @@ def local_ray(crash_dir):
     # every task's first attempt kills its worker (inherited by the workers of this local Ray)
     mp = pytest.MonkeyPatch()
     mp.setenv(CRASH_ENV, str(crash_dir))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
     mp.undo()
