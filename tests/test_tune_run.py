@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 TINY = {"grid": {"lr": [1.0e-4, 1.0e-3]},
         "fixed": {"num_ues": 3, "memory_size": 256, "batch_size": 64, "reuse_time": 1},
-        "seeds": 1, "steps": 500, "eval_every": 1, "checkpoint_every": 1}  # ~2 iterations per trial
+        "seeds": 1, "steps": 500, "eval_every": 3, "checkpoint_every": 1}  # 2 iterations; the 2nd evaluated at the end
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def local_ray():
     from algorithms.train import set_torch_threads
 
     set_torch_threads(1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a shared one
     yield
     ray.shutdown()
 

@@ -92,3 +92,18 @@ def test_cli_rejects_bad_arguments(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     assert main(["tune", "report", "lr", "--out", str(tmp_path / "x.png")]) == 2
     assert "no MLflow experiment 'tune-lr'" in capsys.readouterr().err
+
+
+def test_profile_file_is_made_absolute_relative_to_the_study(tmp_path):
+    from tune_configs.study import STUDIES_DIR
+
+    shipped = STUDIES_DIR.parent.parent / "marl_env" / "data" / "jetson_nano_profiles.json"
+    (tmp_path / "profiles.json").write_text(shipped.read_text())
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({**TINY, "fixed": {**TINY["fixed"], "profile_file": "profiles.json"}}))
+    s = load_study(f)
+    assert s.fixed["profile_file"] == str(tmp_path / "profiles.json")
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        parse_study({**TINY, "fixed": {"profile_file": "nope.json"}}, source=str(f))
+    with pytest.raises(ValueError, match="fixed must be a mapping"):
+        parse_study({**TINY, "fixed": [1, 2]})

@@ -110,7 +110,9 @@ def draw_report(study: Study, out: str | Path, uri: str | None = None) -> dict[s
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
     seeds = sorted({len(v) for v in groups.values()})
-    fig.suptitle(f"{study.title}: {n_runs} runs, {'/'.join(map(str, seeds))} seed(s) per value", fontsize=11)
+    budgets = sorted({r.data.params.get("steps", "?") for runs in groups.values() for r in runs})
+    fig.suptitle(f"{study.title}: {n_runs} runs, {'/'.join(map(str, seeds))} seed(s) per value, "
+                 f"{'/'.join(budgets)} env steps each", fontsize=11)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -198,9 +198,9 @@ def parse_study(data: Any, source: str = "<study>") -> Study:
             _check_keys(f"{where}: points[{i}]", p, TRIAL_KEYS)
             pts.append(dict(p))
         keys = list(pts[0])
-    fixed = data.get("fixed") or {}
-    if not isinstance(fixed, dict):
+    if not isinstance(data.get("fixed") or {}, dict):
         raise ValueError(f"{where}: fixed must be a mapping of key -> value")
+    fixed = dict(data.get("fixed") or {})
     _check_keys(f"{where}: fixed", fixed, TRIAL_KEYS)
     vary = data.get("vary", keys[0])
     if vary not in keys:
@@ -212,6 +212,13 @@ def parse_study(data: Any, source: str = "<study>") -> Study:
     elif not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool)
                                                         for s in seeds)):
         raise ValueError(f"{where}: seeds = {seeds!r} must be a count >= 1 or a list of integer seeds")
+    base = Path(source).parent
+    for mapping in [fixed, *pts]:  # trials run in their own directories: make profile paths absolute
+        if isinstance(mapping.get("profile_file"), str):
+            prof = Path(mapping["profile_file"]).expanduser()
+            if not prof.is_absolute():
+                prof = base / prof if (base / prof).exists() else prof.resolve()
+            mapping["profile_file"] = str(prof)
     study = Study(name=name, points=pts, vary=vary, fixed=dict(fixed), seeds=list(seeds),
                   steps=data.get("steps", 50_000), eval_every=data.get("eval_every", 2),
                   checkpoint_every=data.get("checkpoint_every", 5), plot=data.get("plot", "curves"),

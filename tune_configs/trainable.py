@@ -84,7 +84,18 @@ class MAHPPOTrainable(tune.Trainable):
             raise RuntimeError("injected failure (first attempt of this trial)")
         result = self.algo.train()
         self.env_steps += int(result.get("env_runners", {}).get("num_env_steps_sampled", 0))
+        if self.env_steps >= self.settings.steps and int(result["training_iteration"]) % self.settings.eval_every:
+            result["test_scenario"] = self.evaluate()  # the last iteration's metrics are the trial's result
         return trial_metrics(result, self.settings.num_ues, self.env_steps)
+
+    def evaluate(self) -> dict[str, float]:
+        """The deterministic policy on the test scenario now (``marl_env`` metrics)."""
+        from algorithms.evaluation import test_scenario_config
+        from algorithms.policy import live_policy
+        from marl_env.evaluation import evaluate
+
+        config = test_scenario_config(self.settings.env_config())
+        return evaluate(live_policy(self.algo, [f"ue_{i}" for i in range(config.num_ues)]), config, seed=0)
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         from algorithms.train import save_checkpoint
