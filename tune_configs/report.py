@@ -17,7 +17,7 @@ import numpy as np
 from tune_configs.study import Study
 
 CURVE_PANELS = (("test_reward", "test-scenario episode reward"), ("vf_loss", "value loss (Eq. 16)"))
-TRADEOFF_PANELS = (("test_frame_latency_per_task_s", "latency per task (s)"),
+TRADEOFF_PANELS = (("test_frame_latency_per_task_s", "frame latency per task (s)"),
                    ("test_energy_per_task_j", "energy per task (J)"))
 
 
