@@ -107,3 +107,18 @@ def test_profile_file_is_made_absolute_relative_to_the_study(tmp_path):
         parse_study({**TINY, "fixed": {"profile_file": "nope.json"}}, source=str(f))
     with pytest.raises(ValueError, match="fixed must be a mapping"):
         parse_study({**TINY, "fixed": [1, 2]})
+
+
+def test_tuner_options_without_running(tmp_path):
+    from ray.tune.schedulers import ASHAScheduler
+
+    from tune_configs.runner import build_tuner
+
+    study = parse_study(TINY)
+    tuner = build_tuner(study, storage=str(tmp_path), uri=f"sqlite:///{tmp_path / 'm.db'}", scheduler="asha",
+                        max_concurrent=1)
+    cfg = tuner._local_tuner.get_run_config()
+    assert cfg.failure_config.max_failures == 2 and cfg.stop == {"env_steps": 500}
+    assert isinstance(tuner._local_tuner._tune_config.scheduler, ASHAScheduler)
+    space = study.param_space()
+    assert space["point"]["grid_search"] == [{"lr": 1e-4}, {"lr": 1e-3}] and space["seed"]["grid_search"] == [0]
