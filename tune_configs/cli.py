@@ -41,6 +41,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from tune_configs.tracking import resolved_uri, ui_command
 
     uri = resolved_uri(tracking_uri(args.mlflow_uri))
+    if args.resume and (args.samples or args.steps):
+        print("note: --resume keeps the seeds and the budget the study started with")
     n = len(study.points) * len(study.seeds)
     print(f"study {study.name}: {len(study.points)} points x {len(study.seeds)} seeds = {n} trials, "
           f"{study.steps} env steps each; MLflow experiment {study.experiment!r} in {uri}")
@@ -59,7 +61,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     w = summary["winner"]
     if summary.get("unfinished"):
         print(f"interrupted with {summary['unfinished']} trial(s) unfinished; continue with: "
-              f"mahppo tune --study {study_spec} --resume")
+              f"mahppo tune --study {study_spec} --resume" + (f" --storage {args.storage}" if args.storage else ""))
         return 130
     if w is None:
         print("no trial finished with a test-scenario reward: nothing exported")
