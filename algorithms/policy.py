@@ -127,7 +127,7 @@ def load_policy(path: str | Path) -> TrainedPolicy:
     model URI (``models:/NAME/VERSION``, ``runs:/RUN_ID/checkpoint``)."""
     if is_model_uri(path):
         path = download_model(str(path))
-    ckpt = find_checkpoint(path)
+    ckpt = find_checkpoint(Path(path).expanduser().resolve())
     meta = json.loads((ckpt / POLICY_META).read_text())
     mod_dir = ckpt / MODULES_SUBDIR
     modules = {}

@@ -55,7 +55,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def _on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
-    ray.init(address=args.address, num_cpus=None if args.address else (os.cpu_count() or 2),
+    ray.init(address=args.address or "local", num_cpus=None if args.address else (os.cpu_count() or 2),
              include_dashboard=False, log_to_driver=args.verbose)
     # after ray.init, which installs its own SIGTERM handler (it would kill us without a clean shutdown)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -1,0 +1,37 @@
+"""The Serve step of ``mahppo demo``: deploy a checkpoint on 127.0.0.1, ask for one frame, shut down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1") -> dict[str, Any]:
+    """Serve ``checkpoint`` on the running (or a new local) Ray, send the test scenario's first state
+    pool to ``POST /v1/decide`` over HTTP, and return the model card and the decisions."""
+    import ray
+    from ray import serve
+
+    from serve.app import QUIET_LOGGING, build_app
+    from serve.cli import _check_port_free, example_pool
+    from serve.client import DecisionClient
+
+    _check_port_free(host, port)
+    started = False
+    if not ray.is_initialized():
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGGING)
+        serve.run(build_app({"checkpoint": checkpoint}), name="mahppo-demo", route_prefix="/",
+                  logging_config=QUIET_LOGGING)
+        client = DecisionClient(f"http://{host}:{port}")
+        info = client.model()
+        pool = example_pool(info)
+        decisions = client.decide(pool)
+        client.close()
+        return {"url": f"http://{host}:{port}/v1/decide", "policy_id": info["policy_id"], "state_pool": pool,
+                "decisions": decisions}
+    finally:
+        serve.shutdown()
+        if started:
+            ray.shutdown()
