@@ -6,9 +6,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_session():
-    """One local Ray (2 CPUs) for the whole test session, shut down at the end."""
+    """A local Ray (2 CPUs) for one test module, shut down after it (modules that need special worker
+    environments start their own)."""
     import ray
 
     started = False
