@@ -122,7 +122,15 @@ def _run_frame(frame_s, t0_abs, bandwidth, noise, num_channels, last_point,
         events += 1
         if not busy:
             break
-    return events
+    n_done = 0
+    total_completed = 0
+    total_energy = 0.0
+    for n in range(n_ue):
+        if phase[n] == DONE:
+            n_done += 1
+        total_completed += completed[n]
+        total_energy += energy[n]
+    return events, n_done, total_completed, total_energy
 
 
 @dataclass
@@ -185,6 +193,9 @@ class MECSystem:
         self.latency = np.zeros(n)
         self.frame = 0
         self.last_events = 0
+        self.n_done = 0
+        self.frame_completed = 0
+        self.frame_energy = 0.0
         self._tasks_f = np.zeros(n)
         self._total_f = np.ones(n)
         self._d_min = float(self.config.d_min_m)
@@ -222,6 +233,7 @@ class MECSystem:
         self.point[:] = self.last_point
         self.channel[:] = 0
         self.frame = 0
+        self.n_done = int(np.sum(self.phase == DONE))
 
     def set_actions(self, points: np.ndarray, channels: np.ndarray, powers: np.ndarray) -> None:
         """Power takes effect at once; point and channel when the UE starts its next task (Sec. 4.3).
@@ -230,11 +242,12 @@ class MECSystem:
         """
         self.next_point[:] = points
         self.next_channel[:] = channels
-        np.clip(powers, MIN_POWER_W, self.config.p_max_w, out=self.power)
+        self.power[:] = powers
+        np.clip(self.power, MIN_POWER_W, self.config.p_max_w, out=self.power)
 
     def step(self) -> FrameResult:
         cfg = self.config
-        events = _run_frame(
+        events, n_done, total_completed, total_energy = _run_frame(
             cfg.frame_s, self.frame * cfg.frame_s, cfg.bandwidth_hz, cfg.noise_w, cfg.num_channels,
             self.last_point, self.phase, self.tasks_left, self.point, self.channel,
             self.next_point, self.next_channel, self.power, self.gain, self.time_left,
@@ -243,12 +256,15 @@ class MECSystem:
         )
         self.frame += 1
         self.last_events = int(events)
+        self.n_done = int(n_done)
+        self.frame_completed = int(total_completed)
+        self.frame_energy = float(total_energy)
         self._tasks_f[:] = self.tasks_left
         return FrameResult(self.completed.copy(), self.energy.copy(), self.latency.copy(), int(events))
 
     @property
     def all_done(self) -> bool:
-        return bool(np.all(self.phase == DONE))
+        return self.n_done == self.n
 
     def state(self) -> np.ndarray:
         """The global state s_t = {k, l, n, d} (Sec. 4.3), per UE ``[k, l, n, d]``, about [0, 1]."""
@@ -285,6 +301,12 @@ def normalize_state(tasks_left, total_tasks, time_left_s, bits_left, distance_m,
                              f(n_scale, dtype=np.float64), float(d_min_m), float(d_max_m))
 
 
+def frame_reward(frame_s: float, beta: float, num_ues: int, completed: float, energy_j: float) -> float:
+    """Eq. 12 from the frame's totals over UEs (see ``reward``)."""
+    k = max(completed / num_ues, 0.8)
+    return -(frame_s + beta * energy_j / num_ues) / k
+
+
 def reward(frame_s: float, beta: float, completed: np.ndarray, energy_j: np.ndarray) -> float:
     """Eq. 12, r_t = -(T0 + beta E_t) / K_t, with the authors' per-UE means and floor.
 
@@ -292,6 +314,4 @@ def reward(frame_s: float, beta: float, completed: np.ndarray, energy_j: np.ndar
     does not grow with N), and a frame with no completed task divides by 0.8 instead of 0, as the
     authors' code does (``max(K_t, 0.8)``).
     """
-    n = len(completed)
-    k = max(float(completed.sum()) / n, 0.8)
-    return -(frame_s + beta * float(energy_j.sum()) / n) / k
+    return frame_reward(frame_s, beta, len(completed), float(np.sum(completed)), float(np.sum(energy_j)))

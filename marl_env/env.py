@@ -23,7 +23,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from marl_env.config import MIN_POWER_W, EnvConfig
-from marl_env.core import DONE, FrameResult, MECSystem, reward
+from marl_env.core import DONE, FrameResult, MECSystem, frame_reward
 
 
 class CollabInferenceEnv(ParallelEnv):
@@ -111,7 +111,7 @@ class CollabInferenceEnv(ParallelEnv):
         res = sys_.step()
         self._last = res
         self._state = sys_.state()
-        r = reward(self.config.frame_s, self.config.beta, res.completed, res.energy_j)
+        r = frame_reward(self.config.frame_s, self.config.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
         terminated = sys_.all_done
         truncated = (not terminated and self.config.max_frames is not None
                      and sys_.frame >= self.config.max_frames)
@@ -190,8 +190,11 @@ def _unpack(agent: str, action: Any) -> tuple[int, int, float]:
     return _as_int(agent, "partition point", b), _as_int(agent, "channel", c), _as_float(agent, p)
 
 
+_INT_TYPES = frozenset({int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32, np.uint64})
+
+
 def _as_int(agent: str, field: str, v: Any) -> int:
-    if isinstance(v, int | np.integer) and not isinstance(v, bool):
+    if type(v) in _INT_TYPES:
         return int(v)
     if isinstance(v, np.ndarray) and v.size == 1:
         return _as_int(agent, field, v.reshape(-1)[0])
@@ -201,6 +204,8 @@ def _as_int(agent: str, field: str, v: Any) -> int:
 
 
 def _as_float(agent: str, p: Any) -> float:
+    if type(p) is float:
+        return p
     if isinstance(p, np.ndarray):
         if p.size != 1:
             raise ValueError(f"{agent}: power = {p!r} must be one number")
