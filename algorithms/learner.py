@@ -24,7 +24,8 @@ def branch_distributions(dist_inputs: torch.Tensor, n_points: int, n_channels: i
     logits_c = dist_inputs[..., n_points:n_points + n_channels]
     mean = dist_inputs[..., n_points + n_channels]
     std = torch.exp(dist_inputs[..., n_points + n_channels + 1])
-    return Categorical(logits=logits_b), Categorical(logits=logits_c), Normal(mean, std)
+    return (Categorical(logits=logits_b, validate_args=False), Categorical(logits=logits_c, validate_args=False),
+            Normal(mean, std, validate_args=False))
 
 
 def branch_log_probs(dists, actions) -> list[torch.Tensor]:

@@ -59,6 +59,10 @@ class HybridActorModule(TorchRLModule):
     """One UE's actor with three output branches over a shared trunk."""
 
     def setup(self) -> None:
+        # torch.distributions checks every argument and sample by default; RLlib builds several
+        # distributions per env step and per minibatch, and on 2 cores the checks cost ~25 % of an
+        # iteration. They are a debugging aid: switch them off in every process that builds actors.
+        torch.distributions.Distribution.set_default_validate_args(False)
         cfg = self.model_config or {}
         trunk = list(cfg.get("trunk", [256, 128]))
         branch = int(cfg.get("branch", 64))
