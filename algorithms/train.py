@@ -183,7 +183,7 @@ def train(settings: TrainSettings, out: str | Path, *, resume: bool = False, pro
     from algorithms.mahppo import build_config
 
     settings.validate()
-    out = Path(out)
+    out = Path(out).expanduser().resolve()  # RLlib checkpoints need absolute paths
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(settings.to_json(), indent=2))
     set_torch_threads(1)

@@ -78,10 +78,11 @@ def test_resume_continues_from_the_latest_checkpoint(trained, tmp_path):
     assert after == before + 1 and resumed["env_steps"] > summary["env_steps"]
 
 
-def test_ippo_ablation_trains_and_evaluates(ray_session, tmp_path):
+def test_ippo_ablation_trains_and_evaluates_from_a_relative_out_dir(ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     settings = TrainSettings(num_ues=2, steps=300, params=TINY, algo="ippo", num_envs_per_env_runner=4)
-    train(settings, tmp_path, progress=False, final_eval=False)
-    m = evaluate(load_policy(tmp_path), EnvConfig.from_kwargs(num_ues=2, scenario="test"))
+    train(settings, "runs/ippo", progress=False, final_eval=False)
+    m = evaluate(load_policy("runs/ippo"), EnvConfig.from_kwargs(num_ues=2, scenario="test"))
     assert m["tasks_completed"] == 400
 
 
