@@ -37,7 +37,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 0
     print("\n== 3/3 serve the policy on 127.0.0.1 and ask it for one frame's decisions")
     reply = serve_and_query(summary["checkpoint"], port=args.port)
-    print(json.dumps(reply, indent=2))
+    (out / "decisions.json").write_text(json.dumps(reply, indent=2))
+    print(f"POST {reply['url']} (policy {reply['policy_id']}); state pool: every UE 50 m away, 200 tasks")
+    for d in reply["decisions"]:
+        print(f"  {d['ue_id']}: partition point {d['partition_point']}, channel {d['channel']}, "
+              f"power {d['power_w']:.3f} W")
     print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri}")
     return 0
 
