@@ -21,6 +21,45 @@ POLICY_META = "mahppo_policy.json"
 MODULES_SUBDIR = Path("learner_group") / "learner" / "rl_module"
 
 
+class FusedActors:
+    """The deterministic forward pass of many same-shaped hybrid actors at once.
+
+    Every layer's weights are stacked over actors, so one batched matmul per layer serves all UEs
+    instead of one small matmul per UE and layer (per-op overhead dominates such tiny MLPs). A
+    snapshot: build it again after the actors' weights change.
+    """
+
+    def __init__(self, modules: list[HybridActorModule]):
+        def layers(seq: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            return [(m.weight, m.bias) for m in seq.modules() if isinstance(m, torch.nn.Linear)]
+
+        def stack(parts: list[list[tuple[torch.Tensor, torch.Tensor]]]):
+            return [(torch.stack([p[i][0].detach().transpose(0, 1) for p in parts]),
+                     torch.stack([p[i][1].detach() for p in parts]).unsqueeze(1)) for i in range(len(parts[0]))]
+
+        self.trunk = stack([layers(m.trunk) for m in modules])
+        self.heads = [stack([layers(getattr(m, h)) for m in modules])
+                      for h in ("point_head", "channel_head", "power_head")]
+        self.p_max = torch.tensor([m.p_max for m in modules]).unsqueeze(1)
+
+    @staticmethod
+    def _mlp(h: torch.Tensor, layers, final_relu: bool) -> torch.Tensor:
+        for i, (w, b) in enumerate(layers):
+            h = torch.baddbmm(b, h, w)
+            if final_relu or i < len(layers) - 1:
+                h = torch.relu(h)
+        return h
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """States ``[M, obs]`` -> modes ``[G, M]``: point, channel and power (``p_max * sigmoid``)."""
+        h = self._mlp(x.unsqueeze(0).expand(self.p_max.shape[0], -1, -1), self.trunk, final_relu=True)
+        b = self._mlp(h, self.heads[0], final_relu=False).argmax(-1)
+        c = self._mlp(h, self.heads[1], final_relu=False).argmax(-1)
+        p = self.p_max * torch.sigmoid(self._mlp(h, self.heads[2], final_relu=False)[..., 0])
+        return b, c, p
+
+
 class TrainedPolicy:
     """Per-UE actors; ``act`` takes the global state (``marl_env`` normalisation), ``act_batch`` many."""
 
@@ -32,6 +71,13 @@ class TrainedPolicy:
         self._gen = torch.Generator().manual_seed(0)
         for m in self.modules.values():
             m.eval()
+        # deterministic actions of same-shaped hybrid actors go through one fused forward per group
+        groups: dict[tuple, list[int]] = {}
+        for i, m in enumerate(self.modules.values()):
+            if isinstance(m, HybridActorModule):
+                groups.setdefault((m.n_points, m.n_channels), []).append(i)
+        self._fused = [(idx, FusedActors([list(self.modules.values())[i] for i in idx])) for idx in groups.values()]
+        self._fused_agents = {i for idx, _ in self._fused for i in idx}
 
     @property
     def env_defaults(self) -> dict[str, Any]:
@@ -61,7 +107,15 @@ class TrainedPolicy:
         pts = np.empty((m, n), dtype=np.int64)
         chs = np.empty((m, n), dtype=np.int64)
         pws = np.empty((m, n), dtype=np.float64)
+        if deterministic:
+            for idx, fused in self._fused:
+                b, c, p = fused(x)
+                pts[:, idx] = b.T.numpy()
+                chs[:, idx] = c.T.numpy()
+                pws[:, idx] = p.T.numpy()
         for i, agent in enumerate(self.agents):
+            if deterministic and i in self._fused_agents:
+                continue
             module = self.modules[agent]
             if isinstance(module, HybridActorModule):
                 out = module.dist_inputs(x)

@@ -152,3 +152,20 @@ def test_paper_defaults_map_onto_rllib():
     assert (p.lr, p.memory_size, p.batch_size, p.reuse_time, p.clip_eps, p.zeta) == (1e-4, 1024, 256, 10, 0.2, 0.001)
     assert cfg.train_batch_size_per_learner == 1024 and cfg.minibatch_size == 256 and cfg.num_epochs == 10
     assert cfg.gamma == 0.95 and cfg.lambda_ == 0.95 and p.updates_per_iteration == 40
+
+
+def test_fused_actor_forward_matches_each_actor_alone(tmp_path):
+    from algorithms.policy import TrainedPolicy
+
+    env = marl_env.parallel_env(ue_specs=["resnet18", "tiny", "vgg11", "tiny"], num_channels=3,
+                                profile_file=str(tiny_profile(tmp_path)))
+    modules = {a: build_actor(env, a) for a in env.possible_agents}
+    fused = TrainedPolicy(modules)
+    plain = TrainedPolicy(modules)
+    plain._fused, plain._fused_agents = [], set()
+    states = np.random.default_rng(1).uniform(0, 1, size=(16, 16)).astype(np.float32)
+    (bf, cf, pf), (bp, cp, pp) = fused.act_batch(states), plain.act_batch(states)
+    assert len(fused._fused) == 2  # (6 points, 3 channels) and (3 points, 3 channels)
+    np.testing.assert_array_equal(bf, bp)
+    np.testing.assert_array_equal(cf, cp)
+    np.testing.assert_allclose(pf, pp, atol=1e-6)
