@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from marl_env.cli import _positive_int
+from marl_env.cli import positive_int
 
 
 def add_param_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train on a local Ray (or --address), checkpoint every few iterations, "
                        "then compare with every baseline on the test scenario.")
     add_env_arguments(p, scenario=False)
-    p.add_argument("--steps", type=_positive_int, default=None, help="env steps (frames) to train (50000)")
+    p.add_argument("--steps", type=positive_int, default=None, help="env steps (frames) to train (50000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--algo", choices=["mahppo", "ippo"], default="mahppo",
                    help="ippo: RLlib's stock PPO with independent per-UE value functions (ablation)")
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", default=None, metavar="DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     p.add_argument("--num-env-runners", type=int, default=0, help="remote samplers (0: sample in the driver)")
-    p.add_argument("--envs-per-runner", type=_positive_int, default=8, help="vectorised envs per sampler")
+    p.add_argument("--envs-per-runner", type=positive_int, default=8, help="vectorised envs per sampler")
     p.add_argument("--num-learners", type=int, default=0, help="remote learners (0: learn in the driver)")
     p.add_argument("--mlflow", action="store_true", help="track in MLflow (default store: ./mlflow.db)")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (implies --mlflow)")

@@ -15,8 +15,8 @@ def add_env_arguments(p: argparse.ArgumentParser, *, scenario: bool = True) -> N
     if scenario:
         p.add_argument("--scenario", choices=["test", "train"], default="test",
                        help="test: d = 50 m and K = 200 for every UE (Sec. 6.3.1); train: random")
-    p.add_argument("--num-ues", type=_positive_int, default=None, help="N (default 5)")
-    p.add_argument("--num-channels", type=_positive_int, default=None, help="C (default 2)")
+    p.add_argument("--num-ues", type=positive_int, default=None, help="N (default 5)")
+    p.add_argument("--num-channels", type=positive_int, default=None, help="C (default 2)")
     p.add_argument("--dnn", default=None, help="resnet18 | vgg11 | mobilenetv2 | a name in --profile")
     p.add_argument("--profile", default=None, help="profile JSON file (default: Jetson Nano profiles)")
     p.add_argument("--beta", type=float, default=None, help="energy weight of Eq. 12 (default 0.47)")
@@ -56,7 +56,7 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -89,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", required=True,
                    help=f"{' | '.join(BASELINES)} | fixed:B,C,P[;B,C,P...] | a trained policy directory")
     add_env_arguments(p)
-    p.add_argument("--episodes", type=_positive_int, default=1)
+    p.add_argument("--episodes", type=positive_int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_evaluate)

@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from marl_env.cli import _positive_int, add_env_arguments, env_kwargs, format_table
+from marl_env.cli import add_env_arguments, env_kwargs, format_table
+from marl_env.cli import positive_int as _positive_int
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
