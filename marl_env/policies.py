@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from marl_env.core import reward as frame_reward
+from marl_env.core import frame_reward
 
 if TYPE_CHECKING:
     from marl_env.config import EnvConfig
@@ -224,8 +224,8 @@ def _episode_return(env: CollabInferenceEnv, pts: np.ndarray, chs: np.ndarray, p
     total = 0.0
     for _ in range(max_frames):
         sys_.set_actions(pts, chs, pws)
-        res = sys_.step()
-        total += frame_reward(cfg.frame_s, cfg.beta, res.completed, res.energy_j)
+        sys_.step()
+        total += frame_reward(cfg.frame_s, cfg.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
         if sys_.all_done or total < floor:
             break
     else:
