@@ -91,6 +91,12 @@ class TrainedPolicy:
         if list(env.possible_agents) != self.agents:
             raise ValueError(f"policy {self.name} was trained for {len(self.agents)} UEs "
                              f"({', '.join(self.agents)}); the env has {len(env.possible_agents)}")
+        for agent, module in self.modules.items():  # same points, channels and p_max per UE
+            trained, wanted = _space_sizes(module.action_space), _space_sizes(env.action_space(agent))
+            if trained != wanted:
+                raise ValueError(
+                    f"policy {self.name}: {agent} was trained for (points, channels, p_max) = {trained}; "
+                    f"the env gives {wanted} (check --num-channels, --dnn, --profile)")
         if seed is not None:
             self._gen.manual_seed(seed)
 
@@ -136,6 +142,11 @@ class TrainedPolicy:
             chs[:, i] = c.reshape(m).numpy()
             pws[:, i] = np.clip(p.reshape(m).numpy(), 0.0, p_max)
         return pts, chs, pws
+
+
+def _space_sizes(space: Any) -> tuple[int, int, float]:
+    b, c, p = space.spaces
+    return int(b.n), int(c.n), round(float(p.high.reshape(-1)[0]), 6)
 
 
 def _agent_index(agent: str) -> int:

@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,16 @@ class TrainSettings:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainSettings:
         data = dict(data)
-        data["params"] = MAHPPOParams(**data.get("params", {}))
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ValueError(f"run.json: unknown setting {key!r}")
+        params = data.get("params", {})
+        param_names = {f.name for f in fields(MAHPPOParams)}
+        for key in params:
+            if key not in param_names:
+                raise ValueError(f"run.json: unknown hyperparameter params.{key}")
+        data["params"] = MAHPPOParams(**params)
         return cls(**data)
 
 
@@ -221,7 +230,16 @@ def train(settings: TrainSettings, out: str | Path, *, resume: bool = False, pro
         iteration = start_iter
         last_ckpt_iter = start_iter
         while steps < settings.steps:
-            result = algo.train()
+            try:
+                result = algo.train()
+            except KeyboardInterrupt:  # Ctrl-C: keep everything up to the last finished iteration
+                bar.close()
+                if iteration > last_ckpt_iter:
+                    _write_curve(out / "curve.csv", rows)
+                    save_checkpoint(algo, out, settings, iteration, steps)
+                print(f"interrupted: checkpoint of iteration {iteration} kept; continue with "
+                      f"`mahppo train --resume {out}`")
+                raise
             iteration = int(result["training_iteration"])
             row = curve_row(result, settings.num_ues, t0)
             rows.append(row)

@@ -90,3 +90,16 @@ def test_policy_refuses_an_env_with_another_number_of_ues(trained):
     out, _, _ = trained
     with pytest.raises(ValueError, match="trained for 2 UEs"):
         evaluate(load_policy(out), EnvConfig.from_kwargs(num_ues=3, scenario="test"))
+
+
+def test_policy_refuses_an_env_with_other_channels(trained):
+    out, _, _ = trained
+    with pytest.raises(ValueError, match=r"ue_0 was trained for \(points, channels, p_max\) = \(6, 2, 1.0\)"):
+        evaluate(load_policy(out), EnvConfig.from_kwargs(num_ues=2, num_channels=3, scenario="test"))
+
+
+def test_a_corrupted_run_json_names_the_bad_key():
+    with pytest.raises(ValueError, match="unknown setting 'num_uez'"):
+        TrainSettings.from_json({"num_uez": 3})
+    with pytest.raises(ValueError, match="params.learning_rate"):
+        TrainSettings.from_json({"params": {"learning_rate": 1e-3}})
