@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from marl_env.config import EnvConfig
-from marl_env.evaluation import evaluate
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.evaluation import evaluate
 
 
 def test_scenario_config(env_config: dict[str, Any]) -> EnvConfig:
@@ -25,7 +25,7 @@ class TestScenarioEvaluation:
         self.last: dict[str, float] | None = None
 
     def __call__(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
-        from algorithms.policy import live_policy
+        from mahppo.algorithms.policy import live_policy
 
         it = int(result.get("training_iteration", 0))
         if self.last is None or it % self.interval == 0:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from mahppo.algorithms.connectors import CentralizedGAE
+from mahppo.algorithms.modules import CRITIC_ID
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from torch.distributions import Categorical, Normal
-
-from algorithms.connectors import CentralizedGAE
-from algorithms.modules import CRITIC_ID
 
 BRANCHES = ("point", "channel", "power")
 

@@ -15,14 +15,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from mahppo.algorithms.learner import MAHPPOTorchLearner
+from mahppo.algorithms.modules import CRITIC_ID, CentralCriticModule, HybridActorModule
+from mahppo.marl_env.env import CollabInferenceEnv
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
-
-from algorithms.learner import MAHPPOTorchLearner
-from algorithms.modules import CRITIC_ID, CentralCriticModule, HybridActorModule
-from marl_env.env import CollabInferenceEnv
 
 CLIP_MODES = ("per_branch", "joint")
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from mahppo.algorithms.modules import CRITIC_ID, HybridActorModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
-
-from algorithms.modules import CRITIC_ID, HybridActorModule
 
 POLICY_META = "mahppo_policy.json"
 MODULES_SUBDIR = Path("learner_group") / "learner" / "rl_module"
@@ -177,8 +176,7 @@ def is_model_uri(spec: str | Path) -> bool:
 def download_model(uri: str) -> Path:
     """Fetch an MLflow model / run-artifact URI (e.g. the Tune winner) to a local directory."""
     import mlflow
-
-    from algorithms.tracking import tracking_uri
+    from mahppo.algorithms.tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     try:

@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from marl_env.cli import format_table
-from marl_env.evaluation import evaluate
-from marl_env.policies import BASELINES, make_baseline
+from mahppo.marl_env.evaluation import evaluate
+from mahppo.marl_env.metrics import format_table
+from mahppo.marl_env.policies import BASELINES, make_baseline
 
 
 def compare_with_baselines(out: Path, settings: Any, episodes: int = 1) -> dict[str, dict[str, float]]:
     """Evaluate the latest checkpoint and every ``marl_env`` baseline on the test scenario."""
-    from algorithms.evaluation import test_scenario_config
-    from algorithms.policy import load_policy
+    from mahppo.algorithms.evaluation import test_scenario_config
+    from mahppo.algorithms.policy import load_policy
 
     config = test_scenario_config(settings.env_config())
     rows: dict[str, dict[str, float]] = {"trained": evaluate(load_policy(out), config, episodes=episodes)}

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from algorithms.mahppo import MAHPPOParams
-from algorithms.policy import POLICY_META
+from mahppo.algorithms.mahppo import MAHPPOParams
+from mahppo.algorithms.policy import POLICY_META
 
 CURVE_FIELDS = ("iteration", "env_steps", "time_s", "train_return_per_ue", "reward",
                 "frame_latency_per_task_s", "energy_per_task_j", "latency_per_task_s", "vf_loss")
@@ -63,7 +63,7 @@ class TrainSettings:
         return cfg
 
     def validate(self) -> TrainSettings:
-        from marl_env.config import EnvConfig
+        from mahppo.marl_env.config import EnvConfig
 
         EnvConfig.from_kwargs(**self.env_config())  # names the bad env field
         self.params.validate()
@@ -186,10 +186,9 @@ def curve_row(result: dict[str, Any], num_ues: int, t0: float) -> dict[str, floa
 def train(settings: TrainSettings, out: str | Path, *, resume: bool = False, progress: bool = True,
           final_eval: bool = True) -> dict[str, Any]:
     """Train until ``settings.steps`` env steps; returns a summary (and writes everything to ``out``)."""
+    from mahppo.algorithms.evaluation import TestScenarioEvaluation
+    from mahppo.algorithms.mahppo import build_config
     from tqdm import tqdm
-
-    from algorithms.evaluation import TestScenarioEvaluation
-    from algorithms.mahppo import build_config
 
     settings.validate()
     out = Path(out).expanduser().resolve()  # RLlib checkpoints need absolute paths
@@ -217,7 +216,7 @@ def train(settings: TrainSettings, out: str | Path, *, resume: bool = False, pro
                 start_iter = int(meta["iteration"])
                 rows = _read_curve(out / "curve.csv", start_iter)
         if settings.mlflow:
-            from algorithms.tracking import MlflowRun
+            from mahppo.algorithms.tracking import MlflowRun
 
             prev = run_id_file.read_text().strip() if resume and run_id_file.exists() else None
             tracker = MlflowRun(settings.mlflow_experiment, out.name, settings.to_json(), settings.mlflow_uri,
@@ -264,7 +263,7 @@ def train(settings: TrainSettings, out: str | Path, *, resume: bool = False, pro
                                    "env_steps_per_s": steps / wall if wall > 0 else None,
                                    "checkpoint": str(_checkpoints(out)[-1])}
         if final_eval:
-            from algorithms.report import compare_with_baselines, plot_training_curve
+            from mahppo.algorithms.report import compare_with_baselines, plot_training_curve
 
             table = compare_with_baselines(out, settings)
             summary["evaluation"] = table

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from marl_env.cli import format_table
-from marl_env.config import EnvConfig
-from marl_env.evaluation import evaluate
-from marl_env.policies import BASELINES, make_baseline
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.evaluation import evaluate
+from mahppo.marl_env.metrics import format_table
+from mahppo.marl_env.policies import BASELINES, make_baseline
 
 
 def main() -> None:

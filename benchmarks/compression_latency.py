@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 
 import torch
-
-from compression.compressor import FeatureCompressor
-from compression.models import POINTS, build_model, split
-from compression.profiles import jalad_encode, median_latency
+from mahppo.compression.compressor import FeatureCompressor
+from mahppo.compression.models import POINTS, build_model, split
+from mahppo.compression.profiles import jalad_encode, median_latency
 
 
 def main() -> None:

@@ -37,8 +37,8 @@ def peak_rss_watcher(stop: threading.Event, box: list[float]) -> None:
 
 
 def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
-    from algorithms.mahppo import MAHPPOParams
-    from algorithms.train import TrainSettings, train
+    from mahppo.algorithms.mahppo import MAHPPOParams
+    from mahppo.algorithms.train import TrainSettings, train
 
     settings = TrainSettings(num_ues=args.num_ues, steps=args.steps, seed=seed, algo=algo, dnn=args.dnn,
                              beta=args.beta, eval_every=2, checkpoint_every=10,

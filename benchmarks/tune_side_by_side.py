@@ -12,8 +12,8 @@ import os
 import tempfile
 import time
 
-from tune_configs.runner import run_study
-from tune_configs.study import parse_study
+from mahppo.tune_configs.runner import run_study
+from mahppo.tune_configs.study import parse_study
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--trials", type=int, default=4)
     args = ap.parse_args()
-    from algorithms.train import init_ray, set_torch_threads
+    from mahppo.algorithms.train import init_ray, set_torch_threads
 
     set_torch_threads(1)
     init_ray()

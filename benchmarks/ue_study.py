@@ -18,7 +18,7 @@ from fig8_convergence import peak_rss_watcher
 
 
 def main() -> None:
-    from algorithms.train import TrainSettings, train
+    from mahppo.algorithms.train import TrainSettings, train
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--num-ues", type=int, nargs="+", default=list(range(3, 11)))

@@ -9,19 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from compression.compressor import FeatureCompressor
-from compression.data import DataSpec, check_data_folder, make_datasets
-from compression.models import POINTS, build_model, check_model_name
-from compression.profiles import (
+from mahppo.compression.compressor import FeatureCompressor
+from mahppo.compression.data import DataSpec, check_data_folder, make_datasets
+from mahppo.compression.models import POINTS, build_model, check_model_name
+from mahppo.compression.profiles import (
     JETSON_NANO_POWER_W,
     host_description,
     measure_profiles,
     power_table_from_file,
     write_profile_file,
 )
-from compression.runner import run_sweep, select_rates, state_from_bytes, validate_sweep, write_table
-from compression.train import TrainConfig, evaluate, make_loader, set_threads, train_base
+from mahppo.compression.runner import run_sweep, select_rates, state_from_bytes, validate_sweep, write_table
+from mahppo.compression.train import TrainConfig, evaluate, make_loader, set_threads, train_base
 
 
 def _log(msg: str) -> None:
@@ -160,7 +159,7 @@ def run_compress(job: CompressJob, log: Any = _log) -> dict[str, Any]:
               f"Key '{name}-jalad': 8-bit quantization + zlib (JALAD baseline).")
     profile_path = write_profile_file(out / f"profile_{name}.json", {name: ours, f"{name}-jalad": jalad}, source)
     csv_path, md_path = write_table(rows, out)
-    from compression.plots import plot_rates
+    from mahppo.compression.plots import plot_rates
 
     plot_path = plot_rates(list(POINTS), [e["compression_rate"] for e in ours[1:-1]],
                            [e["compression_rate"] for e in jalad[1:-1]], out / f"rates_{name}.png",

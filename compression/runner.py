@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from compression.compressor import FLOAT_BITS, reduced_channels_for
-from compression.data import DataSpec, make_datasets
-from compression.models import PROFILE_INPUT_SHAPE, build_model, check_model_name, check_point, feature_channels
-from compression.train import TrainConfig, set_threads, train_compressor
+from mahppo.compression.compressor import FLOAT_BITS, reduced_channels_for
+from mahppo.compression.data import DataSpec, make_datasets
+from mahppo.compression.models import PROFILE_INPUT_SHAPE, build_model, check_model_name, check_point, feature_channels
+from mahppo.compression.train import TrainConfig, set_threads, train_compressor
 
 CRASH_ENV = "MAHPPO_COMPRESS_CRASH_ONCE"
 TABLE_COLUMNS = (

@@ -1,7 +1,7 @@
 """Entry point of the ``mahppo`` console script.
 
-Every package that owns a job exposes ``register(subparsers)`` in its ``cli`` module; heavy imports
-(torch, Ray) happen inside the handlers, so ``mahppo --help`` stays fast.
+Every job is a module of ``mahppo.commands`` (the app layer) with a ``register(subparsers)`` function;
+heavy imports (torch, Ray) happen inside the handlers, so ``mahppo --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 # In data-flow order: compression -> env -> algorithm -> Tune -> Serve, then the demo.
 _COMMAND_MODULES = (
-    "compression.cli",
-    "marl_env.cli",
-    "algorithms.cli",
-    "tune_configs.cli",
-    "serve.cli",
-    "mahppo.demo",
+    "mahppo.commands.compress",
+    "mahppo.commands.evaluate",
+    "mahppo.commands.train",
+    "mahppo.commands.tune",
+    "mahppo.commands.serve",
+    "mahppo.commands.demo",
 )
 
 
@@ -34,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a package not built yet
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -5,9 +5,9 @@
 >>> obs, infos = env.reset(seed=0)
 """
 
-from marl_env.config import EnvConfig, UESpec
-from marl_env.env import CollabInferenceEnv, parallel_env
-from marl_env.profiles import DNNProfile, default_profiles, load_profile_file
+from mahppo.marl_env.config import EnvConfig, UESpec
+from mahppo.marl_env.env import CollabInferenceEnv, parallel_env
+from mahppo.marl_env.profiles import DNNProfile, default_profiles, load_profile_file
 
 __all__ = [
     "CollabInferenceEnv",

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from marl_env.profiles import DNNProfile, resolve_profile
+from mahppo.marl_env.profiles import DNNProfile, resolve_profile
 
 SCENARIOS = ("train", "test")
 TEST_DISTANCE_M = 50.0  # Sec. 6.3.1: evaluation fixes d_n = 50 m ...

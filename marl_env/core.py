@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from mahppo.marl_env.config import MIN_POWER_W, TEST_DISTANCE_M, TEST_NUM_TASKS, EnvConfig
 from numba import njit
-
-from marl_env.config import MIN_POWER_W, TEST_DISTANCE_M, TEST_NUM_TASKS, EnvConfig
 
 # UE phases
 IDLE = 0  # episode started, first task not yet begun (it begins with the first frame's action)

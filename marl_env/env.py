@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from mahppo.marl_env.config import MIN_POWER_W, EnvConfig
+from mahppo.marl_env.core import DONE, FrameResult, MECSystem, frame_reward
 from pettingzoo import ParallelEnv
-
-from marl_env.config import MIN_POWER_W, EnvConfig
-from marl_env.core import DONE, FrameResult, MECSystem, frame_reward
 
 
 class CollabInferenceEnv(ParallelEnv):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
-from marl_env.config import EnvConfig
-from marl_env.env import CollabInferenceEnv
-from marl_env.metrics import EpisodeMetrics, mean_metrics
-from marl_env.policies import Policy
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.env import CollabInferenceEnv
+from mahppo.marl_env.metrics import EpisodeMetrics, mean_metrics
+from mahppo.marl_env.policies import Policy
 
 # Evaluation runs episodes to completion (as the authors do); this cap stops a policy that never
 # finishes (e.g. offloading at a vanishing power). Such episodes are reported as truncated.

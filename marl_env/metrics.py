@@ -75,3 +75,13 @@ def mean_metrics(runs: list[dict[str, float]]) -> dict[str, float]:
     out["episodes"] = float(len(runs))
     out["truncated_episodes"] = float(sum(r.get("truncated", 0.0) for r in runs))
     return out
+
+
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    """Markdown table of policies x metrics (the same layout everywhere)."""
+    cols = ["policy", *METRIC_NAMES]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name, m in rows.items():
+        cells = [name] + [f"{m[k]:.4g}" if k != "tasks_completed" else f"{m[k]:.0f}" for k in METRIC_NAMES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

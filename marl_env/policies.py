@@ -10,12 +10,11 @@ import itertools
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-
-from marl_env.core import frame_reward
+from mahppo.marl_env.core import frame_reward
 
 if TYPE_CHECKING:
-    from marl_env.config import EnvConfig
-    from marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.env import CollabInferenceEnv
 
 Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
 BASELINES = ("local", "edge", "random", "greedy", "static-search")
@@ -150,7 +149,7 @@ class StaticSearchPolicy(FixedPolicy):
         self._acts = self._cache[key]
 
     def _search(self, config: EnvConfig) -> Actions:
-        from marl_env.env import CollabInferenceEnv
+        from mahppo.marl_env.env import CollabInferenceEnv
 
         sim = CollabInferenceEnv(config.with_updates(max_frames=None, render_mode=None))
         n, c, pmax = sim.system.n, config.num_channels, config.p_max_w

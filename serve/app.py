@@ -3,7 +3,7 @@
 ``build_app`` is the application builder that ``serve run``, ``serve deploy serve/config.yaml`` and
 ``mahppo serve`` use::
 
-    serve run serve.app:build_app checkpoint=runs/mahppo-n3-seed0
+    serve run mahppo.serve.app:build_app checkpoint=runs/mahppo-n3-seed0
 
 One replica holds the per-UE actor networks (no critic). Requests are batched with ``@serve.batch``:
 the global states of up to ``max_batch_size`` concurrent requests go through each actor in one
@@ -20,12 +20,11 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from mahppo.serve.schema import DecideRequest, DecideResponse, RequestError, StateNormalizer, format_loc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from serve.schema import DecideRequest, DecideResponse, RequestError, StateNormalizer, format_loc
 
 DEPLOYMENT_NAME = "DecisionMaker"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -129,7 +128,7 @@ def _rss_bytes() -> int:
 
 
 def _model_info(policy: Any) -> dict[str, Any]:
-    from marl_env.config import EnvConfig
+    from mahppo.marl_env.config import EnvConfig
 
     cfg = EnvConfig.from_kwargs(**policy.env_defaults)
     meta = policy.meta
@@ -169,7 +168,7 @@ class DecisionMaker:
         import torch
 
         torch.set_num_threads(1)
-        from algorithms.policy import load_policy
+        from mahppo.algorithms.policy import load_policy
 
         self.policy = load_policy(source)
         self.normalizer = StateNormalizer.for_env(self.policy.agents, self.policy.env_defaults)
@@ -254,10 +253,10 @@ class AppArgs(BaseModel):
 def resolve_source(args: AppArgs) -> tuple[str, str | None]:
     """The policy source as the replica loads it (absolute path or URI) and the tracking URI."""
     if args.checkpoint is not None:
-        from algorithms.policy import find_checkpoint
+        from mahppo.algorithms.policy import find_checkpoint
 
         return str(find_checkpoint(Path(args.checkpoint).expanduser().resolve())), None
-    from algorithms.tracking import tracking_uri
+    from mahppo.algorithms.tracking import tracking_uri
 
     uri = tracking_uri(args.tracking_uri)
     prefix = "sqlite:///"
@@ -267,7 +266,7 @@ def resolve_source(args: AppArgs) -> tuple[str, str | None]:
 
 
 def build_app(args: AppArgs | dict[str, Any]) -> Application:
-    """The application builder (``import_path: serve.app:build_app``)."""
+    """The application builder (``import_path: mahppo.serve.app:build_app``)."""
     if not isinstance(args, AppArgs):
         args = AppArgs.model_validate(args)
     source, tracking = resolve_source(args)

@@ -1,6 +1,6 @@
 """A small Python client of the decision-maker (standard library only, keep-alive connections).
 
-    from serve.client import DecisionClient
+    from mahppo.serve.client import DecisionClient
     client = DecisionClient("http://127.0.0.1:8000")
     client.model()["num_ues"]
     client.decide([{"ue_id": "ue_0", "tasks_left": 120, "local_time_left_s": 0.01,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -149,3 +150,19 @@ class RemotePolicy:
         self.requests += 1
         return self.client.decide_arrays(s.tasks_left, s.total_tasks, s.time_left, s.bits_left, s.distance,
                                          self.deterministic)
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"--host {host} --port {port}: cannot bind ({exc.strerror or exc})") from None
+
+
+def example_pool(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The test scenario's first state pool: every UE 50 m away with 200 tasks, nothing in flight."""
+    from mahppo.marl_env.config import TEST_DISTANCE_M, TEST_NUM_TASKS
+
+    return [{"ue_id": a, "tasks_left": TEST_NUM_TASKS, "total_tasks": TEST_NUM_TASKS, "local_time_left_s": 0.0,
+             "bits_left": 0.0, "distance_m": TEST_DISTANCE_M} for a in info["agents"]]

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mahppo.marl_env.config import TEST_NUM_TASKS
+from mahppo.marl_env.core import normalize_state
 from pydantic import BaseModel, ConfigDict, Field
-
-from marl_env.config import TEST_NUM_TASKS
-from marl_env.core import normalize_state
 
 MAX_UES = 10_000  # a hard cap on the list length, before the policy's own N is checked
 MAX_COUNT = 10**9  # tasks_left / total_tasks
@@ -85,8 +84,8 @@ class StateNormalizer:
     @classmethod
     def for_env(cls, agents: list[str], env_defaults: dict[str, Any]) -> StateNormalizer:
         """The scales of the env the policy was trained on (its N, DNNs, profile, distances)."""
-        from marl_env.config import EnvConfig
-        from marl_env.core import MECSystem
+        from mahppo.marl_env.config import EnvConfig
+        from mahppo.marl_env.core import MECSystem
 
         system = MECSystem(EnvConfig.from_kwargs(**env_defaults))
         if system.n != len(agents):

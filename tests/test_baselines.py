@@ -6,10 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from marl_env.config import EnvConfig
-from marl_env.evaluation import evaluate
-from marl_env.policies import make_baseline
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.evaluation import evaluate
+from mahppo.marl_env.policies import make_baseline
 
 TEST3 = EnvConfig.from_kwargs(num_ues=3, scenario="test")
 
@@ -25,7 +24,7 @@ def test_local_baseline_reproduces_the_jetson_nano_full_local_run():
 
 def test_edge_baseline_sends_raw_input_at_pmax():
     env_policy = make_baseline("edge")
-    from marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.env import CollabInferenceEnv
 
     env = CollabInferenceEnv(TEST3)
     env.reset(seed=0)

@@ -18,7 +18,7 @@ def crash_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_ray(crash_dir):
-    from compression.runner import CRASH_ENV
+    from mahppo.compression.runner import CRASH_ENV
 
     # every task's first attempt kills its worker (inherited by the workers of this local Ray)
     mp = pytest.MonkeyPatch()
@@ -87,7 +87,7 @@ def test_profile_schema_and_numbers(run_dir):
 
 @pytest.mark.slow
 def test_written_profile_drives_the_env(run_dir):
-    profiles_mod = pytest.importorskip("marl_env.profiles")
+    profiles_mod = pytest.importorskip("mahppo.marl_env.profiles")
     marl_env = pytest.importorskip("marl_env")
     path = run_dir / "profile_resnet18.json"
     table = profiles_mod.load_profile_file(path)

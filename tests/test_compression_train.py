@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from compression.compressor import FeatureCompressor
-from compression.data import DataSpec, make_datasets
-from compression.models import build_model, split
-from compression.runner import select_rates
-from compression.train import TrainConfig, evaluate, make_loader, set_threads, train_base, train_compressor
+from mahppo.compression.compressor import FeatureCompressor
+from mahppo.compression.data import DataSpec, make_datasets
+from mahppo.compression.models import build_model, split
+from mahppo.compression.runner import select_rates
+from mahppo.compression.train import TrainConfig, evaluate, make_loader, set_threads, train_base, train_compressor
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from compression.compressor import (
+from mahppo.compression.compressor import (
     FeatureCompressor,
     Quantizer,
     channel_rate_for,
@@ -17,7 +16,7 @@ from compression.compressor import (
     quantize,
     reduced_channels_for,
 )
-from compression.models import (
+from mahppo.compression.models import (
     MODEL_NAMES,
     POINTS,
     build_model,
@@ -26,7 +25,7 @@ from compression.models import (
     model_name_of,
     split,
 )
-from compression.profiles import JETSON_NANO_POWER_W, jalad_bits, median_latency
+from mahppo.compression.profiles import JETSON_NANO_POWER_W, jalad_bits, median_latency
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]

@@ -2,11 +2,10 @@
 
 import functools
 
+import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
-
-import marl_env
 
 CONFIGS = {
     "N=1": {"num_ues": 1},

@@ -2,11 +2,10 @@
 
 import json
 
+import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
-
-import marl_env
-from marl_env.profiles import load_profile_file
+from mahppo.marl_env.profiles import load_profile_file
 
 
 @pytest.fixture

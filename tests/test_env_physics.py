@@ -2,14 +2,13 @@
 
 import math
 
+import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
-
-import marl_env
-from marl_env.core import reward
-from marl_env.evaluation import run_episode
-from marl_env.policies import FixedPolicy
-from marl_env.profiles import default_profiles
+from mahppo.marl_env.core import reward
+from mahppo.marl_env.evaluation import run_episode
+from mahppo.marl_env.policies import FixedPolicy
+from mahppo.marl_env.profiles import default_profiles
 
 W, SIGMA = 1e6, 1e-9
 

@@ -1,11 +1,10 @@
 """Property tests: conservation of tasks, non-negative time and energy, termination, determinism."""
 
+import mahppo.marl_env as marl_env
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import marl_env
-from marl_env.core import DONE
+from mahppo.marl_env.core import DONE
 
 configs = st.fixed_dictionaries({
     "num_ues": st.integers(1, 6),

@@ -6,12 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-
-from algorithms.mahppo import MAHPPOParams
-from algorithms.policy import find_checkpoint, live_policy, load_policy
-from algorithms.train import TrainSettings, train
-from marl_env.config import EnvConfig
-from marl_env.evaluation import evaluate
+from mahppo.algorithms.mahppo import MAHPPOParams
+from mahppo.algorithms.policy import find_checkpoint, live_policy, load_policy
+from mahppo.algorithms.train import TrainSettings, train
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.evaluation import evaluate
 
 TINY = MAHPPOParams(memory_size=256, batch_size=64, reuse_time=2)
 

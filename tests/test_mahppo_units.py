@@ -3,18 +3,17 @@
 import json
 import math
 
+import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
 import torch
+from mahppo.algorithms.connectors import CentralizedGAE
+from mahppo.algorithms.learner import branch_distributions, branch_log_probs, clipped_surrogate
+from mahppo.algorithms.mahppo import MAHPPOConfig, MAHPPOParams
+from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.evaluation.postprocessing import Postprocessing
-
-import marl_env
-from algorithms.connectors import CentralizedGAE
-from algorithms.learner import branch_distributions, branch_log_probs, clipped_surrogate
-from algorithms.mahppo import MAHPPOConfig, MAHPPOParams
-from algorithms.modules import CentralCriticModule, HybridActorModule
 
 
 def tiny_profile(tmp_path):
@@ -155,7 +154,7 @@ def test_paper_defaults_map_onto_rllib():
 
 
 def test_fused_actor_forward_matches_each_actor_alone(tmp_path):
-    from algorithms.policy import TrainedPolicy
+    from mahppo.algorithms.policy import TrainedPolicy
 
     env = marl_env.parallel_env(ue_specs=["resnet18", "tiny", "vgg11", "tiny"], num_channels=3,
                                 profile_file=str(tiny_profile(tmp_path)))

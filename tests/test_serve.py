@@ -29,11 +29,10 @@ def _free_port() -> int:
 def served(tmp_path_factory):
     """(url, checkpoint dir, in-process policy): one Ray + Serve for the module, shut down after."""
     import ray
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.train import TrainSettings, train
+    from mahppo.serve.app import QUIET_LOGGING, build_app
     from ray import serve
-
-    from algorithms.policy import load_policy
-    from algorithms.train import TrainSettings, train
-    from serve.app import QUIET_LOGGING, build_app
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     own_ray = not ray.is_initialized()
@@ -57,7 +56,7 @@ def served(tmp_path_factory):
 
 @pytest.fixture
 def client(served):
-    from serve.client import DecisionClient
+    from mahppo.serve.client import DecisionClient
 
     c = DecisionClient(served[0])
     yield c
@@ -72,8 +71,8 @@ def _pool(rng: np.random.Generator, n: int = N) -> list[dict]:
 
 
 def _in_process(policy, ues: list[dict], deterministic: bool = True):
-    from marl_env.core import normalize_state
-    from serve.schema import StateNormalizer
+    from mahppo.marl_env.core import normalize_state
+    from mahppo.serve.schema import StateNormalizer
 
     norm = StateNormalizer.for_env(policy.agents, policy.env_defaults)
     by_id = {u["ue_id"]: u for u in ues}
@@ -175,7 +174,7 @@ def test_bad_request_then_good_one(served, client, name, body, status, field):
 
 
 def test_concurrent_requests_are_batched(served, client):
-    from serve.client import DecisionClient
+    from mahppo.serve.client import DecisionClient
 
     _, _, policy = served
     pools = [_pool(np.random.default_rng(100 + i)) for i in range(32)]
@@ -206,10 +205,11 @@ def test_concurrent_requests_are_batched(served, client):
 
 
 def test_simulate_via_http_equals_in_process_evaluate(served, capsys):
-    from algorithms.policy import load_policy
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.evaluation import evaluate
+
     from mahppo.cli import main
-    from marl_env.config import EnvConfig
-    from marl_env.evaluation import evaluate
 
     url, out, _ = served
     assert main(["simulate", "--via", url, "--json"]) == 0

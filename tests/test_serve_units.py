@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import yaml
 from fastapi import FastAPI, Request
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.core import MECSystem
+from mahppo.marl_env.env import CollabInferenceEnv
+from mahppo.serve.schema import DecideRequest, RequestError, StateNormalizer, format_loc
 from pydantic import ValidationError
-
-from marl_env.config import EnvConfig
-from marl_env.core import MECSystem
-from marl_env.env import CollabInferenceEnv
-from serve.schema import DecideRequest, RequestError, StateNormalizer, format_loc
 
 AGENTS = ["ue_0", "ue_1", "ue_2"]
 ENV = {"num_ues": 3, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
@@ -125,8 +124,7 @@ def test_body_limit_declared_and_streamed():
     import asyncio
 
     import httpx
-
-    from serve.app import BodyLimitMiddleware
+    from mahppo.serve.app import BodyLimitMiddleware
 
     app = FastAPI()
     app.state.max_body_bytes = 1000
@@ -155,21 +153,20 @@ def test_body_limit_declared_and_streamed():
 
 
 def test_config_yaml_is_a_serve_deploy_config():
+    from mahppo.serve.app import DEPLOYMENT_NAME, AppArgs, DecisionMaker
     from ray.serve.schema import ServeDeploySchema
-
-    from serve.app import DEPLOYMENT_NAME, AppArgs, DecisionMaker
 
     cfg = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG_YAML.read_text()))
     assert cfg.http_options.host == "127.0.0.1"
     (app,) = cfg.applications
-    assert app.import_path == "serve.app:build_app"
+    assert app.import_path == "mahppo.serve.app:build_app"
     assert [d.name for d in app.deployments] == [DEPLOYMENT_NAME] == [DecisionMaker.name]
     args = AppArgs.model_validate(app.args)
     assert args.max_batch_size <= app.deployments[0].max_ongoing_requests
 
 
 def test_build_app_args(tmp_path):
-    from serve.app import AppArgs, build_app
+    from mahppo.serve.app import AppArgs, build_app
 
     with pytest.raises(ValidationError, match="exactly one"):
         AppArgs()

@@ -7,9 +7,8 @@ import signal
 
 import numpy as np
 import pytest
+from mahppo.tune_configs.study import parse_study
 from ray import tune
-
-from tune_configs.study import parse_study
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +20,7 @@ TINY = {"grid": {"lr": [1.0e-4, 1.0e-3]},
 @pytest.fixture(scope="module")
 def local_ray():
     import ray
-
-    from algorithms.train import set_torch_threads
+    from mahppo.algorithms.train import set_torch_threads
 
     set_torch_threads(1)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a shared one
@@ -47,13 +45,12 @@ def _runs(uri: str, experiment: str) -> list:
 
 
 def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_path):
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.evaluation import evaluate
+    from mahppo.tune_configs.runner import WINNER_FILE, run_study
+    from mahppo.tune_configs.trainable import FAIL_ONCE_KEY
     from mlflow.tracking import MlflowClient
-
-    from algorithms.policy import load_policy
-    from marl_env.config import EnvConfig
-    from marl_env.evaluation import evaluate
-    from tune_configs.runner import WINNER_FILE, run_study
-    from tune_configs.trainable import FAIL_ONCE_KEY
 
     study = parse_study({"name": "tiny", **TINY})
     marker = tmp_path / "failed_once"
@@ -98,7 +95,7 @@ class _InterruptAfterFirstTrial(tune.Callback):
 
 
 def test_resume_does_not_rerun_finished_trials(local_ray, store, tmp_path):
-    from tune_configs.runner import run_study
+    from mahppo.tune_configs.runner import run_study
 
     study = parse_study({"name": "resumable", **TINY, "steps": 250})  # 1 iteration per trial
     first = run_study(study, uri=store, max_concurrent=1, verbose=0, callbacks=[_InterruptAfterFirstTrial()])

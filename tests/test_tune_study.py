@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from mahppo.tune_configs.study import load_study, parse_study, study_names
 
 from mahppo.cli import main
-from tune_configs.study import load_study, parse_study, study_names
 
 TINY = {"name": "tiny", "grid": {"lr": [1.0e-4, 1.0e-3]},
         "fixed": {"num_ues": 3, "memory_size": 256, "batch_size": 64, "reuse_time": 1}, "seeds": 1, "steps": 500}
@@ -95,7 +95,7 @@ def test_cli_rejects_bad_arguments(tmp_path, monkeypatch, capsys):
 
 
 def test_profile_file_is_made_absolute_relative_to_the_study(tmp_path):
-    from tune_configs.study import STUDIES_DIR
+    from mahppo.tune_configs.study import STUDIES_DIR
 
     shipped = STUDIES_DIR.parent.parent / "marl_env" / "data" / "jetson_nano_profiles.json"
     (tmp_path / "profiles.json").write_text(shipped.read_text())
@@ -110,9 +110,8 @@ def test_profile_file_is_made_absolute_relative_to_the_study(tmp_path):
 
 
 def test_tuner_options_without_running(tmp_path):
+    from mahppo.tune_configs.runner import build_tuner
     from ray.tune.schedulers import ASHAScheduler
-
-    from tune_configs.runner import build_tuner
 
     study = parse_study(TINY)
     tuner = build_tuner(study, storage=str(tmp_path), uri=f"sqlite:///{tmp_path / 'm.db'}", scheduler="asha",

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from tune_configs.study import Study
+from mahppo.tune_configs.study import Study
 
 CURVE_PANELS = (("test_reward", "test-scenario episode reward"), ("vf_loss", "value loss (Eq. 16)"))
 TRADEOFF_PANELS = (("test_frame_latency_per_task_s", "frame latency per task (s)"),
@@ -30,8 +29,8 @@ def _value(text: str) -> Any:
 
 def collect_runs(study: Study, uri: str | None = None) -> dict[Any, list[Any]]:
     """The study's finished MLflow runs grouped by the value of the swept key."""
-    from algorithms.tracking import tracking_uri
-    from tune_configs.tracking import client, resolved_uri
+    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.tune_configs.tracking import client, resolved_uri
 
     cl = client(resolved_uri(tracking_uri(uri)))
     exp = cl.get_experiment_by_name(study.experiment)
@@ -69,9 +68,8 @@ def draw_report(study: Study, out: str | Path, uri: str | None = None) -> dict[s
     """Write the study's figure to ``out`` (PNG); returns how many runs and values it drew."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib.pyplot as plt
-
-    from algorithms.tracking import tracking_uri
-    from tune_configs.tracking import client, resolved_uri
+    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.tune_configs.tracking import client, resolved_uri
 
     groups = collect_runs(study, uri)
     cl = client(resolved_uri(tracking_uri(uri)))

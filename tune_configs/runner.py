@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tune_configs.study import Study, flat_config
+from mahppo.tune_configs.study import Study, flat_config
 
 WINNER_METRIC = "test_reward"
 WINNER_FILE = "winner.json"
@@ -32,7 +32,7 @@ def experiment_dir(study_name: str, storage: str | None = None) -> str:
 
 
 def _trial_name(trial: Any) -> str:
-    from tune_configs.tracking import trial_name
+    from mahppo.tune_configs.tracking import trial_name
 
     return trial_name(flat_config(trial.config))
 
@@ -46,10 +46,9 @@ def build_tuner(study: Study, *, storage: str | None = None, uri: str, cpus_per_
                 resume: bool = False, extra_config: dict[str, Any] | None = None,
                 callbacks: list | None = None, verbose: int = 1):
     """A new ``Tuner`` for ``study``, or (``resume``) the restored one of its interrupted run."""
+    from mahppo.tune_configs.tracking import MlflowTrialCallback
+    from mahppo.tune_configs.trainable import MAHPPOTrainable
     from ray import tune
-
-    from tune_configs.tracking import MlflowTrialCallback
-    from tune_configs.trainable import MAHPPOTrainable
 
     trainable = tune.with_resources(MAHPPOTrainable, {"cpu": cpus_per_trial})
     path = experiment_dir(study.name, storage)
@@ -91,9 +90,9 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
               max_failures: int = 2, extra_config: dict[str, Any] | None = None, callbacks: list | None = None,
               verbose: int = 1) -> dict[str, Any]:
     """Run (or resume) ``study``; returns a summary with the trials and the winner."""
-    from algorithms.tracking import tracking_uri
-    from algorithms.train import init_ray
-    from tune_configs.tracking import resolved_uri
+    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.algorithms.train import init_ray
+    from mahppo.tune_configs.tracking import resolved_uri
 
     uri = resolved_uri(tracking_uri(uri))
     exp_dir = experiment_dir(study.name, storage)
@@ -141,8 +140,8 @@ def _safe_to_replace(dest: Path) -> bool:
 def export_winner(study: Study, result: Any, export: str | Path, uri: str, register: bool = True) -> dict[str, Any]:
     """Copy the winner's checkpoint into ``export`` (loadable by ``load_policy``/``mahppo evaluate
     --policy``), write ``winner.json`` there and register the run's checkpoint in the model registry."""
-    from algorithms.policy import find_checkpoint
-    from tune_configs.tracking import TRIAL_TAG, client, register_winner
+    from mahppo.algorithms.policy import find_checkpoint
+    from mahppo.tune_configs.tracking import TRIAL_TAG, client, register_winner
 
     cfg = flat_config(result.config)
     metrics = {k: float(v) for k, v in result.metrics.items()

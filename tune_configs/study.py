@@ -92,8 +92,8 @@ class Study:
 
     def validate(self) -> Study:
         """Check every trial's env and hyperparameters (the checks of ``marl_env`` and ``MAHPPOParams``)."""
-        from algorithms.mahppo import MAHPPOParams
-        from marl_env.config import EnvConfig
+        from mahppo.algorithms.mahppo import MAHPPOParams
+        from mahppo.marl_env.config import EnvConfig
 
         known_params = {f.name for f in fields(MAHPPOParams)}
         assert set(PARAM_KEYS) == known_params, "PARAM_KEYS is out of date with MAHPPOParams"

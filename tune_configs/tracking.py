@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mahppo.tune_configs.study import flat_config
+from mahppo.tune_configs.trainable import FAIL_ONCE_KEY
 from ray.tune import Callback
-
-from tune_configs.study import flat_config
-from tune_configs.trainable import FAIL_ONCE_KEY
 
 TRIAL_TAG = "tune_trial_id"
 RESULT_KEYS_SKIPPED = ("training_iteration", "timestamp", "pid", "done", "time_this_iter_s", "time_since_restore",
@@ -57,7 +56,7 @@ def trial_params(config: dict[str, Any]) -> dict[str, Any]:
     trial's compact config, test hooks left out."""
     from dataclasses import asdict
 
-    from algorithms.mahppo import MAHPPOParams
+    from mahppo.algorithms.mahppo import MAHPPOParams
 
     cfg = {k: v for k, v in flat_config(config).items() if k != FAIL_ONCE_KEY}
     return {**asdict(MAHPPOParams()), **cfg}
@@ -107,9 +106,8 @@ class MlflowTrialCallback(Callback):
             if found[0].info.status != "RUNNING":
                 cl.update_run(run_id, status="RUNNING")
         else:
+            from mahppo.algorithms.tracking import flatten_params
             from mlflow.entities import Param
-
-            from algorithms.tracking import flatten_params
 
             cfg = trial_params(trial.config)
             params = flatten_params(cfg)
@@ -169,7 +167,7 @@ class MlflowTrialCallback(Callback):
 def log_final_artifacts(cl: Any, run_id: str, checkpoint: Any) -> None:
     """The trial's final checkpoint (a Tune ``Checkpoint``; artefact path ``checkpoint``) and its
     curves (``plots/``)."""
-    from algorithms.policy import find_checkpoint
+    from mahppo.algorithms.policy import find_checkpoint
 
     if checkpoint is not None:
         with checkpoint.as_directory() as local:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mahppo.tune_configs.study import ENV_KEYS, PARAM_KEYS, flat_config
 from ray import tune
-
-from tune_configs.study import ENV_KEYS, PARAM_KEYS, flat_config
 
 # Flat metrics each trial reports per iteration (and the MLflow run logs).
 TEST_METRICS = ("reward", "frame_latency_per_task_s", "energy_per_task_j", "latency_per_task_s", "makespan_s",
@@ -23,8 +22,8 @@ FAIL_ONCE_KEY = "_fail_once_marker"  # test hook: raise in the first step unless
 
 def trial_settings(config: dict[str, Any]):
     """The ``TrainSettings`` of a trial's compact config (what ``save_checkpoint`` records)."""
-    from algorithms.mahppo import MAHPPOParams
-    from algorithms.train import TrainSettings
+    from mahppo.algorithms.mahppo import MAHPPOParams
+    from mahppo.algorithms.train import TrainSettings
 
     config = flat_config(config)
     params = MAHPPOParams(**{k: config[k] for k in PARAM_KEYS if k in config})
@@ -64,9 +63,9 @@ class MAHPPOTrainable(tune.Trainable):
     """Builds MAHPPO for the trial's N, C, beta and hyperparameters; one ``step`` = one iteration."""
 
     def setup(self, config: dict[str, Any]) -> None:
-        from algorithms.evaluation import TestScenarioEvaluation
-        from algorithms.mahppo import build_config
-        from algorithms.train import set_torch_threads
+        from mahppo.algorithms.evaluation import TestScenarioEvaluation
+        from mahppo.algorithms.mahppo import build_config
+        from mahppo.algorithms.train import set_torch_threads
 
         set_torch_threads(1)
         self.settings = trial_settings(config)
@@ -90,22 +89,22 @@ class MAHPPOTrainable(tune.Trainable):
 
     def evaluate(self) -> dict[str, float]:
         """The deterministic policy on the test scenario now (``marl_env`` metrics)."""
-        from algorithms.evaluation import test_scenario_config
-        from algorithms.policy import live_policy
-        from marl_env.evaluation import evaluate
+        from mahppo.algorithms.evaluation import test_scenario_config
+        from mahppo.algorithms.policy import live_policy
+        from mahppo.marl_env.evaluation import evaluate
 
         config = test_scenario_config(self.settings.env_config())
         return evaluate(live_policy(self.algo, [f"ue_{i}" for i in range(config.num_ues)]), config, seed=0)
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        from algorithms.train import save_checkpoint
+        from mahppo.algorithms.train import save_checkpoint
 
         save_checkpoint(self.algo, Path(checkpoint_dir), self.settings, self.iteration, self.env_steps)
 
     def load_checkpoint(self, checkpoint: str | dict | None) -> None:
         import json
 
-        from algorithms.policy import POLICY_META, find_checkpoint
+        from mahppo.algorithms.policy import POLICY_META, find_checkpoint
 
         ckpt = find_checkpoint(checkpoint)  # type: ignore[arg-type]
         self.algo.restore_from_path(str(ckpt))

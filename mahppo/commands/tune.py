@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from marl_env.cli import positive_int as _positive_int
+from mahppo.commands._args import positive_int as _positive_int
 
 
 def _positive_float(text: str) -> float:
@@ -24,13 +24,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     study_spec = args.study or args.target
     if not study_spec:
         raise ValueError("give a study: --study lr|reuse|memory|ues|beta|FILE")
-    from tune_configs.study import load_study
+    from mahppo.tune_configs.study import load_study
 
     study = load_study(study_spec).with_overrides(samples=args.samples, steps=args.steps)  # before Ray starts
 
-    from algorithms.tracking import tracking_uri
-    from tune_configs.runner import run_study
-    from tune_configs.tracking import resolved_uri, ui_command
+    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.tune_configs.runner import run_study
+    from mahppo.tune_configs.tracking import resolved_uri, ui_command
 
     uri = resolved_uri(tracking_uri(args.mlflow_uri))
     if args.resume and (args.samples or args.steps):
@@ -72,8 +72,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     study_spec = args.target or args.study
     if not study_spec:
         raise ValueError("give a study: mahppo tune report lr|reuse|memory|ues|beta|FILE")
-    from tune_configs.report import draw_report
-    from tune_configs.study import load_study
+    from mahppo.tune_configs.report import draw_report
+    from mahppo.tune_configs.study import load_study
 
     study = load_study(study_spec)
     out = args.out or f"tune_{study.name}.png"

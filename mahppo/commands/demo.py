@@ -14,13 +14,13 @@ from pathlib import Path
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from algorithms.train import TrainSettings, train
+    from mahppo.algorithms.train import TrainSettings, train
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     uri = args.mlflow_uri or f"sqlite:///{(out / 'mlflow.db').resolve()}"
     print(f"== 1/3 train MAHPPO ({args.steps} env steps, N={args.num_ues}) on a local Ray; MLflow: {uri}")
-    from algorithms.mahppo import MAHPPOParams
+    from mahppo.algorithms.mahppo import MAHPPOParams
 
     settings = TrainSettings(num_ues=args.num_ues, steps=args.steps, seed=args.seed, mlflow=True, mlflow_uri=uri,
                              mlflow_experiment="mahppo-demo", params=MAHPPOParams(lr=args.lr))
@@ -31,7 +31,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"trained policy vs Local: latency x{trained['latency_vs_local']:.2f}, "
           f"energy x{trained['energy_vs_local']:.2f}")
     try:
-        from serve.demo import serve_and_query
+        from mahppo.serve.demo import serve_and_query
     except ImportError:
         print("\n== 3/3 serve: the serve package is not installed in this build")
         return 0

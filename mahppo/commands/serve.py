@@ -7,36 +7,29 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from marl_env.cli import add_env_arguments, env_kwargs, format_table
-from marl_env.cli import positive_int as _positive_int
+from mahppo.commands._args import add_env_arguments, env_kwargs
+from mahppo.commands._args import positive_int as _positive_int
+from mahppo.marl_env.metrics import format_table
+from mahppo.serve.client import check_port_free, example_pool
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 APP_NAME = "mahppo"
 
 
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ValueError(f"--host {host} --port {port}: cannot bind ({exc.strerror or exc})") from None
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from serve.app import QUIET_LOGGING, AppArgs, build_app
+    from mahppo.serve.app import QUIET_LOGGING, AppArgs, build_app
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: must be 1..65535")
     source: dict[str, Any] = {}
     if args.model_uri:
-        from algorithms.policy import download_model
+        from mahppo.algorithms.policy import download_model
 
         if args.mlflow_uri:
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri
@@ -46,7 +39,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     app_args = AppArgs(**source, max_batch_size=args.max_batch_size,
                        batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas)
     application = build_app(app_args)  # FileNotFoundError for a directory without a checkpoint
-    _check_port_free(args.host, args.port)
+    check_port_free(args.host, args.port)
 
     import ray
     from ray import serve
@@ -65,7 +58,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                     logging_config=None if args.access_log else QUIET_LOGGING)
         serve.run(application, name=APP_NAME, route_prefix="/",
                   logging_config=None if args.access_log else QUIET_LOGGING)
-        from serve.client import DecisionClient
+        from mahppo.serve.client import DecisionClient
 
         info = DecisionClient(f"http://{_client_host(args.host)}:{args.port}").model()
         print(f"serving {info['policy_id']} (N={info['num_ues']}, C={info['num_channels']}) on "
@@ -87,14 +80,6 @@ def _client_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
 
 
-def example_pool(info: dict[str, Any]) -> list[dict[str, Any]]:
-    """The test scenario's first state pool: every UE 50 m away with 200 tasks, nothing in flight."""
-    from marl_env.config import TEST_DISTANCE_M, TEST_NUM_TASKS
-
-    return [{"ue_id": a, "tasks_left": TEST_NUM_TASKS, "total_tasks": TEST_NUM_TASKS, "local_time_left_s": 0.0,
-             "bits_left": 0.0, "distance_m": TEST_DISTANCE_M} for a in info["agents"]]
-
-
 def _read_pool(path: str) -> tuple[list[dict[str, Any]], bool | None]:
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     try:
@@ -109,13 +94,13 @@ def _read_pool(path: str) -> tuple[list[dict[str, Any]], bool | None]:
 
 
 def _client(url: str):
-    from serve.client import DecisionClient
+    from mahppo.serve.client import DecisionClient
 
     return DecisionClient(url)
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from serve.client import DecisionError
+    from mahppo.serve.client import DecisionError
 
     client = _client(args.url)
     try:
@@ -141,9 +126,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import time
 
-    from marl_env.config import EnvConfig
-    from marl_env.evaluation import evaluate
-    from serve.client import DecisionError, RemotePolicy
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.evaluation import evaluate
+    from mahppo.serve.client import DecisionError, RemotePolicy
 
     try:
         remote = RemotePolicy(_client(args.via), deterministic=not args.stochastic)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from marl_env.cli import positive_int
+from mahppo.commands._args import positive_int
 
 
 def add_param_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_param_arguments(p: argparse.ArgumentParser) -> None:
 def params_from_args(args: argparse.Namespace):
     from dataclasses import replace
 
-    from algorithms.mahppo import MAHPPOParams
+    from mahppo.algorithms.mahppo import MAHPPOParams
 
     changes = {k: getattr(args, k) for k in ("lr", "memory_size", "batch_size", "reuse_time", "clip_eps",
                                              "clip_mode", "zeta") if getattr(args, k, None) is not None}
@@ -32,7 +32,7 @@ def params_from_args(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from algorithms.train import TrainSettings, train
+    from mahppo.algorithms.train import TrainSettings, train
 
     if args.resume:
         run = Path(args.resume) / "run.json"
@@ -63,7 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from marl_env.cli import add_env_arguments
+    from mahppo.commands._args import add_env_arguments
 
     p = sub.add_parser("train", help="train MAHPPO (or the IPPO ablation) with RLlib",
                        description="Train on a local Ray (or --address), checkpoint every few iterations, "

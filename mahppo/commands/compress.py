@@ -87,8 +87,8 @@ def _positive(name: str, value: float | int | None) -> None:
 
 
 def _handle_train_base(args: argparse.Namespace) -> int:
-    from compression.models import check_model_name
-    from compression.pipeline import data_spec_for, train_base_model
+    from mahppo.compression.models import check_model_name
+    from mahppo.compression.pipeline import data_spec_for, train_base_model
 
     name = check_model_name(args.model)
     for flag, v in (("--epochs", args.epochs), ("--lr", args.lr), ("--batch-size", args.batch_size),
@@ -101,9 +101,9 @@ def _handle_train_base(args: argparse.Namespace) -> int:
 
 
 def _handle_compress(args: argparse.Namespace) -> int:
-    from compression.pipeline import CompressJob, run_compress
-    from compression.runner import validate_sweep
-    from compression.train import TrainConfig
+    from mahppo.compression.pipeline import CompressJob, run_compress
+    from mahppo.compression.runner import validate_sweep
+    from mahppo.compression.train import TrainConfig
 
     validate_sweep(args.model, args.points, args.rates, args.bits)  # before any heavy work
     for flag, v in (("--epochs", args.epochs), ("--base-epochs", args.base_epochs),

@@ -1,0 +1,39 @@
+"""``mahppo evaluate``: run a baseline or a trained policy on the env and report the metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mahppo.commands._args import add_env_arguments, env_kwargs, positive_int, resolve_policy
+from mahppo.marl_env.metrics import format_table
+from mahppo.marl_env.policies import BASELINES
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.evaluation import evaluate
+
+    policy = resolve_policy(args.policy)
+    kwargs = env_kwargs(args)
+    defaults = getattr(policy, "env_defaults", {})  # a trained policy brings its own N, C, DNN, beta
+    config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
+    metrics = evaluate(policy, config, episodes=args.episodes, seed=args.seed)
+    if args.json:
+        print(json.dumps({"policy": args.policy, **metrics}))
+    else:
+        print(format_table({args.policy: metrics}))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a baseline or a trained policy on the env",
+                       description="Run POLICY on the environment and print the metrics "
+                       "(means over episodes).")
+    p.add_argument("--policy", required=True,
+                   help=f"{' | '.join(BASELINES)} | fixed:B,C,P[;B,C,P...] | a trained policy directory")
+    add_env_arguments(p)
+    p.add_argument("--episodes", type=positive_int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_evaluate)
