@@ -14,12 +14,14 @@ from ray.rllib.utils.postprocessing.value_predictions import compute_value_targe
 
 
 class CentralizedGAE(ConnectorV2):
-    """Replaces RLlib's per-module GAE: one critic pass on the global state serves every actor.
+    """Replaces RLlib's per-module GAE: the one centralized critic serves every actor.
 
-    Every UE observes the same global state and receives the same team reward, and all UEs act in
-    every frame, so each actor's batch holds the same rows in the same order. The critic runs once
-    on those states; its GAE advantages (``gamma``, ``lambda``) go to every actor, and a batch entry
-    for the critic carries the states and value targets for its squared-error loss (Eq. 16).
+    The paper's actors (one per UE) all observe the same global state, receive the same team reward
+    and act in every frame, so each actor's batch holds the same rows in the same order: the critic
+    runs once on them and its GAE advantages (``gamma``, ``lambda``) go to every actor. With the shared
+    actor, one module holds every agent's rows (agent-centric observations) and the set critic values
+    each row (the same value for all agents of a frame). A batch entry for the critic carries the rows
+    and value targets of its squared-error loss (Eq. 16).
     """
 
     def __init__(self, input_observation_space=None, input_action_space=None, *, gamma: float,
@@ -34,35 +36,49 @@ class CentralizedGAE(ConnectorV2):
         actor_ids = sorted(mid for mid in batch if mid != self.critic_id)
         if not actor_ids:
             return batch
-        ref = batch[actor_ids[0]]
-        obs = ref[Columns.OBS]
-        for mid in actor_ids[1:]:
-            if batch[mid][Columns.OBS].shape != obs.shape:
-                raise RuntimeError(
-                    f"centralized critic: module {mid} has {batch[mid][Columns.OBS].shape[0]} rows, "
-                    f"{actor_ids[0]} has {obs.shape[0]}; every UE must act in every frame")
         critic = rl_module[self.critic_id]
-        with torch.no_grad():
-            values = convert_to_numpy(critic.compute_values({Columns.OBS: obs}))
-        targets = compute_value_targets(
-            values=values,
-            rewards=convert_to_numpy(ref[Columns.REWARDS]),
-            terminateds=convert_to_numpy(ref[Columns.TERMINATEDS]),
-            truncateds=convert_to_numpy(ref[Columns.TRUNCATEDS]),
-            gamma=self.gamma,
-            lambda_=self.lambda_,
-        )
-        adv = targets - values
-        if self.normalize_advantages:
-            adv = (adv - adv.mean()) / max(1e-4, float(adv.std()))
-        device = obs.device
-        adv_t = torch.as_tensor(adv.astype(np.float32), device=device)
-        targets_t = torch.as_tensor(targets.astype(np.float32), device=device)
-        for mid in actor_ids:
-            batch[mid][Postprocessing.ADVANTAGES] = adv_t
-            batch[mid][Postprocessing.VALUE_TARGETS] = targets_t
-        critic_batch = {Columns.OBS: obs, Postprocessing.VALUE_TARGETS: targets_t}
-        if Columns.LOSS_MASK in ref:
-            critic_batch[Columns.LOSS_MASK] = ref[Columns.LOSS_MASK]
-        batch[self.critic_id] = critic_batch
+        module = critic.unwrapped() if hasattr(critic, "unwrapped") else critic
+        if getattr(module, "per_agent_obs", False):
+            groups = [[mid] for mid in actor_ids]  # a set critic: values of every agent's own rows
+        else:
+            groups = [actor_ids]  # the paper's: one global state, the same rows for every actor
+            obs = batch[actor_ids[0]][Columns.OBS]
+            for mid in actor_ids[1:]:
+                if batch[mid][Columns.OBS].shape != obs.shape:
+                    raise RuntimeError(
+                        f"centralized critic: module {mid} has {batch[mid][Columns.OBS].shape[0]} rows, "
+                        f"{actor_ids[0]} has {obs.shape[0]}; every UE must act in every frame")
+        parts = []
+        for group in groups:
+            ref = batch[group[0]]
+            with torch.no_grad():
+                values = convert_to_numpy(critic.compute_values({Columns.OBS: ref[Columns.OBS]}))
+            targets = compute_value_targets(
+                values=values,
+                rewards=convert_to_numpy(ref[Columns.REWARDS]),
+                terminateds=convert_to_numpy(ref[Columns.TERMINATEDS]),
+                truncateds=convert_to_numpy(ref[Columns.TRUNCATEDS]),
+                gamma=self.gamma,
+                lambda_=self.lambda_,
+            )
+            parts.append((group, ref, values, targets))
+        adv_all = np.concatenate([t - v for _, _, v, t in parts])
+        mean, std = float(adv_all.mean()), max(1e-4, float(adv_all.std()))
+        critic_rows: dict[str, list] = {Columns.OBS: [], Postprocessing.VALUE_TARGETS: [], Columns.LOSS_MASK: []}
+        for group, ref, values, targets in parts:
+            adv = targets - values
+            if self.normalize_advantages:
+                adv = (adv - mean) / std
+            device = ref[Columns.OBS].device
+            adv_t = torch.as_tensor(adv.astype(np.float32), device=device)
+            targets_t = torch.as_tensor(targets.astype(np.float32), device=device)
+            for mid in group:
+                batch[mid][Postprocessing.ADVANTAGES] = adv_t
+                batch[mid][Postprocessing.VALUE_TARGETS] = targets_t
+            critic_rows[Columns.OBS].append(ref[Columns.OBS])
+            critic_rows[Postprocessing.VALUE_TARGETS].append(targets_t)
+            mask = ref.get(Columns.LOSS_MASK)
+            critic_rows[Columns.LOSS_MASK].append(
+                mask if mask is not None else torch.ones(len(targets_t), dtype=torch.bool, device=device))
+        batch[self.critic_id] = {k: torch.cat(v) for k, v in critic_rows.items()}
         return batch

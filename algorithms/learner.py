@@ -5,33 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from mahppo.algorithms.connectors import CentralizedGAE
-from mahppo.algorithms.modules import CRITIC_ID
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.evaluation.postprocessing import Postprocessing
-from torch.distributions import Categorical, Normal
 
-BRANCHES = ("point", "channel", "power")
-
-
-def branch_distributions(dist_inputs: torch.Tensor, n_points: int, n_channels: int):
-    """Split actor outputs into the three branch distributions (Eqs. 13-14)."""
-    logits_b = dist_inputs[..., :n_points]
-    logits_c = dist_inputs[..., n_points:n_points + n_channels]
-    mean = dist_inputs[..., n_points + n_channels]
-    std = torch.exp(dist_inputs[..., n_points + n_channels + 1])
-    return (Categorical(logits=logits_b, validate_args=False), Categorical(logits=logits_c, validate_args=False),
-            Normal(mean, std, validate_args=False))
-
-
-def branch_log_probs(dists, actions) -> list[torch.Tensor]:
-    """Per-branch log-probabilities of ``(b, c, p)``; ``p`` is the unclipped Gaussian sample."""
-    b, c, p = actions
-    return [dists[0].log_prob(b.reshape(-1).long()), dists[1].log_prob(c.reshape(-1).long()),
-            dists[2].log_prob(p.reshape(-1))]
+from mahppo.algorithms.codec import BRANCHES
+from mahppo.algorithms.connectors import CentralizedGAE
+from mahppo.algorithms.modules import CRITIC_ID
 
 
 def clipped_surrogate(logp_new: list[torch.Tensor], logp_old: list[torch.Tensor], adv: torch.Tensor,
@@ -73,16 +55,14 @@ class MAHPPOTorchLearner(PPOTorchLearner):
             return vf_loss
 
         opts = config.learner_config_dict
-        module = self.module[module_id].unwrapped()
-        n_p, n_c = module.n_points, module.n_channels
-        new = branch_distributions(fwd_out[Columns.ACTION_DIST_INPUTS], n_p, n_c)
+        head = self.module[module_id].unwrapped().head
+        new = head.dist(fwd_out[Columns.ACTION_DIST_INPUTS])
         with torch.no_grad():
-            old = branch_distributions(batch[Columns.ACTION_DIST_INPUTS], n_p, n_c)
-            logp_old = branch_log_probs(old, batch[Columns.ACTIONS])
-        logp_new = branch_log_probs(new, batch[Columns.ACTIONS])
+            logp_old = head.dist(batch[Columns.ACTION_DIST_INPUTS]).branch_logps(batch[Columns.ACTIONS])
+        logp_new = new.branch_logps(batch[Columns.ACTIONS])
         surrogate = clipped_surrogate(logp_new, logp_old, batch[Postprocessing.ADVANTAGES],
                                       config.clip_param, opts.get("clip_mode", "per_branch"))
-        entropies = [d.entropy() for d in new]
+        entropies = new.branch_entropies()
         zeta = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         loss = mean(-surrogate - zeta * sum(entropies))  # Eq. 20, one actor's share
         stats = {POLICY_LOSS_KEY: mean(-surrogate).detach(), ENTROPY_KEY: mean(sum(entropies)).detach()}

@@ -11,72 +11,39 @@ taking the paper's hyperparameters by their names (``MAHPPOParams``). Alg. 1 map
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import asdict, fields, replace
+from typing import TYPE_CHECKING, Any
 
-from mahppo.algorithms.learner import MAHPPOTorchLearner
-from mahppo.algorithms.modules import CRITIC_ID, CentralCriticModule, HybridActorModule
-from mahppo.marl_env.env import CollabInferenceEnv
+import gymnasium as gym
+import numpy as np
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
-CLIP_MODES = ("per_branch", "joint")
+from mahppo.algorithms.learner import MAHPPOTorchLearner
+from mahppo.algorithms.modules import (
+    CRITIC_ID,
+    SHARED_ID,
+    CentralCriticModule,
+    HybridActorModule,
+    SetCriticModule,
+    SharedActorModule,
+)
+from mahppo.algorithms.params import CLIP_MODES, MAHPPOParams  # noqa: F401 (re-exported)
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.env import CollabInferenceEnv
+from mahppo.marl_env.observations import MAX_POINTS
 
-
-@dataclass(frozen=True)
-class MAHPPOParams:
-    """MAHPPO's hyperparameters, the paper's names and defaults (Sec. 6.3.1)."""
-
-    lr: float = 1e-4  # actors and critic
-    memory_size: int = 1024  # |M|: transitions per update
-    batch_size: int = 256  # B: samples per minibatch update
-    reuse_time: int = 10  # K: minibatch updates = K * memory_size / batch_size
-    clip_eps: float = 0.2  # epsilon of Eq. 19
-    clip_mode: str = "per_branch"  # the authors clip each branch's ratio; "joint": one ratio
-    zeta: float = 0.001  # entropy bonus per branch, Eq. 20
-    gamma: float = 0.95
-    lam: float = 0.95  # lambda of GAE, Eq. 18
-    normalize_advantages: bool = True  # standardise advantages per update (RLlib's default)
-    grad_clip: float | None = None  # the authors do not clip gradients
-
-    def validate(self) -> MAHPPOParams:
-        """Reject bad values with a message naming the hyperparameter."""
-        def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"{name} = {getattr(self, name)!r} {why}")
-
-        for name in ("lr", "clip_eps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-                raise bad(name, "must be a finite number > 0")
-        for name in ("memory_size", "batch_size", "reuse_time"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise bad(name, "must be an integer > 0")
-        if self.batch_size > self.memory_size:
-            raise bad("batch_size", f"must be <= memory_size = {self.memory_size}")
-        for name in ("gamma", "lam"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not 0 <= v <= 1:
-                raise bad(name, "must be in [0, 1]")
-        if not isinstance(self.zeta, int | float) or not math.isfinite(self.zeta) or self.zeta < 0:
-            raise bad("zeta", "must be a finite number >= 0")
-        if self.clip_mode not in CLIP_MODES:
-            raise bad("clip_mode", f"must be one of {CLIP_MODES}")
-        return self
-
-    @property
-    def updates_per_iteration(self) -> int:
-        return self.reuse_time * self.memory_size // self.batch_size
+if TYPE_CHECKING:
+    from mahppo.algorithms.experiment import Experiment
 
 
 class RLlibCollabEnv(ParallelPettingZooEnv):
-    """The ``marl_env`` PettingZoo env through RLlib's PettingZoo wrapper, built from ``env_config``."""
+    """The ``marl_env`` PettingZoo env through RLlib's PettingZoo wrapper, built from ``EnvConfig.to_dict()``."""
 
     def __init__(self, config: dict | None = None):
-        super().__init__(CollabInferenceEnv(**dict(config or {})))
+        super().__init__(CollabInferenceEnv(EnvConfig.from_dict(dict(config or {}))))
 
 
 class MAHPPOConfig(PPOConfig):
@@ -120,24 +87,34 @@ class MAHPPO(PPO):
         return MAHPPOConfig()
 
 
-def env_spaces(env_config: dict):
-    env = CollabInferenceEnv(**env_config)
+def env_spaces(env_config: EnvConfig):
+    env = CollabInferenceEnv(env_config)
     agents = list(env.possible_agents)
     return env, agents, env.observation_space(agents[0]), {a: env.action_space(a) for a in agents}
 
 
-def build_config(env_config: dict, params: MAHPPOParams | None = None, *, algo: str = "mahppo",
-                 num_env_runners: int = 0, num_envs_per_env_runner: int = 8, num_learners: int = 0,
-                 num_gpus_per_learner: float = 0, seed: int | None = 0) -> PPOConfig:
-    """The RLlib config that trains on ``marl_env`` with ``env_config``.
+def build_config(experiment: Experiment) -> PPOConfig:
+    """The RLlib config that trains ``experiment`` on ``marl_env``.
 
-    ``algo="mahppo"``: hybrid actors + one centralized critic. ``algo="ippo"``: RLlib's stock PPO
+    ``run.algo = "mahppo"``: hybrid actors + one centralized critic. ``"ippo"``: RLlib's stock PPO
     modules, one independent value function per UE (the ablation).
     """
-    params = (params or MAHPPOParams()).validate()
+    env_config, params, run = experiment.env, experiment.algo, experiment.run
     _, agents, obs_space, act_spaces = env_spaces(env_config)
-    if algo == "mahppo":
+    mapping = _agent_is_module
+    if run.algo == "mahppo" and params.actor == "shared":
         config: PPOConfig = MAHPPOConfig().mahppo(**asdict(params))
+        space = shared_action_space(env_config)
+        sizes = {"max_ues": env_config.max_ues, "embed": 128}
+        config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
+            SHARED_ID: RLModuleSpec(module_class=SharedActorModule, observation_space=obs_space, action_space=space,
+                                    model_config={**sizes, "trunk": [256, 128], "branch": 64}),
+            CRITIC_ID: RLModuleSpec(module_class=SetCriticModule, observation_space=obs_space, action_space=space,
+                                    learner_only=True, model_config={**sizes, "hidden": [256, 128, 64]}),
+        }))
+        agents, mapping = [SHARED_ID], _every_agent_is_shared
+    elif run.algo == "mahppo":
+        config = MAHPPOConfig().mahppo(**asdict(params))
         specs: dict[str, RLModuleSpec] = {
             a: RLModuleSpec(module_class=HybridActorModule, observation_space=obs_space,
                             action_space=act_spaces[a], model_config={"trunk": [256, 128], "branch": 64})
@@ -147,7 +124,7 @@ def build_config(env_config: dict, params: MAHPPOParams | None = None, *, algo: 
                                         action_space=act_spaces[agents[0]], learner_only=True,
                                         model_config={"hidden": [256, 128, 64]})
         config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
-    elif algo == "ippo":
+    else:
         config = PPOConfig().training(
             lr=params.lr, train_batch_size_per_learner=params.memory_size, minibatch_size=params.batch_size,
             num_epochs=params.reuse_time, clip_param=params.clip_eps, entropy_coeff=params.zeta,
@@ -157,19 +134,28 @@ def build_config(env_config: dict, params: MAHPPOParams | None = None, *, algo: 
             a: RLModuleSpec(observation_space=obs_space, action_space=act_spaces[a],
                             model_config={"fcnet_hiddens": [256, 128, 64], "vf_share_layers": False})
             for a in agents}))
-    else:
-        raise ValueError(f"algo = {algo!r} must be 'mahppo' or 'ippo'")
-    # The sampled power goes to the env unchanged (and unclipped into the learner's log-probs); the env
-    # clips it into [1e-10 W, p_max] itself, so RLlib's per-step clipping connector is skipped.
-    config.environment(RLlibCollabEnv, env_config=dict(env_config), normalize_actions=False, clip_actions=False)
-    config.multi_agent(policies=set(agents), policy_mapping_fn=_agent_is_module)
-    config.env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
+    # The sampled power goes to the env unchanged (and unclipped into the learner's log-probs); only the
+    # simulator clips it (marl_env.core.clip_power), so RLlib's per-step clipping connector is skipped.
+    config.environment(RLlibCollabEnv, env_config=env_config.to_dict(), normalize_actions=False,
+                       clip_actions=False)
+    config.multi_agent(policies=set(agents), policy_mapping_fn=mapping)
+    config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
-    config.learners(num_learners=num_learners, num_gpus_per_learner=num_gpus_per_learner)
-    config.debugging(seed=seed)
+    config.learners(num_learners=run.num_learners, num_gpus_per_learner=run.num_gpus_per_learner)
+    config.debugging(seed=run.seed)
     config.reporting(metrics_num_episodes_for_smoothing=20)
     return config
 
 
 def _agent_is_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
     return agent_id
+
+
+def _every_agent_is_shared(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    return SHARED_ID
+
+
+def shared_action_space(env_config: EnvConfig) -> gym.spaces.Tuple:
+    """The shared actor's action space: ``MAX_POINTS`` point choices (masked per UE), C channels, power."""
+    return gym.spaces.Tuple((gym.spaces.Discrete(MAX_POINTS), gym.spaces.Discrete(env_config.num_channels),
+                             gym.spaces.Box(0.0, env_config.p_max_w, shape=(1,), dtype=np.float32)))

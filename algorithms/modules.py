@@ -2,8 +2,7 @@
 
 - ``HybridActorModule``: one per UE (its own ``theta_n``). Shared trunk 256-128 on the global state,
   then three branches of 64 units: partition-point logits (``B_n + 2``, Eq. 13), channel logits
-  (``C``, Eq. 13) and the transmit power as a Gaussian (Eq. 14: mean ``p_max * sigmoid``, standard
-  deviation ``softplus``, as in the authors' code).
+  (``C``, Eq. 13) and the transmit power as a Gaussian (Eq. 14); ``codec.HybridHead`` owns the layout.
 - ``CentralCriticModule``: one critic 256-128-64-1 on the global state, shared by all actors; it
   lives only on the learner (``learner_only=True``) and is not needed to act or to serve.
 """
@@ -12,38 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import torch
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.distribution.torch.torch_distribution import (
-    TorchCategorical,
-    TorchDiagGaussian,
-    TorchMultiDistribution,
-)
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
 
+from mahppo.algorithms.codec import HybridHead
+
 CRITIC_ID = "critic"
-MIN_STD = 1e-3
-
-
-def hybrid_space_sizes(space: gym.spaces.Tuple) -> tuple[int, int, float]:
-    """``(B_n + 2, C, p_max)`` of a UE's ``Tuple(Discrete, Discrete, Box)`` action space."""
-    if not (isinstance(space, gym.spaces.Tuple) and len(space.spaces) == 3):
-        raise ValueError(f"action space {space} must be Tuple(Discrete(B+2), Discrete(C), Box(0, p_max))")
-    b, c, p = space.spaces
-    return int(b.n), int(c.n), float(p.high.reshape(-1)[0])
-
-
-def hybrid_dist_cls(space: gym.spaces.Tuple):
-    """RLlib's multi-distribution over [categorical point, categorical channel, Gaussian power]."""
-    n_points, n_channels, _ = hybrid_space_sizes(space)
-    return TorchMultiDistribution.get_partial_dist_cls(
-        space=space,
-        child_distribution_cls_struct=(TorchCategorical, TorchCategorical, TorchDiagGaussian),
-        input_lens=[n_points, n_channels, 2],
-    )
+SHARED_ID = "shared"  # the module every agent maps to with --actor shared
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -59,28 +36,22 @@ class HybridActorModule(TorchRLModule):
     """One UE's actor with three output branches over a shared trunk."""
 
     def setup(self) -> None:
-        # torch.distributions checks every argument and sample by default; RLlib builds several
-        # distributions per env step and per minibatch, and on 2 cores the checks cost ~25 % of an
-        # iteration. They are a debugging aid: switch them off in every process that builds actors.
-        torch.distributions.Distribution.set_default_validate_args(False)
         cfg = self.model_config or {}
         trunk = list(cfg.get("trunk", [256, 128]))
         branch = int(cfg.get("branch", 64))
-        self.n_points, self.n_channels, self.p_max = hybrid_space_sizes(self.action_space)
+        self.head = HybridHead.for_space(self.action_space)
+        self.n_points, self.n_channels, self.p_max = self.head.n_points, self.head.n_channels, self.head.p_max
         obs_dim = int(self.observation_space.shape[0])
         self.trunk = nn.Sequential(_mlp([obs_dim, *trunk]), nn.ReLU())
         self.point_head = _mlp([trunk[-1], branch, self.n_points])
         self.channel_head = _mlp([trunk[-1], branch, self.n_channels])
         self.power_head = _mlp([trunk[-1], branch, 2])
-        self.action_dist_cls = hybrid_dist_cls(self.action_space)
+        self.action_dist_cls = self.head.dist_cls
 
     def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[point logits | channel logits | power mean, power log-std]`` (one row per state)."""
+        """The codec's row ``[point logits | channel logits | power mean, power log-std]`` per state."""
         h = self.trunk(obs)
-        power = self.power_head(h)
-        mean = self.p_max * torch.sigmoid(power[..., :1])
-        log_std = torch.log(nn.functional.softplus(power[..., 1:]) + MIN_STD)
-        return torch.cat([self.point_head(h), self.channel_head(h), mean, log_std], dim=-1)
+        return self.head.encode(self.point_head(h), self.channel_head(h), self.power_head(h))
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
@@ -105,6 +76,103 @@ class CentralCriticModule(TorchRLModule, ValueFunctionAPI):
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
         return self.net(batch[Columns.OBS]).squeeze(-1)
+
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Columns.VF_PREDS: self.compute_values(batch)}
+
+
+class SetEncoder(nn.Module):
+    """A permutation-invariant summary of a padded set of UE feature rows: masked mean and max of
+    a per-UE embedding (``[..., S, F]``, mask ``[..., S]`` -> ``[..., 2 H]``)."""
+
+    def __init__(self, features: int, hidden: int):
+        super().__init__()
+        self.embed = nn.Sequential(_mlp([features, hidden, hidden]), nn.ReLU())
+
+    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.embed(rows)
+        m = mask.unsqueeze(-1)
+        count = m.sum(-2).clamp(min=1.0)
+        mean = (h * m).sum(-2) / count
+        top = torch.where(m > 0, h, torch.zeros_like(h)).amax(-2)  # embeddings are >= 0 (ReLU)
+        return torch.cat([mean, top], dim=-1)
+
+
+class SharedActorModule(TorchRLModule):
+    """One actor for every UE of any cell (``--actor shared``): parameter sharing over agents.
+
+    Input: the agent-centric observation of ``marl_env.observations`` (own features + DNN descriptor,
+    the other UEs as a padded set). The own row is embedded, the others are pooled by a ``SetEncoder``
+    (so the decision does not depend on their order: permuting the UEs permutes the decisions), then a
+    trunk and the paper's three branches. Point logits beyond the UE's own ``B_n + 2`` are masked, so
+    UEs with different DNNs share the network.
+    """
+
+    def setup(self) -> None:
+        from mahppo.marl_env.observations import FEATURES
+
+        cfg = self.model_config or {}
+        self.max_ues = int(cfg["max_ues"])
+        hidden = int(cfg.get("embed", 128))
+        trunk = list(cfg.get("trunk", [256, 128]))
+        branch = int(cfg.get("branch", 64))
+        self.head = HybridHead.for_space(self.action_space)
+        self.n_points, self.n_channels, self.p_max = self.head.n_points, self.head.n_channels, self.head.p_max
+        self.own = nn.Sequential(_mlp([FEATURES, hidden, hidden]), nn.ReLU())
+        self.others = SetEncoder(FEATURES, hidden)
+        self.trunk = nn.Sequential(_mlp([3 * hidden + 1, *trunk]), nn.ReLU())
+        self.point_head = _mlp([trunk[-1], branch, self.n_points])
+        self.channel_head = _mlp([trunk[-1], branch, self.n_channels])
+        self.power_head = _mlp([trunk[-1], branch, 2])
+        self.action_dist_cls = self.head.dist_cls
+
+    def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        from mahppo.marl_env.observations import POINT_MASK, split_observation
+
+        own, others, mask = split_observation(obs, self.max_ues)
+        count = mask.sum(-1, keepdim=True) / max(1, self.max_ues - 1)
+        h = self.trunk(torch.cat([self.own(own), self.others(others, mask), count], dim=-1))
+        valid = own[..., POINT_MASK][..., :self.n_points] > 0.5
+        points = self.point_head(h).masked_fill(~valid, -1e9)
+        return self.head.encode(points, self.channel_head(h), self.power_head(h))
+
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
+
+    def get_inference_action_dist_cls(self):
+        return self.action_dist_cls
+
+    def get_exploration_action_dist_cls(self):
+        return self.action_dist_cls
+
+    def get_train_action_dist_cls(self):
+        return self.action_dist_cls
+
+
+class SetCriticModule(TorchRLModule, ValueFunctionAPI):
+    """``V_phi(s_t)`` over the set of UEs (Eq. 16), for any N: every UE's row (taken from an
+    agent-centric observation: its own row plus the others) is embedded and pooled, so the value is
+    the same for every agent of a frame and does not depend on the UE order. Learner only."""
+
+    per_agent_obs = True
+
+    def setup(self) -> None:
+        from mahppo.marl_env.observations import FEATURES
+
+        cfg = self.model_config or {}
+        self.max_ues = int(cfg["max_ues"])
+        hidden = int(cfg.get("embed", 128))
+        self.cells = SetEncoder(FEATURES, hidden)
+        self.net = _mlp([2 * hidden + 1, *list(cfg.get("hidden", [256, 128, 64])), 1])
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        from mahppo.marl_env.observations import split_observation
+
+        own, others, mask = split_observation(batch[Columns.OBS], self.max_ues)
+        rows = torch.cat([own.unsqueeze(-2), others], dim=-2)
+        full = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
+        count = full.sum(-1, keepdim=True) / self.max_ues
+        return self.net(torch.cat([self.cells(rows, full), count], dim=-1)).squeeze(-1)
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.VF_PREDS: self.compute_values(batch)}

@@ -1,22 +1,31 @@
-"""A trained policy as ``marl_env`` sees one: state -> per-UE ``(points, channels, powers)``.
+"""A trained policy as ``marl_env`` sees one: ``act(view)`` -> per-UE ``(points, channels, powers)``.
 
-Loads the per-UE actor modules from an RLlib checkpoint (the critic is not needed to act) and works
-for MAHPPO's hybrid actors and for the IPPO ablation's stock PPO modules alike.
+Three kinds of actor modules, loaded from an RLlib checkpoint (the critic is not needed to act):
+
+- the paper's per-UE ``HybridActorModule`` s (one per ``ue_i``, input the global state): tied to the
+  N, DNNs and UE order they were trained on;
+- one ``SharedActorModule`` (``--actor shared``): input each UE's agent-centric observation, so it
+  decides any cell up to ``max_ues`` UEs, any order, any DNN of its profile file;
+- RLlib's stock PPO modules (the IPPO ablation).
+
+Deterministic actions are the mode of each branch (``codec.HybridHead.mode``); same-shaped per-UE
+actors run as one fused forward (``FusedActors``).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from mahppo.algorithms.modules import CRITIC_ID, HybridActorModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-POLICY_META = "mahppo_policy.json"
+from mahppo.algorithms.modules import CRITIC_ID, SHARED_ID, HybridActorModule, SharedActorModule
+from mahppo.algorithms.run import POLICY_META, read_meta
+from mahppo.marl_env.config import EnvConfig
+
 MODULES_SUBDIR = Path("learner_group") / "learner" / "rl_module"
 
 
@@ -36,10 +45,11 @@ class FusedActors:
             return [(torch.stack([p[i][0].detach().transpose(0, 1) for p in parts]),
                      torch.stack([p[i][1].detach() for p in parts]).unsqueeze(1)) for i in range(len(parts[0]))]
 
+        self.head = modules[0].head
         self.trunk = stack([layers(m.trunk) for m in modules])
         self.heads = [stack([layers(getattr(m, h)) for m in modules])
                       for h in ("point_head", "channel_head", "power_head")]
-        self.p_max = torch.tensor([m.p_max for m in modules]).unsqueeze(1)
+        self.p_max = torch.tensor([m.p_max for m in modules]).reshape(-1, 1, 1)
 
     @staticmethod
     def _mlp(h: torch.Tensor, layers, final_relu: bool) -> torch.Tensor:
@@ -51,63 +61,103 @@ class FusedActors:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """States ``[M, obs]`` -> modes ``[G, M]``: point, channel and power (``p_max * sigmoid``)."""
+        """States ``[M, obs]`` -> modes ``[G, M]``: point, channel and power."""
         h = self._mlp(x.unsqueeze(0).expand(self.p_max.shape[0], -1, -1), self.trunk, final_relu=True)
-        b = self._mlp(h, self.heads[0], final_relu=False).argmax(-1)
-        c = self._mlp(h, self.heads[1], final_relu=False).argmax(-1)
-        p = self.p_max * torch.sigmoid(self._mlp(h, self.heads[2], final_relu=False)[..., 0])
-        return b, c, p
+        rows = self.head.encode(*(self._mlp(h, layers, final_relu=False) for layers in self.heads), p_max=self.p_max)
+        return self.head.mode(rows)
 
 
 class TrainedPolicy:
-    """Per-UE actors; ``act`` takes the global state (``marl_env`` normalisation), ``act_batch`` many."""
+    """A checkpoint's actors; ``act(view)`` for one frame, ``act_batch`` for many cells at once."""
 
     def __init__(self, modules: dict[str, RLModule], meta: dict[str, Any] | None = None):
-        self.modules = {a: modules[a] for a in sorted(modules, key=_agent_index)}
-        self.agents = list(self.modules)
         self.meta = dict(meta or {})
         self.name = self.meta.get("policy_id", "trained")
+        self.experiment = self.meta.get("experiment", {})
+        self.shared = SHARED_ID in modules
+        self.modules = {a: modules[a] for a in sorted(modules, key=_agent_index)}
+        self.agents = [] if self.shared else list(self.modules)
         self._gen = torch.Generator().manual_seed(0)
         for m in self.modules.values():
             m.eval()
-        # deterministic actions of same-shaped hybrid actors go through one fused forward per group
-        groups: dict[tuple, list[int]] = {}
-        for i, m in enumerate(self.modules.values()):
-            if isinstance(m, HybridActorModule):
-                groups.setdefault((m.n_points, m.n_channels), []).append(i)
-        self._fused = [(idx, FusedActors([list(self.modules.values())[i] for i in idx])) for idx in groups.values()]
+        self._fused: list[tuple[list[int], FusedActors]] = []
+        if not self.shared:  # same-shaped hybrid actors: one fused deterministic forward per group
+            groups: dict[tuple, list[int]] = {}
+            for i, m in enumerate(self.modules.values()):
+                if isinstance(m, HybridActorModule):
+                    groups.setdefault((m.n_points, m.n_channels), []).append(i)
+            mods = list(self.modules.values())
+            self._fused = [(idx, FusedActors([mods[i] for i in idx])) for idx in groups.values()]
         self._fused_agents = {i for idx, _ in self._fused for i in idx}
 
     @property
+    def max_ues(self) -> int | None:
+        """The most UEs a shared policy decides at once (``None``: a per-UE policy, exactly its N)."""
+        return self.modules[SHARED_ID].max_ues if self.shared else None
+
+    @property
     def env_defaults(self) -> dict[str, Any]:
-        """The env the policy was trained for (N, C, DNNs, beta, profile), without the scenario."""
-        cfg = dict(self.meta.get("env_config", {}))
-        for key in ("scenario", "max_frames", "render_mode"):
+        """The cell the policy was trained for (N, C, DNNs, beta, profile), without the training-only
+        options (scenario, episode cut, per-episode draws)."""
+        cfg = dict(self.experiment.get("env", {}))
+        for key in ("scenario", "max_frames", "render_mode", "num_ues_range", "dnn_pool"):
             cfg.pop(key, None)
         return cfg
 
-    def reset(self, env: Any, seed: int | None = None) -> None:
-        if list(env.possible_agents) != self.agents:
-            raise ValueError(f"policy {self.name} was trained for {len(self.agents)} UEs "
-                             f"({', '.join(self.agents)}); the env has {len(env.possible_agents)}")
-        for agent, module in self.modules.items():  # same points, channels and p_max per UE
-            trained, wanted = _space_sizes(module.action_space), _space_sizes(env.action_space(agent))
-            if trained != wanted:
-                raise ValueError(
-                    f"policy {self.name}: {agent} was trained for (points, channels, p_max) = {trained}; "
-                    f"the env gives {wanted} (check --num-channels, --dnn, --profile)")
+    def check_cell(self, config: EnvConfig) -> None:
+        """Refuse a cell this policy cannot decide, naming what differs."""
+        trained = EnvConfig.from_dict(self.env_defaults) if self.env_defaults else None
+        if self.shared:
+            if config.num_ues > self.max_ues:
+                raise ValueError(f"policy {self.name} decides at most max_ues = {self.max_ues} UEs; the cell has "
+                                 f"{config.num_ues}")
+            head = self.modules[SHARED_ID].head
+            if config.num_channels != head.n_channels or abs(config.p_max_w - head.p_max) > 1e-9:
+                raise ValueError(f"policy {self.name} was trained for C = {head.n_channels}, p_max = {head.p_max} W; "
+                                 f"the cell has C = {config.num_channels}, p_max = {config.p_max_w} W")
+            return
+        if config.num_ues != len(self.agents):
+            raise ValueError(f"policy {self.name} was trained for {len(self.agents)} UEs ({', '.join(self.agents)}); "
+                             f"the cell has {config.num_ues} (a per-UE policy is tied to its N: train "
+                             "`--actor shared` for any cell)")
+        wanted = [(p.num_actions, config.num_channels, round(config.p_max_w, 6)) for p in config.profiles]
+        for (agent, module), want in zip(self.modules.items(), wanted, strict=True):
+            have = _space_sizes(module.action_space)
+            if have != want:
+                raise ValueError(f"policy {self.name}: {agent} was trained for (points, channels, p_max) = {have}; "
+                                 f"the env gives {want} (check --num-channels, --dnn, --profile)")
+        if trained is not None:
+            for i, (a, b) in enumerate(zip(trained.specs, config.specs, strict=True)):
+                if a.dnn != b.dnn:
+                    raise ValueError(f"policy {self.name}: ue_{i} was trained on dnn {a.dnn!r}; the cell gives "
+                                     f"{b.dnn!r} (a per-UE policy is tied to its DNNs)")
+
+    def reset(self, view: Any, seed: int | None = None) -> None:
+        self.check_cell(view.config)
         if seed is not None:
             self._gen.manual_seed(seed)
 
-    def act(self, state: np.ndarray, deterministic: bool = True):
-        pts, chs, pws = self.act_batch(np.asarray(state, dtype=np.float32)[None, :], deterministic)
+    def act(self, view: Any, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next frame's decisions for every UE of ``view`` (a ``marl_env`` ``SystemView``)."""
+        if self.shared:
+            obs = view.observations(self.max_ues)
+            pts, chs, pws = self.act_batch(obs, deterministic)
+            return pts[:, 0], chs[:, 0], pws[:, 0]
+        pts, chs, pws = self.act_batch(np.asarray(view.state(), dtype=np.float32)[None, :], deterministic)
         return pts[0], chs[0], pws[0]
 
     @torch.no_grad()
-    def act_batch(self, states: np.ndarray, deterministic: bool = True):
-        """Actions for a batch of global states ``[M, 4N]`` -> three ``[M, N]`` arrays."""
-        x = torch.as_tensor(np.asarray(states, dtype=np.float32))
+    def act_batch(self, inputs: np.ndarray, deterministic: bool = True):
+        """Per-UE policy: global states ``[M, 4N]`` -> three ``[M, N]`` arrays. Shared policy: agent
+        observations ``[R, obs]`` (any UEs of any cells) -> three ``[R, 1]`` arrays."""
+        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
         m = x.shape[0]
+        if self.shared:
+            module = self.modules[SHARED_ID]
+            rows = module.dist_inputs(x)
+            b, c, p = module.head.mode(rows) if deterministic else _sample(module.head.dist(rows))
+            return (b.reshape(m, 1).numpy(), c.reshape(m, 1).numpy(),
+                    p.reshape(m, 1).numpy().astype(np.float64))
         n = len(self.agents)
         pts = np.empty((m, n), dtype=np.int64)
         chs = np.empty((m, n), dtype=np.int64)
@@ -123,24 +173,21 @@ class TrainedPolicy:
                 continue
             module = self.modules[agent]
             if isinstance(module, HybridActorModule):
-                out = module.dist_inputs(x)
-                if deterministic:  # the mode of each branch
-                    b = out[:, :module.n_points].argmax(-1)
-                    c = out[:, module.n_points:module.n_points + module.n_channels].argmax(-1)
-                    p = out[:, module.n_points + module.n_channels]
-                else:
-                    dist = module.get_inference_action_dist_cls().from_logits(out)
-                    b, c, p = dist.sample()
-                p_max = module.p_max
+                rows = module.dist_inputs(x)
+                b, c, p = module.head.mode(rows) if deterministic else _sample(module.head.dist(rows))
             else:  # stock RLlib modules (IPPO)
                 out = module.forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS]
                 dist = module.get_inference_action_dist_cls().from_logits(out)
                 b, c, p = (dist.to_deterministic() if deterministic else dist).sample()
-                p_max = float(module.action_space.spaces[2].high.reshape(-1)[0])
             pts[:, i] = b.reshape(m).numpy()
             chs[:, i] = c.reshape(m).numpy()
-            pws[:, i] = np.clip(p.reshape(m).numpy(), 0.0, p_max)
+            pws[:, i] = p.reshape(m).numpy()
         return pts, chs, pws
+
+
+def _sample(dist: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    b, c, p = dist.sample()
+    return b, c, p[..., 0]
 
 
 def _space_sizes(space: Any) -> tuple[int, int, float]:
@@ -176,6 +223,7 @@ def is_model_uri(spec: str | Path) -> bool:
 def download_model(uri: str) -> Path:
     """Fetch an MLflow model / run-artifact URI (e.g. the Tune winner) to a local directory."""
     import mlflow
+
     from mahppo.algorithms.tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
@@ -191,10 +239,10 @@ def load_policy(path: str | Path) -> TrainedPolicy:
     if is_model_uri(path):
         path = download_model(str(path))
     ckpt = find_checkpoint(Path(path).expanduser().resolve())
-    meta = json.loads((ckpt / POLICY_META).read_text())
+    meta = read_meta(ckpt)
     mod_dir = ckpt / MODULES_SUBDIR
     modules = {}
-    for sub in sorted(mod_dir.iterdir()):
+    for sub in sorted(mod_dir.iterdir()) if mod_dir.is_dir() else []:
         if sub.is_dir() and sub.name != CRITIC_ID:
             modules[sub.name] = RLModule.from_checkpoint(sub)
     if not modules:
@@ -203,6 +251,11 @@ def load_policy(path: str | Path) -> TrainedPolicy:
     return TrainedPolicy(modules, meta)
 
 
-def live_policy(algo: Any, agents: list[str], meta: dict[str, Any] | None = None) -> TrainedPolicy:
+def live_policy(algo: Any, experiment: Any, meta: dict[str, Any] | None = None) -> TrainedPolicy:
     """The current actors of a running RLlib algorithm (for evaluation during training)."""
-    return TrainedPolicy({a: algo.get_module(a) for a in agents}, meta)
+    shared = experiment.run.algo == "mahppo" and experiment.algo.actor == "shared"
+    ids = [SHARED_ID] if shared else [f"ue_{i}" for i in range(experiment.env.num_ues)]
+    return TrainedPolicy({m: algo.get_module(m) for m in ids}, meta)
+
+
+__all__ = ["FusedActors", "SharedActorModule", "TrainedPolicy", "find_checkpoint", "live_policy", "load_policy"]

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from mahppo.algorithms.run import test_scenario
 from mahppo.marl_env.evaluation import evaluate
 from mahppo.marl_env.metrics import format_table
 from mahppo.marl_env.policies import BASELINES, make_baseline
 
+if TYPE_CHECKING:
+    from mahppo.algorithms.experiment import Experiment
 
-def compare_with_baselines(out: Path, settings: Any, episodes: int = 1) -> dict[str, dict[str, float]]:
+
+def compare_with_baselines(out: Path, experiment: Experiment, episodes: int = 1) -> dict[str, dict[str, float]]:
     """Evaluate the latest checkpoint and every ``marl_env`` baseline on the test scenario."""
-    from mahppo.algorithms.evaluation import test_scenario_config
     from mahppo.algorithms.policy import load_policy
 
-    config = test_scenario_config(settings.env_config())
+    config = test_scenario(experiment.env)
     rows: dict[str, dict[str, float]] = {"trained": evaluate(load_policy(out), config, episodes=episodes)}
     for name in BASELINES:
         rows[name] = evaluate(make_baseline(name), config, episodes=episodes)
@@ -25,7 +28,7 @@ def compare_with_baselines(out: Path, settings: Any, episodes: int = 1) -> dict[
         m["latency_vs_local"] = m["frame_latency_per_task_s"] / local["frame_latency_per_task_s"]
         m["energy_vs_local"] = m["energy_per_task_j"] / local["energy_per_task_j"]
     (out / "evaluation.json").write_text(json.dumps(rows, indent=2))
-    label = {"trained": f"{settings.algo} (trained)"}
+    label = {"trained": f"{experiment.run.algo} (trained)"}
     table = format_table({label.get(k, k): v for k, v in rows.items()})
     (out / "evaluation.md").write_text(table + "\n")
     print(table)
@@ -33,17 +36,18 @@ def compare_with_baselines(out: Path, settings: Any, episodes: int = 1) -> dict[
 
 
 def plot_training_curve(out: Path, rows: list[dict[str, float]], table: dict[str, dict[str, float]],
-                        settings: Any) -> Path:
+                        experiment: Experiment) -> Path:
     """Fig. 8 style: the test-scenario episode reward against env steps, Local as a horizontal line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    pts = [(r["env_steps"], r["reward"]) for r in rows if "reward" in r]
+    fig, ax = plt.subplots(figsize=(9.5, 4.2))
+    algo = experiment.run.algo.upper()
+    pts = [(r["env_steps"], r["test_reward"]) for r in rows if "test_reward" in r]
     if pts:
-        ax.plot(*zip(*pts, strict=True), label=f"{settings.algo.upper()} (test scenario, deterministic)")
+        ax.plot(*zip(*pts, strict=True), label=f"{algo} (test scenario, deterministic)")
     train_pts = [(r["env_steps"], r["train_return_per_ue"]) for r in rows if "train_return_per_ue" in r]
     if train_pts:
         ax.plot(*zip(*train_pts, strict=True), alpha=0.45, label="training episodes (60 frames, per UE)")
@@ -53,10 +57,12 @@ def plot_training_curve(out: Path, rows: list[dict[str, float]], table: dict[str
                        label=f"{name} baseline")
     ax.set_xlabel("env steps (frames)")
     ax.set_ylabel("episode reward (sum of Eq. 12)")
-    ax.set_title(f"{settings.algo.upper()}: N={settings.num_ues}, C={settings.num_channels}, "
-                 f"{settings.dnn}, beta={settings.beta}")
+    env = experiment.env
+    dnns = "+".join(sorted({s.dnn for s in env.specs}))
+    ax.set_title(f"{algo} ({experiment.algo.actor} actor): N={env.num_ues}, C={env.num_channels}, {dnns}, "
+                 f"beta={env.beta}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: hides no line
     fig.tight_layout()
     path = out / "training_curve.png"
     fig.savefig(path, dpi=120)

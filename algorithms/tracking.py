@@ -1,8 +1,15 @@
-"""MLflow tracking: the embedded default is a local SQLite store (no server)."""
+"""MLflow tracking, one module for ``mahppo train``, ``mahppo tune`` and Serve.
+
+The embedded default is a local SQLite store (``./mlflow.db``, no server). A ``Tracker`` is one MLflow
+run driven through ``MlflowClient`` with an explicit run id (no global "active run"), so the training
+loop and the Tune driver (many trials at once) log the same way: params once (flattened, within
+MLflow's limits, batched), metrics per step in batches, artefacts at the end.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,11 +17,41 @@ from typing import Any
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAM_LEN = 500  # MLflow's limit on a param value (6000 on newer servers; stay safe)
 MAX_KEY_LEN = 250
+BATCH = 100  # MLflow takes at most 100 params per log_batch
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else the local SQLite store ``./mlflow.db``."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else the local SQLite store ``./mlflow.db``;
+    a relative ``sqlite:///file`` is made absolute (so it works from any directory, and in workers)."""
+    return resolved_uri(explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+
+
+def resolved_uri(uri: str) -> str:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def ui_command(uri: str) -> str:
+    """The command that opens the MLflow UI on this store."""
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def client(uri: str | None = None) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri(uri))
+
+
+def experiment_id(cl: Any, name: str) -> str:
+    """The id of experiment ``name`` (created, or restored if it was deleted)."""
+    exp = cl.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            cl.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    return cl.create_experiment(name)
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -32,54 +69,52 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
-def flatten_metrics(result: Mapping[str, Any], keys: Mapping[str, tuple[str, ...]]) -> dict[str, float]:
-    """Pick numeric metrics out of a nested result by path: ``{"name": ("a", "b")}``."""
-    out: dict[str, float] = {}
-    for name, path in keys.items():
-        node: Any = result
-        for part in path:
-            if not isinstance(node, Mapping) or part not in node:
-                node = None
-                break
-            node = node[part]
-        try:
-            value = float(node)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
-        if value == value:  # skip NaN
-            out[name] = value
-    return out
+class Tracker:
+    """One MLflow run: params once, metrics per step, artefacts, then a final status."""
 
+    def __init__(self, cl: Any, run_id: str):
+        self.client = cl
+        self.run_id = run_id
 
-class MlflowRun:
-    """A thin wrapper around one MLflow run (params once, metrics per step, artefacts at the end)."""
+    @classmethod
+    def start(cls, uri: str | None, experiment: str, run_name: str, params: Mapping[str, Any] | None = None,
+              tags: Mapping[str, str] | None = None, run_id: str | None = None) -> Tracker:
+        """A new run (params logged), or the run ``run_id`` continued (``--resume``, a retried trial)."""
+        cl = client(uri)
+        if run_id is not None:
+            cl.update_run(run_id, status="RUNNING")
+            return cls(cl, run_id)
+        run = cl.create_run(experiment_id(cl, experiment), run_name=run_name, tags=dict(tags or {}))
+        tracker = cls(cl, run.info.run_id)
+        tracker.log_params(params or {})
+        return tracker
 
-    def __init__(self, experiment: str, run_name: str, params: Mapping[str, Any], uri: str | None = None,
-                 run_id: str | None = None):
-        import mlflow
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
 
-        self._mlflow = mlflow
-        self.uri = tracking_uri(uri)
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(experiment)
-        self.run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
-        self.run_id = self.run.info.run_id
-        if run_id is None:
-            flat = flatten_params(params)
-            items = list(flat.items())
-            for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-                mlflow.log_params(dict(items[i:i + 100]))
+        items = [Param(k, v) for k, v in flatten_params(params).items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, params=items[i:i + BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        if metrics:
-            self._mlflow.log_metrics(dict(metrics), step=step)
+        """Numeric, finite-or-inf values only (NaN and non-numbers are skipped)."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items()
+                 if isinstance(v, int | float) and not isinstance(v, bool) and v == v]
+        for i in range(0, len(batch), BATCH * 10):
+            self.client.log_batch(self.run_id, metrics=batch[i:i + BATCH * 10])
 
     def log_artifacts(self, path: str | Path, artifact_path: str | None = None) -> None:
         p = Path(path)
         if p.is_dir():
-            self._mlflow.log_artifacts(str(p), artifact_path=artifact_path)
+            self.client.log_artifacts(self.run_id, str(p), artifact_path=artifact_path)
         elif p.is_file():
-            self._mlflow.log_artifact(str(p), artifact_path=artifact_path)
+            self.client.log_artifact(self.run_id, str(p), artifact_path=artifact_path)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
 
     def end(self, status: str = "FINISHED") -> None:
-        self._mlflow.end_run(status=status)
+        self.client.set_terminated(self.run_id, status=status)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+
 from mahppo.compression.compressor import FeatureCompressor
 from mahppo.compression.models import POINTS, build_model, split
 from mahppo.compression.profiles import jalad_encode, median_latency

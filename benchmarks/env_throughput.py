@@ -13,8 +13,9 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import mahppo.marl_env as marl_env  # noqa: E402
 import numpy as np  # noqa: E402
+
+import mahppo.marl_env as marl_env  # noqa: E402
 
 
 def measure(num_ues: int, frames: int, api: str, seed: int = 0) -> tuple[float, float]:

@@ -32,10 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 def untrained_checkpoint(num_ues: int, out: Path) -> Path:
     """A checkpoint of freshly initialised actors (same shapes as a trained MAHPPO policy)."""
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
     from mahppo.algorithms.mahppo import env_spaces
     from mahppo.algorithms.modules import HybridActorModule
     from mahppo.algorithms.policy import MODULES_SUBDIR, POLICY_META
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     env_config = {"num_ues": num_ues, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
     _, agents, obs_space, act_spaces = env_spaces(env_config)
@@ -139,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ray
+    from ray import serve
+
     from mahppo.serve.app import QUIET_LOGGING, build_app
     from mahppo.serve.client import DecisionClient
-    from ray import serve
 
     host, port = "127.0.0.1", _free_port()
     ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)

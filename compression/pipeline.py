@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from mahppo.compression.compressor import FeatureCompressor
 from mahppo.compression.data import DataSpec, check_data_folder, make_datasets
 from mahppo.compression.models import POINTS, build_model, check_model_name

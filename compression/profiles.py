@@ -29,10 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from mahppo.compression.compressor import FLOAT_BITS, FeatureCompressor
 from mahppo.compression.compressor import quantize as quantize_eq1
 from mahppo.compression.models import POINTS, PROFILE_INPUT_SHAPE, model_name_of, split
-from torch import nn
 
 RAW_INPUT_BITS = math.prod(PROFILE_INPUT_SHAPE) * 8  # the uint8 image at index 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from mahppo.compression.compressor import FLOAT_BITS, reduced_channels_for
 from mahppo.compression.data import DataSpec, make_datasets
 from mahppo.compression.models import PROFILE_INPUT_SHAPE, build_model, check_model_name, check_point, feature_channels

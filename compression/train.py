@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from mahppo.compression.compressor import CompressedModel, FeatureCompressor
-from mahppo.compression.models import check_model_name, check_point, split
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from mahppo.compression.compressor import CompressedModel, FeatureCompressor
+from mahppo.compression.models import check_model_name, check_point, split
 
 
 @dataclass(frozen=True)

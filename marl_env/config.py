@@ -9,6 +9,7 @@ from pathlib import Path
 from mahppo.marl_env.profiles import DNNProfile, resolve_profile
 
 SCENARIOS = ("train", "test")
+OBS_MODES = ("global", "agent")
 TEST_DISTANCE_M = 50.0  # Sec. 6.3.1: evaluation fixes d_n = 50 m ...
 TEST_NUM_TASKS = 200  # ... and K_n = 200 for every UE
 MIN_POWER_W = 1e-10  # powers <= 0 are clipped up to this (as the authors' code does)
@@ -46,6 +47,10 @@ class EnvConfig:
     p_max_w: float = 1.0
     scenario: str = "train"  # "test": d_n = 50 m, K_n = 200 (unless a spec fixes them)
     max_frames: int | None = None  # truncate episodes (the authors train with 60)
+    obs_mode: str = "global"  # "global": every agent sees s_t (the paper); "agent": own + the others as a set
+    max_ues: int = 16  # the padded set size of "agent" observations (and the most UEs a shared policy takes)
+    num_ues_range: tuple[int, int] | None = None  # draw N uniformly from [lo, hi] per episode ("agent" obs)
+    dnn_pool: tuple[str, ...] | None = None  # draw each UE's DNN per episode from these (nominal: round robin)
     render_mode: str | None = None
     _profiles: tuple[DNNProfile, ...] = field(default=(), repr=False, compare=False)
 
@@ -60,14 +65,37 @@ class EnvConfig:
             kwargs["ue_specs"] = tuple(_as_spec(s, i) for i, s in enumerate(specs))  # type: ignore[arg-type]
         if kwargs.get("profile_file") is not None:
             kwargs["profile_file"] = str(kwargs["profile_file"])
+        for key in ("num_ues_range", "dnn_pool"):
+            if isinstance(kwargs.get(key), list):
+                kwargs[key] = tuple(kwargs[key])  # type: ignore[arg-type]
         cfg = cls(**kwargs)  # type: ignore[arg-type]
         return cfg.validated()
 
     @property
     def specs(self) -> tuple[UESpec, ...]:
+        """The nominal cell's UEs (with ``dnn_pool``: the pool's DNNs round robin)."""
         if self.ue_specs is not None:
             return self.ue_specs
+        if self.dnn_pool:
+            return tuple(UESpec(dnn=self.dnn_pool[i % len(self.dnn_pool)]) for i in range(self.num_ues))
         return tuple(UESpec(dnn=self.dnn) for _ in range(self.num_ues))
+
+    @property
+    def varies(self) -> bool:
+        """Whether each episode draws its own cell (N and/or DNNs)."""
+        return self.num_ues_range is not None or self.dnn_pool is not None
+
+    def draw_cell(self, rng) -> EnvConfig:
+        """One episode's cell: N from ``num_ues_range``, each UE's DNN from ``dnn_pool``."""
+        n = self.num_ues
+        if self.num_ues_range is not None:
+            n = int(rng.integers(self.num_ues_range[0], self.num_ues_range[1] + 1))
+        if self.dnn_pool:
+            dnns = [self.dnn_pool[int(j)] for j in rng.integers(0, len(self.dnn_pool), size=n)]
+        else:
+            dnns = [s.dnn for s in self.specs[:n]]
+        return replace(self, num_ues=n, num_ues_range=None, dnn_pool=None,
+                       ue_specs=tuple(UESpec(dnn=d) for d in dnns)).validated()
 
     @property
     def profiles(self) -> tuple[DNNProfile, ...]:
@@ -95,6 +123,28 @@ class EnvConfig:
             raise ValueError(f"scenario = {self.scenario!r} must be one of {SCENARIOS}")
         if self.max_frames is not None:
             _check_int("max_frames", self.max_frames, 1)
+        if self.obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode = {self.obs_mode!r} must be one of {OBS_MODES}")
+        _check_int("max_ues", self.max_ues, 1)
+        if self.num_ues_range is not None:
+            r = self.num_ues_range
+            if not (isinstance(r, tuple) and len(r) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                  for x in r) and 1 <= r[0] <= r[1]):
+                raise ValueError(f"num_ues_range = {r!r} must be two integers 1 <= lo <= hi")
+            if self.ue_specs is not None:
+                raise ValueError("num_ues_range: give either ue_specs (a fixed cell) or a range of N, not both")
+            if self.obs_mode != "agent":
+                raise ValueError(f"num_ues_range = {r!r} needs obs_mode = 'agent' (the global state's size "
+                                 "is tied to N)")
+            object.__setattr__(self, "num_ues", r[1])
+        if self.dnn_pool is not None:
+            if not (isinstance(self.dnn_pool, tuple) and self.dnn_pool
+                    and all(isinstance(d, str) and d for d in self.dnn_pool)):
+                raise ValueError(f"dnn_pool = {self.dnn_pool!r} must be a non-empty list of DNN names")
+            if self.ue_specs is not None:
+                raise ValueError("dnn_pool: give either ue_specs (a fixed cell) or a DNN pool, not both")
+        if self.obs_mode == "agent" and self.num_ues > self.max_ues:
+            raise ValueError(f"num_ues = {self.num_ues} exceeds max_ues = {self.max_ues} (raise max_ues)")
         if self.render_mode not in (None, "ansi", "human"):
             raise ValueError(f"render_mode = {self.render_mode!r} must be None, 'ansi' or 'human'")
         if self.profile_file is not None and not Path(self.profile_file).is_file():
@@ -105,6 +155,8 @@ class EnvConfig:
             if spec.num_tasks is not None:
                 _check_int(f"ue_specs[{i}].num_tasks", spec.num_tasks, 1)
         cache: dict[str, DNNProfile] = {}
+        for dnn in self.dnn_pool or ():
+            cache[dnn] = resolve_profile(dnn, self.profile_file)
         profiles = []
         for spec in self.specs:
             if spec.dnn not in cache:
@@ -115,6 +167,27 @@ class EnvConfig:
 
     def with_updates(self, **changes: object) -> EnvConfig:
         return replace(self, **changes).validated()  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able fields (what ``from_dict`` reads back); ``ue_specs`` as a list of dicts."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if f.name.startswith("_") or f.name == "render_mode":
+                continue
+            v = getattr(self, f.name)
+            if f.name == "ue_specs" and v is not None:
+                v = [{k: x for k, x in vars(s).items() if x is not None} for s in v]
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> EnvConfig:
+        """The inverse of ``to_dict``; unknown keys and bad values raise ``ValueError`` naming them."""
+        if not isinstance(data, dict):
+            raise ValueError(f"env config = {data!r} must be a mapping")
+        return cls.from_kwargs(**data)
 
 
 def _as_spec(spec: object, i: int) -> UESpec:

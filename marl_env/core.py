@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from mahppo.marl_env.config import MIN_POWER_W, TEST_DISTANCE_M, TEST_NUM_TASKS, EnvConfig
 from numba import njit
+
+from mahppo.marl_env.config import MIN_POWER_W, TEST_DISTANCE_M, TEST_NUM_TASKS, EnvConfig
 
 # UE phases
 IDLE = 0  # episode started, first task not yet begun (it begins with the first frame's action)
@@ -132,6 +133,12 @@ def _run_frame(frame_s, t0_abs, bandwidth, noise, num_channels, last_point,
     return events, n_done, total_completed, total_energy
 
 
+def clip_power(powers, p_max_w: float, out: np.ndarray | None = None) -> np.ndarray:
+    """The transmit power the simulator applies: clipped into ``[MIN_POWER_W, p_max]`` (a power <= 0
+    becomes 1e-10 W, as in the authors' code). The one place powers are clipped."""
+    return np.clip(np.asarray(powers, dtype=np.float64), MIN_POWER_W, p_max_w, out=out)
+
+
 @dataclass
 class FrameResult:
     """What one frame did, per UE."""
@@ -241,8 +248,7 @@ class MECSystem:
         """
         self.next_point[:] = points
         self.next_channel[:] = channels
-        self.power[:] = powers
-        np.clip(self.power, MIN_POWER_W, self.config.p_max_w, out=self.power)
+        clip_power(powers, self.config.p_max_w, out=self.power)
 
     def step(self) -> FrameResult:
         cfg = self.config

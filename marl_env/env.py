@@ -20,13 +20,37 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from mahppo.marl_env.config import MIN_POWER_W, EnvConfig
-from mahppo.marl_env.core import DONE, FrameResult, MECSystem, frame_reward
 from pettingzoo import ParallelEnv
+
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.core import DONE, FrameResult, MECSystem, frame_reward
+from mahppo.marl_env.observations import agent_observations, dnn_descriptor, obs_size
+from mahppo.marl_env.profiles import resolve_profile
+from mahppo.marl_env.view import SystemView
 
 
 class CollabInferenceEnv(ParallelEnv):
-    """N UEs splitting DNN inference with one edge server over C shared channels."""
+    """N UEs splitting DNN inference with one edge server over C shared channels.
+
+    **Agents**: ``possible_agents = ["ue_0", ..., "ue_{N-1}"]``; with ``num_ues_range=(lo, hi)`` each
+    episode draws N in ``[lo, hi]`` (and, with ``dnn_pool``, each UE's DNN) and ``agents`` is the
+    first N of the ``hi`` possible agents.
+
+    **Observations** (``obs_mode``):
+
+    - ``"global"`` (the paper, Sec. 4.3; default): every agent observes the global state ``[4N]``,
+      per UE ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``, UEs concatenated.
+    - ``"agent"``: agent ``i`` observes its own 4 state features and its DNN's descriptor, then the
+      other UEs' rows as a set padded to ``max_ues - 1`` and its mask (``marl_env.observations``):
+      one layout for any N, any UE order and any mix of DNNs.
+
+    ``state()`` is always the global state ``[4N]`` of the current cell.
+
+    **Actions**: ``Tuple(Discrete(B_n + 2), Discrete(C), Box(0, p_max, (1,)))`` per agent (with a DNN
+    pool, ``Discrete`` of the largest ``B_n + 2``; a point beyond the UE's own DNN is rejected).
+    **Reward**: Eq. 12, shared by all agents. **Termination**: every UE finished its tasks.
+    **Truncation**: ``max_frames``.
+    """
 
     metadata = {"name": "collab_inference_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
@@ -37,24 +61,56 @@ class CollabInferenceEnv(ParallelEnv):
             config = config.with_updates(**kwargs)
         self.config = config
         self.render_mode = config.render_mode
-        self.system = MECSystem(config)
-        self.possible_agents = [f"ue_{i}" for i in range(self.system.n)]
+        self.possible_agents = [f"ue_{i}" for i in range(config.num_ues)]
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
-        self._point_limits = [int(k) for k in self.system.num_actions]
         self._rng = np.random.default_rng()
+        self._cells: dict[tuple[str, ...], tuple[EnvConfig, MECSystem, np.ndarray]] = {}
+        self._use_cell(config)
         self._last: FrameResult | None = None
         self._state = np.zeros(4 * self.system.n, dtype=np.float32)
-        high = self._obs_high()
-        self._obs_space = spaces.Box(0.0, high, dtype=np.float32)
+        width = max(p.num_actions for p in self._nominal_profiles())
         self._act_spaces = {
             a: spaces.Tuple((
-                spaces.Discrete(int(self.system.num_actions[i])),
+                spaces.Discrete(width if config.varies else int(self.system.num_actions[i])),
                 spaces.Discrete(config.num_channels),
                 spaces.Box(0.0, config.p_max_w, shape=(1,), dtype=np.float32),
             ))
             for i, a in enumerate(self.possible_agents)
         }
+        if config.obs_mode == "agent":
+            self._obs_space = spaces.Box(0.0, np.inf, shape=(obs_size(config.max_ues),), dtype=np.float32)
+        else:
+            self._obs_space = spaces.Box(0.0, self._obs_high(), dtype=np.float32)
+        self._state_space = spaces.Box(0.0, np.inf, shape=(4 * config.num_ues,), dtype=np.float32)
+
+    def _nominal_profiles(self):
+        pool = [resolve_profile(d, self.config.profile_file) for d in self.config.dnn_pool or ()]
+        return [*self.config.profiles, *pool]
+
+    def _use_cell(self, cell: EnvConfig) -> None:
+        """Switch to the system of ``cell`` (cached per DNN list: an episode's draw costs one lookup)."""
+        key = tuple(s.dnn for s in cell.specs)
+        entry = self._cells.get(key)
+        if entry is None:
+            if len(self._cells) > 512:
+                self._cells.clear()
+            entry = (cell, MECSystem(cell), self._descriptors(cell) if self.config.obs_mode == "agent" else None)
+            self._cells[key] = entry
+        self.cell, self.system, self._desc = entry
+        self._point_limits = [int(k) for k in self.system.num_actions]
+
+    @staticmethod
+    def _descriptors(cell: EnvConfig) -> np.ndarray:
+        return np.stack([dnn_descriptor(p, cell.frame_s, cell.bandwidth_hz, cell.p_max_w) for p in cell.profiles])
+
+    def descriptors(self) -> np.ndarray:
+        """Each current UE's DNN descriptor ``[N, D]`` (``marl_env.observations``)."""
+        if self._desc is None:
+            self._desc = self._descriptors(self.cell)
+            key = tuple(s.dnn for s in self.cell.specs)
+            self._cells[key] = (self.cell, self.system, self._desc)
+        return self._desc
 
     def _obs_high(self) -> np.ndarray:
         s, cfg = self.system, self.config
@@ -80,22 +136,45 @@ class CollabInferenceEnv(ParallelEnv):
 
     @property
     def state_space(self) -> spaces.Box:
-        return self._obs_space
+        return self._state_space
 
     def state(self) -> np.ndarray:
         """The global state ``[k, l, n, d]`` per UE, concatenated (Sec. 4.3, Fig. 3)."""
         return self._state.copy()
 
+    def observation_matrix(self) -> np.ndarray:
+        """Every current agent's observation, one row per agent in ``agents`` order."""
+        if self.config.obs_mode == "agent":
+            return agent_observations(self._state, self._desc, self.config.max_ues)
+        return np.broadcast_to(self._state, (len(self._state) // 4, len(self._state))).copy()
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        agents = self.agents
+        if self.config.obs_mode == "agent":
+            rows = agent_observations(self._state, self._desc, self.config.max_ues)
+            return {a: rows[i] for i, a in enumerate(agents)}
+        return {a: self._state.copy() for a in agents}
+
+    @property
+    def last_frame(self) -> FrameResult | None:
+        """What the last ``step`` did, per UE (``None`` right after ``reset``)."""
+        return self._last
+
+    def view(self) -> SystemView:
+        """The read-only view of the system that policies may use (``marl_env.view``)."""
+        return SystemView(self)
+
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
+        if self.config.varies:
+            self._use_cell(self.config.draw_cell(self._rng))
         self.system.reset(self._rng)
-        self.agents = list(self.possible_agents)
+        self.agents = self.possible_agents[:self.system.n]
         self._last = None
         self._state = self.system.state()
-        obs = {a: self._state.copy() for a in self.agents}
         infos = {a: {} for a in self.agents}
-        return obs, infos
+        return self._observations(), infos
 
     def step(self, actions: dict[str, Any]):
         if not self.agents:
@@ -104,7 +183,7 @@ class CollabInferenceEnv(ParallelEnv):
         return self.step_arrays(points, channels, powers)
 
     def step_arrays(self, points: np.ndarray, channels: np.ndarray, powers: np.ndarray):
-        """``step`` with validated per-UE arrays (what baselines and fast loops use)."""
+        """``step`` with validated per-UE arrays in ``agents`` order (what baselines and fast loops use)."""
         sys_ = self.system
         sys_.set_actions(points, channels, powers)
         res = sys_.step()
@@ -115,7 +194,7 @@ class CollabInferenceEnv(ParallelEnv):
         truncated = (not terminated and self.config.max_frames is not None
                      and sys_.frame >= self.config.max_frames)
         agents = self.agents
-        obs = {a: self._state.copy() for a in agents}
+        obs = self._observations()
         rewards = dict.fromkeys(agents, r)
         terms = dict.fromkeys(agents, terminated)
         truncs = dict.fromkeys(agents, truncated)
@@ -132,37 +211,51 @@ class CollabInferenceEnv(ParallelEnv):
     def parse_actions(self, actions: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Validate a PettingZoo action dict into per-UE arrays (errors name agent and field)."""
         n = self.system.n
+        agents = self.possible_agents[:n]
         if len(actions) != n or any(a not in self._index for a in actions):
             for agent in actions:
-                if agent not in self._index:
+                if agent not in self._index or self._index[agent] >= n:
                     raise ValueError(f"actions: unknown agent {agent!r}")
         points = [0] * n
         channels = [0] * n
         powers = [0.0] * n
-        limits = self._point_limits
-        n_channels = self.config.num_channels
-        for i, agent in enumerate(self.possible_agents):
+        for i, agent in enumerate(agents):
             try:
                 action = actions[agent]
             except KeyError:
                 raise ValueError(f"actions: no action for agent {agent!r}") from None
-            b, c, p = _unpack(agent, action)
-            if not 0 <= b < limits[i]:
-                raise ValueError(f"{agent}: partition point = {b} is out of range 0..{limits[i] - 1}")
-            if not 0 <= c < n_channels:
-                raise ValueError(f"{agent}: channel = {c} is out of range 0..{n_channels - 1}")
-            if p != p:
-                raise ValueError(f"{agent}: power = nan is not a number")
-            points[i], channels[i], powers[i] = b, c, p
-        return (np.array(points, dtype=np.int64), np.array(channels, dtype=np.int64),
-                np.clip(np.array(powers), MIN_POWER_W, self.config.p_max_w))
+            points[i], channels[i], powers[i] = _unpack(agent, action)
+        return self.check_arrays(np.array(points, dtype=np.int64), np.array(channels, dtype=np.int64),
+                                 np.array(powers, dtype=np.float64))
+
+    def check_arrays(self, points: np.ndarray, channels: np.ndarray, powers: np.ndarray):
+        """Validate per-UE action arrays (``agents`` order): shapes, point and channel ranges, no NaN
+        power. Errors name the agent and the field; powers are left for the simulator to clip."""
+        s = self.system
+        points, channels = np.asarray(points), np.asarray(channels)
+        powers = np.asarray(powers, dtype=np.float64)
+        if points.shape != (s.n,) or channels.shape != (s.n,) or powers.shape != (s.n,):
+            raise ValueError(f"actions of shapes {points.shape}, {channels.shape}, {powers.shape}; "
+                             f"expected ({s.n},) each")
+        bad = (points < 0) | (points >= s.num_actions)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"ue_{i}: partition point = {points[i]} is out of range 0..{s.num_actions[i] - 1}")
+        c = self.config.num_channels
+        bad = (channels < 0) | (channels >= c)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"ue_{i}: channel = {channels[i]} is out of range 0..{c - 1}")
+        if np.isnan(powers).any():
+            raise ValueError(f"ue_{int(np.argmax(np.isnan(powers)))}: power = nan is not a number")
+        return points.astype(np.int64, copy=False), channels.astype(np.int64, copy=False), powers
 
     def render(self) -> str | None:
         s = self.system
         names = {0: "idle", 1: "front", 2: "sending", DONE: "done"}
         lines = [f"frame {s.frame}  t = {s.frame * self.config.frame_s:.1f} s"]
         lines.append(" ue   dnn          d(m)  tasks  phase    b  c  p(W)    rate(Mb/s)")
-        for i, spec in enumerate(self.config.specs):
+        for i, spec in enumerate(self.cell.specs):
             lines.append(
                 f"{i:3d}   {spec.dnn:11s} {s.distance[i]:5.1f} {s.tasks_left[i]:6d}  "
                 f"{names[int(s.phase[i])]:8s} {s.point[i]:1d}  {s.channel[i]:1d}  {s.power[i]:.3f}   "

@@ -1,7 +1,8 @@
 """Baseline policies (usable wherever a trained policy is) and the policy interface.
 
-A policy sees the env after ``reset`` and maps the global state to per-UE arrays
-``(points, channels, powers)``: the same shape a trained MAHPPO policy produces.
+A policy gets the read-only ``SystemView`` (``marl_env.view``) in ``reset(view, seed)`` and in every
+``act(view)``, and returns per-UE arrays ``(points, channels, powers)`` in ``view.agents`` order: the
+same shape a trained MAHPPO policy produces.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import itertools
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
 from mahppo.marl_env.core import frame_reward
 
 if TYPE_CHECKING:
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.view import SystemView
 
 Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
 BASELINES = ("local", "edge", "random", "greedy", "static-search")
@@ -23,9 +26,9 @@ BASELINES = ("local", "edge", "random", "greedy", "static-search")
 class Policy(Protocol):
     name: str
 
-    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None: ...
+    def reset(self, view: SystemView, seed: int | None = None) -> None: ...
 
-    def act(self, state: np.ndarray) -> Actions: ...
+    def act(self, view: SystemView) -> Actions: ...
 
 
 class FixedPolicy:
@@ -38,21 +41,23 @@ class FixedPolicy:
         self.name = name
         self._acts: Actions | None = None
 
-    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
-        n = env.system.n
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
+        n = view.num_ues
         if len(self.triples) not in (1, n):
             raise ValueError(f"{self.name}: {len(self.triples)} triples given for {n} UEs (give 1 or {n})")
         t = self.triples * n if len(self.triples) == 1 else self.triples
-        pts = np.array([b for b, _, _ in t], dtype=np.int64)
-        chs = np.array([c for _, c, _ in t], dtype=np.int64)
-        pws = np.array([p for _, _, p in t], dtype=np.float64)
-        # the env's own validation: out-of-range points or channels, NaN powers
-        env.parse_actions({a: (int(pts[j]), int(chs[j]), float(pws[j]))
-                           for j, a in enumerate(env.possible_agents)})
-        self._acts = (pts, chs, np.clip(pws, 1e-10, env.config.p_max_w))
+        self._acts = (np.array([b for b, _, _ in t], dtype=np.int64), np.array([c for _, c, _ in t], dtype=np.int64),
+                      np.array([p for _, _, p in t], dtype=np.float64))
 
-    def act(self, state: np.ndarray) -> Actions:
-        assert self._acts is not None, "call reset(env) first"
+    def decide(self, view: SystemView) -> Actions:
+        """This policy's actions for the cell of ``view`` (the same every frame)."""
+        self.reset(view)
+        assert self._acts is not None
+        return self._acts
+
+    def act(self, view: SystemView) -> Actions:
+        if self._acts is None:
+            raise RuntimeError(f"{self.name}: call reset(view) first")
         return self._acts
 
 
@@ -62,10 +67,9 @@ class LocalPolicy(FixedPolicy):
     def __init__(self) -> None:
         super().__init__([(0, 0, 1.0)], name="local")
 
-    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
-        last = env.system.last_point.copy()
-        n = env.system.n
-        self._acts = (last, np.zeros(n, dtype=np.int64), np.full(n, env.config.p_max_w))
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
+        n = view.num_ues
+        self._acts = (np.asarray(view.num_actions) - 1, np.zeros(n, dtype=np.int64), np.full(n, view.config.p_max_w))
 
 
 class EdgePolicy(FixedPolicy):
@@ -74,9 +78,9 @@ class EdgePolicy(FixedPolicy):
     def __init__(self) -> None:
         super().__init__([(0, 0, 1.0)], name="edge")
 
-    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
-        n, c = env.system.n, env.config.num_channels
-        self._acts = (np.zeros(n, dtype=np.int64), np.arange(n) % c, np.full(n, env.config.p_max_w))
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
+        n, c = view.num_ues, view.config.num_channels
+        self._acts = (np.zeros(n, dtype=np.int64), np.arange(n) % c, np.full(n, view.config.p_max_w))
 
 
 class GreedyPolicy(FixedPolicy):
@@ -88,18 +92,18 @@ class GreedyPolicy(FixedPolicy):
     def __init__(self) -> None:
         super().__init__([(0, 0, 1.0)], name="greedy")
 
-    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
-        s, cfg = env.system, env.config
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
+        cfg, n = view.config, view.num_ues
         p = cfg.p_max_w
-        rate = cfg.bandwidth_hz * np.log2(1.0 + p * s.gain / cfg.noise_w)
-        pts = np.empty(s.n, dtype=np.int64)
-        for i in range(s.n):
-            k = s.num_actions[i]
-            t_t = s.bits2d[i, :k] / rate[i]
-            lat = s.lat2d[i, :k] + t_t
-            energy = s.lat2d[i, :k] * s.pow2d[i, :k] + p * t_t
+        rate = cfg.bandwidth_hz * np.log2(1.0 + p * view.gain / cfg.noise_w)
+        pts = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            k = view.num_actions[i]
+            t_t = view.bits[i, :k] / rate[i]
+            lat = view.front_latency_s[i, :k] + t_t
+            energy = view.front_latency_s[i, :k] * view.front_power_w[i, :k] + p * t_t
             pts[i] = int(np.argmin(lat + cfg.beta * energy))
-        self._acts = (pts, np.arange(s.n) % cfg.num_channels, np.full(s.n, p))
+        self._acts = (pts, np.arange(n) % cfg.num_channels, np.full(n, p))
 
 
 class RandomPolicy:
@@ -107,13 +111,13 @@ class RandomPolicy:
 
     name = "random"
 
-    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
         self._rng = np.random.default_rng(seed)
-        self._k = env.system.num_actions
-        self._c = env.config.num_channels
-        self._p = env.config.p_max_w
+        self._k = np.asarray(view.num_actions)
+        self._c = view.config.num_channels
+        self._p = view.config.p_max_w
 
-    def act(self, state: np.ndarray) -> Actions:
+    def act(self, view: SystemView) -> Actions:
         n = len(self._k)
         return (self._rng.integers(0, self._k), self._rng.integers(0, self._c, size=n),
                 self._rng.uniform(0.0, self._p, size=n))
@@ -142,10 +146,10 @@ class StaticSearchPolicy(FixedPolicy):
         self._cache: dict[tuple, Actions] = {}
         self.evaluations = 0
 
-    def reset(self, env: CollabInferenceEnv, seed: int | None = None) -> None:
-        key = (env.config, )
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
+        key = (view.config, )
         if key not in self._cache:
-            self._cache[key] = self._search(env.config)
+            self._cache[key] = self._search(view.config)
         self._acts = self._cache[key]
 
     def _search(self, config: EnvConfig) -> Actions:
@@ -182,10 +186,7 @@ class StaticSearchPolicy(FixedPolicy):
                     best, best_val = list(combo), v
         else:
             rng = np.random.default_rng(self.seed)
-            greedy = GreedyPolicy()
-            greedy.reset(_reset(sim, seeds[0]))
-            g = greedy._acts
-            assert g is not None
+            g = GreedyPolicy().decide(_reset(sim, seeds[0]).view())
             starts = [[(int(g[0][i]), int(g[1][i]), pmax) for i in range(n)]]
             for _ in range(self.restarts):
                 starts.append([cands[i][rng.integers(len(cands[i]))] for i in range(n)])

@@ -132,7 +132,7 @@ def load_profile_file(path: str | Path) -> dict[str, DNNProfile]:
 @lru_cache(maxsize=1)
 def default_profiles() -> dict[str, DNNProfile]:
     """The shipped Jetson Nano profiles for ResNet18, VGG11 and MobileNetV2."""
-    ref = resources.files("marl_env") / "data" / DEFAULT_PROFILE_FILE
+    ref = resources.files("mahppo.marl_env") / "data" / DEFAULT_PROFILE_FILE
     return parse_profiles(json.loads(ref.read_text()), f"marl_env/data/{DEFAULT_PROFILE_FILE}")
 
 

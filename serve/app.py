@@ -20,11 +20,13 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from mahppo.serve.schema import DecideRequest, DecideResponse, RequestError, StateNormalizer, format_loc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mahppo.marl_env.core import clip_power
+from mahppo.serve.schema import DecideRequest, DecideResponse, RequestError, format_loc, normalizer_for
 
 DEPLOYMENT_NAME = "DecisionMaker"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -132,12 +134,15 @@ def _model_info(policy: Any) -> dict[str, Any]:
 
     cfg = EnvConfig.from_kwargs(**policy.env_defaults)
     meta = policy.meta
+    experiment = meta.get("experiment", {})
     return {
         "policy_id": policy.name,
-        "algo": meta.get("algo"),
-        "num_ues": len(policy.agents),
+        "algo": experiment.get("run", {}).get("algo"),
+        "actor": experiment.get("algo", {}).get("actor"),
+        "num_ues": len(policy.agents) if not policy.shared else cfg.num_ues,
+        "max_ues": policy.max_ues,
         "num_channels": cfg.num_channels,
-        "agents": policy.agents,
+        "agents": policy.agents if not policy.shared else [f"ue_{i}" for i in range(cfg.num_ues)],
         "dnn": [s.dnn for s in cfg.specs],
         "points_per_ue": [p.num_actions for p in cfg.profiles],
         "beta": cfg.beta,
@@ -146,6 +151,7 @@ def _model_info(policy: Any) -> dict[str, Any]:
         "iteration": meta.get("iteration"),
         "env_steps": meta.get("env_steps"),
         "env_config": policy.env_defaults,
+        "experiment": experiment,
     }
 
 
@@ -171,7 +177,7 @@ class DecisionMaker:
         from mahppo.algorithms.policy import load_policy
 
         self.policy = load_policy(source)
-        self.normalizer = StateNormalizer.for_env(self.policy.agents, self.policy.env_defaults)
+        self.normalizer = normalizer_for(self.policy)
         self.model_info = _model_info(self.policy)
         app.state.max_body_bytes = int(max_body_bytes)
         self._act.set_max_batch_size(int(max_batch_size))
@@ -200,11 +206,12 @@ class DecisionMaker:
               "match the policy's; `field` names it"}})
     async def decide(self, request: DecideRequest) -> Response:
         """The next frame's decision for every UE of the state pool."""
-        state, pos = self.normalizer.state(request.ues)
+        state, pos = self.normalizer.inputs(request.ues)
         pts, chs, pws = await self._act((state, request.deterministic))
         self.requests += 1
         if not np.all(np.isfinite(pws)):  # a broken checkpoint, never the request's fault
             return _error(500, "policy", f"{self.policy.name} produced a non-finite power")
+        pws = clip_power(pws, self.model_info["p_max_w"])  # the power a UE applies: the simulator's rule
         body = {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
                                "power_w": float(pws[p])} for ue, p in zip(request.ues, pos, strict=True)],
                 "policy_id": self.policy.name}
@@ -213,16 +220,25 @@ class DecisionMaker:
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
     async def _act(self, items: list[tuple[np.ndarray, bool]]) -> list[tuple[np.ndarray, ...]]:
-        """One forward per actor for every request of the batch (two if modes are mixed)."""
+        """One forward for every request of the batch (two if modes are mixed): per-UE policies stack
+        the global states; a shared policy concatenates every request's UE rows."""
         out: list[Any] = [None] * len(items)
         for mode in (True, False):
             idx = [i for i, (_, det) in enumerate(items) if det is mode]
             if not idx:
                 continue
-            pts, chs, pws = self.policy.act_batch(np.stack([items[i][0] for i in idx]), deterministic=mode)
+            if self.policy.shared:
+                sizes = [len(items[i][0]) for i in idx]
+                pts, chs, pws = self.policy.act_batch(np.concatenate([items[i][0] for i in idx]), deterministic=mode)
+                bounds = np.cumsum([0, *sizes])
+                for r, i in enumerate(idx):
+                    sl = slice(bounds[r], bounds[r + 1])
+                    out[i] = (pts[sl, 0], chs[sl, 0], pws[sl, 0])
+            else:
+                pts, chs, pws = self.policy.act_batch(np.stack([items[i][0] for i in idx]), deterministic=mode)
+                for r, i in enumerate(idx):
+                    out[i] = (pts[r], chs[r], pws[r])
             self.batches += 1
-            for r, i in enumerate(idx):
-                out[i] = (pts[r], chs[r], pws[r])
         return out
 
     def rss_bytes(self) -> int:

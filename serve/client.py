@@ -138,18 +138,23 @@ class RemotePolicy:
     def env_defaults(self) -> dict[str, Any]:
         return dict(self.info.get("env_config", {}))
 
-    def reset(self, env: Any, seed: int | None = None) -> None:
-        if list(env.possible_agents) != self.agents:
-            raise ValueError(f"the served policy {self.name} decides for {len(self.agents)} UEs; "
-                             f"the env has {len(env.possible_agents)}")
-        self.env = env
+    def reset(self, view: Any, seed: int | None = None) -> None:
+        n, most = view.num_ues, self.info.get("max_ues")
+        if most is None and n != len(self.agents):
+            raise ValueError(f"the served policy {self.name} decides for {len(self.agents)} UEs; the cell has {n}")
+        if most is not None and n > most:
+            raise ValueError(f"the served policy {self.name} decides at most {most} UEs; the cell has {n}")
 
-    def act(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Ignores the normalised ``state``: sends the env's raw UE state, as a cell would."""
-        s = self.env.system
+    def act(self, view: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sends the cell's raw UE state (and each UE's DNN), as a cell would, and returns the decisions."""
         self.requests += 1
-        return self.client.decide_arrays(s.tasks_left, s.total_tasks, s.time_left, s.bits_left, s.distance,
-                                         self.deterministic)
+        ues = state_pool(view.tasks_left, view.total_tasks, view.time_left_s, view.bits_left, view.distance_m)
+        for ue, spec in zip(ues, view.config.specs, strict=True):
+            ue["dnn"] = spec.dnn
+        dec = self.client.decide(ues, self.deterministic)
+        return (np.array([d["partition_point"] for d in dec], dtype=np.int64),
+                np.array([d["channel"] for d in dec], dtype=np.int64),
+                np.array([d["power_w"] for d in dec], dtype=np.float64))
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -9,9 +9,10 @@ def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1") 
     """Serve ``checkpoint`` on the running (or a new local) Ray, send the test scenario's first state
     pool to ``POST /v1/decide`` over HTTP, and return the model card and the decisions."""
     import ray
+    from ray import serve
+
     from mahppo.serve.app import QUIET_LOGGING, build_app
     from mahppo.serve.client import DecisionClient, check_port_free, example_pool
-    from ray import serve
 
     check_port_free(host, port)
     started = False

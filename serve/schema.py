@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
 from mahppo.marl_env.config import TEST_NUM_TASKS
 from mahppo.marl_env.core import normalize_state
-from pydantic import BaseModel, ConfigDict, Field
 
 MAX_UES = 10_000  # a hard cap on the list length, before the policy's own N is checked
 MAX_COUNT = 10**9  # tasks_left / total_tasks
@@ -25,7 +26,11 @@ class UEState(BaseModel):
         "ue_id": "ue_0", "tasks_left": 120, "local_time_left_s": 0.01, "bits_left": 50176,
         "distance_m": 50.0}]})
 
-    ue_id: str = Field(description="the UE's agent id, ue_0 .. ue_{N-1}", max_length=64)
+    ue_id: str = Field(description="the UE's id: ue_0 .. ue_{N-1} for a per-UE policy; any unique string "
+                       "for a shared policy", max_length=64)
+    dnn: str | None = Field(default=None, max_length=64,
+                            description="the UE's DNN (a name in the policy's profile file); default: the DNN "
+                            "the policy was trained with")
     tasks_left: int = Field(ge=0, le=MAX_COUNT, description="tasks the UE still has to finish (k)")
     local_time_left_s: float = Field(ge=0, le=MAX_VALUE, allow_inf_nan=False,
                                      description="time left of the current front part on the UE (l), seconds")
@@ -39,7 +44,7 @@ class UEState(BaseModel):
 
 
 class DecideRequest(BaseModel):
-    """The state pool: every UE of the cell, once."""
+    """The state pool: every UE of the cell, once (a shared policy takes any N up to its ``max_ues``)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -90,7 +95,11 @@ class StateNormalizer:
         system = MECSystem(EnvConfig.from_kwargs(**env_defaults))
         if system.n != len(agents):
             raise ValueError(f"policy has {len(agents)} actors but its env config has {system.n} UEs")
-        return cls(agents, system.l_scale, system.n_scale, system.config.d_min_m, system.config.d_max_m)
+        norm = cls(agents, system.l_scale, system.n_scale, system.config.d_min_m, system.config.d_max_m)
+        norm.dnns = [s.dnn for s in system.config.specs]
+        return norm
+
+    dnns: list[str] | None = None
 
     def order(self, ues: list[UEState]) -> list[int]:
         """Position of each request entry in the policy's UE order; raises ``RequestError``."""
@@ -105,6 +114,9 @@ class StateNormalizer:
                 raise RequestError(f"ues[{j}].ue_id", f"duplicate UE {ue.ue_id!r} (also ues[{seen[ue.ue_id]}])")
             seen[ue.ue_id] = j
             pos.append(self.index[ue.ue_id])
+            if ue.dnn is not None and self.dnns is not None and ue.dnn != self.dnns[pos[-1]]:
+                raise RequestError(f"ues[{j}].dnn", f"{ue.dnn!r}: this per-UE policy was trained with "
+                                   f"{self.dnns[pos[-1]]!r} for {ue.ue_id} (a shared policy takes any DNN)")
         if len(ues) != n:
             missing = [a for a in self.agents if a not in seen]
             raise RequestError("ues", f"expected {n} UEs ({self.agents[0]} .. {self.agents[-1]}), got "
@@ -123,12 +135,79 @@ class StateNormalizer:
             raw[:, j] = (ue.tasks_left, ue.total_tasks, ue.local_time_left_s, ue.bits_left, ue.distance_m)
         state = normalize_state(raw[0], raw[1], raw[2], raw[3], raw[4], self.l_scale, self.n_scale,
                                 self.d_min_m, self.d_max_m)
-        if not np.all(np.isfinite(state)):
-            bad = int(np.argmin(np.isfinite(state)))
-            field = ("tasks_left", "local_time_left_s", "bits_left", "distance_m")[bad % 4]
-            j = pos.index(bad // 4)
-            raise RequestError(f"ues[{j}].{field}", "too large for the policy's input")
+        _check_finite(state, pos)
         return state, pos
+
+    inputs = state
+
+
+class CellNormalizer:
+    """A shared policy's input for any state pool: every UE's agent-centric observation.
+
+    Any ``ue_id`` strings (unique), any N up to ``max_ues``, each UE's DNN from its ``dnn`` field (a
+    name in the policy's profile file; default the DNN it was trained with). The state features and
+    the observation are ``marl_env``'s own functions, the very ones the env uses.
+    """
+
+    def __init__(self, env_defaults: dict[str, Any], max_ues: int):
+        from mahppo.marl_env.config import EnvConfig
+
+        self.base = EnvConfig.from_kwargs(**{**env_defaults, "ue_specs": None, "num_ues": 1, "obs_mode": "global"})
+        self.max_ues = int(max_ues)
+        self._dnn: dict[str, tuple[float, float, np.ndarray]] = {}
+
+    def _profile(self, j: int, name: str) -> tuple[float, float, np.ndarray]:
+        if name not in self._dnn:
+            from mahppo.marl_env.observations import dnn_descriptor
+            from mahppo.marl_env.profiles import resolve_profile
+
+            b = self.base
+            try:
+                prof = resolve_profile(name, b.profile_file)
+                desc = dnn_descriptor(prof, b.frame_s, b.bandwidth_hz, b.p_max_w)
+            except ValueError as exc:
+                raise RequestError(f"ues[{j}].dnn", str(exc)) from None
+            self._dnn[name] = (prof.local_latency_s, float(prof.bits[0]), desc)
+        return self._dnn[name]
+
+    def inputs(self, ues: list[UEState]) -> tuple[np.ndarray, list[int]]:
+        """``[n, obs]`` observations (rows in request order) and positions ``0..n-1``."""
+        from mahppo.marl_env.observations import agent_observations
+
+        n = len(ues)
+        if n > self.max_ues:
+            raise RequestError("ues", f"{n} UEs: this policy decides at most max_ues = {self.max_ues} at once")
+        seen: dict[str, int] = {}
+        raw = np.empty((7, n), dtype=np.float64)
+        desc = []
+        for j, ue in enumerate(ues):
+            if ue.ue_id in seen:
+                raise RequestError(f"ues[{j}].ue_id", f"duplicate UE {ue.ue_id!r} (also ues[{seen[ue.ue_id]}])")
+            seen[ue.ue_id] = j
+            if ue.tasks_left > ue.total_tasks:
+                raise RequestError(f"ues[{j}].tasks_left", f"{ue.tasks_left} must be <= total_tasks = "
+                                   f"{ue.total_tasks} (the UE's task count at the start; default {TEST_NUM_TASKS})")
+            l_scale, n_scale, d = self._profile(j, ue.dnn or self.base.dnn)
+            desc.append(d)
+            raw[:, j] = (ue.tasks_left, ue.total_tasks, ue.local_time_left_s, ue.bits_left, ue.distance_m,
+                         l_scale, n_scale)
+        state = normalize_state(*raw, self.base.d_min_m, self.base.d_max_m)
+        _check_finite(state, list(range(n)))
+        return agent_observations(state, np.stack(desc), self.max_ues), list(range(n))
+
+
+def _check_finite(state: np.ndarray, pos: list[int]) -> None:
+    if not np.all(np.isfinite(state)):
+        bad = int(np.argmin(np.isfinite(state)))
+        field = ("tasks_left", "local_time_left_s", "bits_left", "distance_m")[bad % 4]
+        raise RequestError(f"ues[{pos.index(bad // 4)}].{field}", "too large for the policy's input")
+
+
+def normalizer_for(policy: Any) -> StateNormalizer | CellNormalizer:
+    """The request -> network-input step of a ``TrainedPolicy`` (per-UE or shared)."""
+    if getattr(policy, "shared", False):
+        return CellNormalizer(policy.env_defaults, policy.max_ues)
+    return StateNormalizer.for_env(policy.agents, policy.env_defaults)
 
 
 def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:

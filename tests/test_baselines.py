@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.evaluation import evaluate
 from mahppo.marl_env.policies import make_baseline
@@ -28,8 +29,8 @@ def test_edge_baseline_sends_raw_input_at_pmax():
 
     env = CollabInferenceEnv(TEST3)
     env.reset(seed=0)
-    env_policy.reset(env)
-    pts, chs, pws = env_policy.act(env.state())
+    env_policy.reset(env.view())
+    pts, chs, pws = env_policy.act(env.view())
     assert list(pts) == [0, 0, 0] and list(chs) == [0, 1, 0] and np.all(pws == 1.0)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mahppo.compression.data import Caltech101Folder, DataSpec, SyntheticPatterns, make_datasets
 from PIL import Image
+
+from mahppo.compression.data import Caltech101Folder, DataSpec, SyntheticPatterns, make_datasets
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from mahppo.compression.compressor import FeatureCompressor
 from mahppo.compression.data import DataSpec, make_datasets
 from mahppo.compression.models import build_model, split

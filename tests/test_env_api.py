@@ -2,10 +2,11 @@
 
 import functools
 
-import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+import mahppo.marl_env as marl_env
 
 CONFIGS = {
     "N=1": {"num_ues": 1},

@@ -2,9 +2,10 @@
 
 import json
 
-import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
+
+import mahppo.marl_env as marl_env
 from mahppo.marl_env.profiles import load_profile_file
 
 

@@ -2,9 +2,10 @@
 
 import math
 
-import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
+
+import mahppo.marl_env as marl_env
 from mahppo.marl_env.core import reward
 from mahppo.marl_env.evaluation import run_episode
 from mahppo.marl_env.policies import FixedPolicy

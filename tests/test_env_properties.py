@@ -1,9 +1,10 @@
 """Property tests: conservation of tasks, non-negative time and energy, termination, determinism."""
 
-import mahppo.marl_env as marl_env
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import mahppo.marl_env as marl_env
 from mahppo.marl_env.core import DONE
 
 configs = st.fixed_dictionaries({

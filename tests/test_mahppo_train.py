@@ -6,22 +6,24 @@ import sys
 
 import numpy as np
 import pytest
-from mahppo.algorithms.mahppo import MAHPPOParams
+
+from dataclasses import replace
+
+from mahppo.algorithms.experiment import Experiment
 from mahppo.algorithms.policy import find_checkpoint, live_policy, load_policy
-from mahppo.algorithms.train import TrainSettings, train
+from mahppo.algorithms.train import train
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.evaluation import evaluate
 
-TINY = MAHPPOParams(memory_size=256, batch_size=64, reuse_time=2)
+TINY = {"memory_size": 256, "batch_size": 64, "reuse_time": 2, "num_envs_per_env_runner": 4}
 
 
 @pytest.fixture(scope="module")
 def trained(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    settings = TrainSettings(num_ues=2, steps=700, params=TINY, checkpoint_every=2, eval_every=1,
-                             num_envs_per_env_runner=4)
-    summary = train(settings, out, progress=False, final_eval=True)
-    return out, settings, summary
+    experiment = Experiment().with_flat({"num_ues": 2, "steps": 700, "checkpoint_every": 2, "eval_every": 1, **TINY})
+    summary = train(experiment, out, progress=False, final_eval=True)
+    return out, experiment, summary
 
 
 def test_training_writes_checkpoints_curve_evaluation_and_plot(trained):
@@ -47,13 +49,13 @@ def test_evaluate_cli_accepts_the_train_out_dir(trained):
 
 
 def test_restored_policy_acts_like_the_trained_one(trained, ray_session):
-    out, settings, _ = trained
+    out, experiment, _ = trained
     from ray.rllib.algorithms.algorithm import Algorithm
 
     ckpt = find_checkpoint(out)
     algo = Algorithm.from_checkpoint(str(ckpt))
     try:
-        live = live_policy(algo, ["ue_0", "ue_1"])
+        live = live_policy(algo, experiment)
         loaded = load_policy(ckpt)
         states = np.random.default_rng(0).uniform(0, 1, size=(32, 8)).astype(np.float32)
         for a, b in zip(live.act_batch(states), loaded.act_batch(states), strict=True):
@@ -65,22 +67,22 @@ def test_restored_policy_acts_like_the_trained_one(trained, ray_session):
 
 
 def test_resume_continues_from_the_latest_checkpoint(trained, tmp_path):
-    out, settings, summary = trained
+    out, experiment, summary = trained
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     before = json.loads((find_checkpoint(copy) / "mahppo_policy.json").read_text())["iteration"]
-    settings.steps = summary["env_steps"] + 200
-    resumed = train(settings, copy, resume=True, progress=False, final_eval=False)
+    longer = experiment.replace(run=replace(experiment.run, steps=summary["env_steps"] + 200))
+    resumed = train(longer, copy, resume=True, progress=False, final_eval=False)
     after = json.loads((find_checkpoint(copy) / "mahppo_policy.json").read_text())["iteration"]
     assert after == before + 1 and resumed["env_steps"] > summary["env_steps"]
 
 
 def test_ippo_ablation_trains_and_evaluates_from_a_relative_out_dir(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    settings = TrainSettings(num_ues=2, steps=300, params=TINY, algo="ippo", num_envs_per_env_runner=4)
-    train(settings, "runs/ippo", progress=False, final_eval=False)
+    experiment = Experiment().with_flat({"num_ues": 2, "steps": 300, "algo": "ippo", **TINY})
+    train(experiment, "runs/ippo", progress=False, final_eval=False)
     m = evaluate(load_policy("runs/ippo"), EnvConfig.from_kwargs(num_ues=2, scenario="test"))
     assert m["tasks_completed"] == 400
 
@@ -98,7 +100,7 @@ def test_policy_refuses_an_env_with_other_channels(trained):
 
 
 def test_a_corrupted_run_json_names_the_bad_key():
-    with pytest.raises(ValueError, match="unknown setting 'num_uez'"):
-        TrainSettings.from_json({"num_uez": 3})
-    with pytest.raises(ValueError, match="params.learning_rate"):
-        TrainSettings.from_json({"params": {"learning_rate": 1e-3}})
+    with pytest.raises(ValueError, match="unknown env option .num_uez."):
+        Experiment.from_dict({"env": {"num_uez": 3}})
+    with pytest.raises(ValueError, match="algo: unknown field 'learning_rate'"):
+        Experiment.from_dict({"algo": {"learning_rate": 1e-3}})

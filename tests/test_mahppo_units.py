@@ -3,17 +3,19 @@
 import json
 import math
 
-import mahppo.marl_env as marl_env
 import numpy as np
 import pytest
 import torch
-from mahppo.algorithms.connectors import CentralizedGAE
-from mahppo.algorithms.learner import branch_distributions, branch_log_probs, clipped_surrogate
-from mahppo.algorithms.mahppo import MAHPPOConfig, MAHPPOParams
-from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.evaluation.postprocessing import Postprocessing
+
+import mahppo.marl_env as marl_env
+from mahppo.algorithms.connectors import CentralizedGAE
+from mahppo.algorithms.codec import HybridDistribution
+from mahppo.algorithms.learner import clipped_surrogate
+from mahppo.algorithms.mahppo import MAHPPOConfig, MAHPPOParams
+from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule
 
 
 def tiny_profile(tmp_path):
@@ -32,7 +34,7 @@ def tiny_profile(tmp_path):
 def _defaults():
     from importlib import resources
 
-    return json.loads((resources.files("marl_env") / "data" / "jetson_nano_profiles.json").read_text())["models"]
+    return json.loads((resources.files("mahppo.marl_env") / "data" / "jetson_nano_profiles.json").read_text())["models"]
 
 
 def build_actor(env, agent):
@@ -89,8 +91,7 @@ def test_per_branch_clipped_surrogate_matches_a_hand_computed_value():
 
 def test_power_log_prob_uses_the_unclipped_gaussian_sample():
     inputs = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.8, math.log(0.1)]])  # 2 points, 2 channels, N(0.8, 0.1)
-    dists = branch_distributions(inputs, 2, 2)
-    lp = branch_log_probs(dists, (torch.tensor([0]), torch.tensor([1]), torch.tensor([[1.3]])))
+    lp = HybridDistribution(inputs, 2, 2).branch_logps((torch.tensor([0]), torch.tensor([1]), torch.tensor([[1.3]])))
     expected = torch.distributions.Normal(0.8, 0.1).log_prob(torch.tensor(1.3))  # not the clipped 1.0
     torch.testing.assert_close(lp[2], expected.reshape(1))
     torch.testing.assert_close(lp[0], torch.log(torch.tensor([0.5])))

@@ -29,10 +29,11 @@ def _free_port() -> int:
 def served(tmp_path_factory):
     """(url, checkpoint dir, in-process policy): one Ray + Serve for the module, shut down after."""
     import ray
+    from ray import serve
+
     from mahppo.algorithms.policy import load_policy
     from mahppo.algorithms.train import TrainSettings, train
     from mahppo.serve.app import QUIET_LOGGING, build_app
-    from ray import serve
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     own_ray = not ray.is_initialized()
@@ -206,10 +207,9 @@ def test_concurrent_requests_are_batched(served, client):
 
 def test_simulate_via_http_equals_in_process_evaluate(served, capsys):
     from mahppo.algorithms.policy import load_policy
+    from mahppo.cli import main
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
-
-    from mahppo.cli import main
 
     url, out, _ = served
     assert main(["simulate", "--via", url, "--json"]) == 0

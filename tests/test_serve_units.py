@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import yaml
 from fastapi import FastAPI, Request
+from pydantic import ValidationError
+
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import MECSystem
 from mahppo.marl_env.env import CollabInferenceEnv
 from mahppo.serve.schema import DecideRequest, RequestError, StateNormalizer, format_loc
-from pydantic import ValidationError
 
 AGENTS = ["ue_0", "ue_1", "ue_2"]
 ENV = {"num_ues": 3, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
@@ -124,6 +125,7 @@ def test_body_limit_declared_and_streamed():
     import asyncio
 
     import httpx
+
     from mahppo.serve.app import BodyLimitMiddleware
 
     app = FastAPI()
@@ -153,8 +155,9 @@ def test_body_limit_declared_and_streamed():
 
 
 def test_config_yaml_is_a_serve_deploy_config():
-    from mahppo.serve.app import DEPLOYMENT_NAME, AppArgs, DecisionMaker
     from ray.serve.schema import ServeDeploySchema
+
+    from mahppo.serve.app import DEPLOYMENT_NAME, AppArgs, DecisionMaker
 
     cfg = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG_YAML.read_text()))
     assert cfg.http_options.host == "127.0.0.1"

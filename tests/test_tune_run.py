@@ -7,8 +7,9 @@ import signal
 
 import numpy as np
 import pytest
-from mahppo.tune_configs.study import parse_study
 from ray import tune
+
+from mahppo.tune_configs.study import parse_study
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +21,7 @@ TINY = {"grid": {"lr": [1.0e-4, 1.0e-3]},
 @pytest.fixture(scope="module")
 def local_ray():
     import ray
+
     from mahppo.algorithms.train import set_torch_threads
 
     set_torch_threads(1)
@@ -45,12 +47,13 @@ def _runs(uri: str, experiment: str) -> list:
 
 
 def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
     from mahppo.algorithms.policy import load_policy
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
     from mahppo.tune_configs.runner import WINNER_FILE, run_study
     from mahppo.tune_configs.trainable import FAIL_ONCE_KEY
-    from mlflow.tracking import MlflowClient
 
     study = parse_study({"name": "tiny", **TINY})
     marker = tmp_path / "failed_once"

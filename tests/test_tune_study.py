@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from mahppo.tune_configs.study import load_study, parse_study, study_names
 
 from mahppo.cli import main
+from mahppo.tune_configs.study import load_study, parse_study, study_names
 
 TINY = {"name": "tiny", "grid": {"lr": [1.0e-4, 1.0e-3]},
         "fixed": {"num_ues": 3, "memory_size": 256, "batch_size": 64, "reuse_time": 1}, "seeds": 1, "steps": 500}
@@ -110,8 +110,9 @@ def test_profile_file_is_made_absolute_relative_to_the_study(tmp_path):
 
 
 def test_tuner_options_without_running(tmp_path):
-    from mahppo.tune_configs.runner import build_tuner
     from ray.tune.schedulers import ASHAScheduler
+
+    from mahppo.tune_configs.runner import build_tuner
 
     study = parse_study(TINY)
     tuner = build_tuner(study, storage=str(tmp_path), uri=f"sqlite:///{tmp_path / 'm.db'}", scheduler="asha",

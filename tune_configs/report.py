@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mahppo.tune_configs.study import Study
 
 CURVE_PANELS = (("test_reward", "test-scenario episode reward"), ("vf_loss", "value loss (Eq. 16)"))
 TRADEOFF_PANELS = (("test_frame_latency_per_task_s", "frame latency per task (s)"),
                    ("test_energy_per_task_j", "energy per task (J)"))
+
+
+def param_name(key: str) -> str:
+    """The MLflow param of a study key: ``lr`` -> ``algo.lr`` (``Experiment.flat`` names)."""
+    from mahppo.algorithms.experiment import flat_keys
+
+    return f"{flat_keys()[key]}.{key}"
 
 
 def _value(text: str) -> Any:
@@ -29,10 +37,9 @@ def _value(text: str) -> Any:
 
 def collect_runs(study: Study, uri: str | None = None) -> dict[Any, list[Any]]:
     """The study's finished MLflow runs grouped by the value of the swept key."""
-    from mahppo.algorithms.tracking import tracking_uri
-    from mahppo.tune_configs.tracking import client, resolved_uri
+    from mahppo.algorithms.tracking import client, tracking_uri
 
-    cl = client(resolved_uri(tracking_uri(uri)))
+    cl = client(uri)
     exp = cl.get_experiment_by_name(study.experiment)
     if exp is None:
         raise ValueError(f"no MLflow experiment {study.experiment!r} in {tracking_uri(uri)}: run "
@@ -40,8 +47,9 @@ def collect_runs(study: Study, uri: str | None = None) -> dict[Any, list[Any]]:
     runs = cl.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=5000)
     groups: dict[Any, list[Any]] = {}
     for run in runs:
-        if study.vary in run.data.params:
-            groups.setdefault(_value(run.data.params[study.vary]), []).append(run)
+        key = param_name(study.vary)
+        if key in run.data.params:
+            groups.setdefault(_value(run.data.params[key]), []).append(run)
     if not groups:
         raise ValueError(f"experiment {study.experiment!r} has no finished runs with a {study.vary!r} param")
     return dict(sorted(groups.items(), key=lambda kv: (isinstance(kv[0], str), kv[0])))
@@ -68,11 +76,11 @@ def draw_report(study: Study, out: str | Path, uri: str | None = None) -> dict[s
     """Write the study's figure to ``out`` (PNG); returns how many runs and values it drew."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib.pyplot as plt
-    from mahppo.algorithms.tracking import tracking_uri
-    from mahppo.tune_configs.tracking import client, resolved_uri
+
+    from mahppo.algorithms.tracking import client
 
     groups = collect_runs(study, uri)
-    cl = client(resolved_uri(tracking_uri(uri)))
+    cl = client(uri)
     panels = TRADEOFF_PANELS if study.plot == "tradeoff" else CURVE_PANELS
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8))
     n_runs = sum(len(v) for v in groups.values())

@@ -46,11 +46,12 @@ def build_tuner(study: Study, *, storage: str | None = None, uri: str, cpus_per_
                 resume: bool = False, extra_config: dict[str, Any] | None = None,
                 callbacks: list | None = None, verbose: int = 1):
     """A new ``Tuner`` for ``study``, or (``resume``) the restored one of its interrupted run."""
-    from mahppo.tune_configs.tracking import MlflowTrialCallback
-    from mahppo.tune_configs.trainable import MAHPPOTrainable
     from ray import tune
 
-    trainable = tune.with_resources(MAHPPOTrainable, {"cpu": cpus_per_trial})
+    from mahppo.tune_configs import trainable as trainable_module
+    from mahppo.tune_configs.tracking import MlflowTrialCallback
+
+    trainable = tune.with_resources(trainable_module.MAHPPOTrainable, {"cpu": cpus_per_trial})
     path = experiment_dir(study.name, storage)
     if resume:
         if not tune.Tuner.can_restore(path):
@@ -90,11 +91,10 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
               max_failures: int = 2, extra_config: dict[str, Any] | None = None, callbacks: list | None = None,
               verbose: int = 1) -> dict[str, Any]:
     """Run (or resume) ``study``; returns a summary with the trials and the winner."""
+    from mahppo.algorithms.run import init_ray
     from mahppo.algorithms.tracking import tracking_uri
-    from mahppo.algorithms.train import init_ray
-    from mahppo.tune_configs.tracking import resolved_uri
 
-    uri = resolved_uri(tracking_uri(uri))
+    uri = tracking_uri(uri)
     exp_dir = experiment_dir(study.name, storage)
     if resume and "://" not in exp_dir and (Path(exp_dir) / "study.json").is_file():
         study = Study(**json.loads((Path(exp_dir) / "study.json").read_text()))  # the study as started
@@ -141,7 +141,8 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str, regis
     """Copy the winner's checkpoint into ``export`` (loadable by ``load_policy``/``mahppo evaluate
     --policy``), write ``winner.json`` there and register the run's checkpoint in the model registry."""
     from mahppo.algorithms.policy import find_checkpoint
-    from mahppo.tune_configs.tracking import TRIAL_TAG, client, register_winner
+    from mahppo.algorithms.tracking import client
+    from mahppo.tune_configs.tracking import TRIAL_TAG, register_winner
 
     cfg = flat_config(result.config)
     metrics = {k: float(v) for k, v in result.metrics.items()

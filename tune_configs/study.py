@@ -21,21 +21,40 @@ Everything is checked before Ray starts; a bad key or value raises ``ValueError`
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 STUDIES_DIR = Path(__file__).parent / "studies"
-ENV_KEYS = ("num_ues", "num_channels", "dnn", "beta", "profile_file", "max_frames")
-PARAM_KEYS = ("lr", "memory_size", "batch_size", "reuse_time", "clip_eps", "clip_mode", "zeta", "gamma", "lam",
-              "normalize_advantages", "grad_clip")
-RUN_KEYS = ("algo", "num_envs_per_env_runner")
-TRIAL_KEYS = ENV_KEYS + PARAM_KEYS + RUN_KEYS
+# Keys the study itself owns (budget, seeds, evaluation cadence) or that belong to the launcher.
+STUDY_OWNED = ("steps", "seed", "eval_every", "checkpoint_every", "address", "mlflow", "mlflow_uri",
+               "mlflow_experiment", "num_env_runners", "num_learners", "num_gpus_per_learner")
 STUDY_KEYS = ("name", "title", "description", "plot", "grid", "points", "vary", "fixed", "seeds", "steps",
               "eval_every", "checkpoint_every")
 PLOTS = ("curves", "tradeoff")
-TRIAL_DEFAULTS: dict[str, Any] = {"num_ues": 5, "num_channels": 2, "dnn": "resnet18", "beta": 0.47,
-                                  "max_frames": 60, "algo": "mahppo", "num_envs_per_env_runner": 8}
+
+
+def trial_keys() -> tuple[str, ...]:
+    """What a study may sweep or fix: every ``Experiment`` field (env, algo, run) the study does not own."""
+    from mahppo.algorithms.experiment import flat_keys
+
+    return tuple(k for k in flat_keys() if k not in STUDY_OWNED)
+
+
+def study_base():
+    """The Experiment every trial starts from: the paper's cell (N = 5, C = 2, ResNet18, beta 0.47,
+    Sec. 6.3.1) with 60-frame training episodes and the paper's hyperparameters."""
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.marl_env.config import EnvConfig
+
+    return Experiment(env=EnvConfig(num_ues=5, max_frames=60).validated())
+
+
+def trial_experiment(config: dict[str, Any]):
+    """The ``Experiment`` of a Tune trial's config (see ``Study.param_space``)."""
+    cfg = flat_config(config)
+    updates = {k: v for k, v in cfg.items() if k not in ("study", "vary") and not k.startswith("_")}
+    return study_base().with_flat(updates, where=f"point {_label(cfg, str(cfg.get('vary')))}")
 
 
 @dataclass
@@ -65,8 +84,8 @@ class Study:
         return [self.trial_config(p, s) for p in self.points for s in self.seeds]
 
     def trial_config(self, point: dict[str, Any], seed: int) -> dict[str, Any]:
-        return {**TRIAL_DEFAULTS, **self.fixed, **point, "seed": seed, "steps": self.steps,
-                "eval_every": self.eval_every, "study": self.name, "vary": self.vary}
+        return {**self.fixed, **point, "seed": seed, "steps": self.steps, "eval_every": self.eval_every,
+                "checkpoint_every": self.checkpoint_every, "study": self.name, "vary": self.vary}
 
     def param_space(self) -> dict[str, Any]:
         """Tune's param space: a grid over the points (``point``, a nested dict) and the seeds."""
@@ -91,27 +110,17 @@ class Study:
         return self.validate()
 
     def validate(self) -> Study:
-        """Check every trial's env and hyperparameters (the checks of ``marl_env`` and ``MAHPPOParams``)."""
-        from mahppo.algorithms.mahppo import MAHPPOParams
-        from mahppo.marl_env.config import EnvConfig
-
-        known_params = {f.name for f in fields(MAHPPOParams)}
-        assert set(PARAM_KEYS) == known_params, "PARAM_KEYS is out of date with MAHPPOParams"
+        """Check every trial's Experiment (the checks of ``marl_env`` and ``MAHPPOParams``)."""
         _check_int("steps", self.steps, 1)
         _check_int("eval_every", self.eval_every, 1)
         _check_int("checkpoint_every", self.checkpoint_every, 1)
         if self.plot not in PLOTS:
             raise ValueError(f"plot = {self.plot!r} must be one of {PLOTS}")
         for cfg in self.trial_configs():
-            where = f"point {_label(cfg, self.vary)}"
             try:
-                EnvConfig.from_kwargs(**{k: cfg[k] for k in ENV_KEYS if k in cfg})
-                MAHPPOParams(**{k: cfg[k] for k in PARAM_KEYS if k in cfg}).validate()
+                trial_experiment(cfg)
             except (ValueError, TypeError) as exc:
-                raise ValueError(f"{where}: {exc}") from None
-            if cfg["algo"] not in ("mahppo", "ippo"):
-                raise ValueError(f"{where}: algo = {cfg['algo']!r} must be 'mahppo' or 'ippo'")
-            _check_int("num_envs_per_env_runner", cfg["num_envs_per_env_runner"], 1)
+                raise ValueError(str(exc)) from None
         return self
 
 
@@ -182,7 +191,7 @@ def parse_study(data: Any, source: str = "<study>") -> Study:
     if grid is not None:
         if not isinstance(grid, dict) or not grid:
             raise ValueError(f"{where}: grid must be a non-empty mapping of key -> list of values")
-        _check_keys(f"{where}: grid", grid, TRIAL_KEYS)
+        _check_keys(f"{where}: grid", grid, trial_keys())
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"{where}: grid.{key} must be a non-empty list of values")
@@ -195,13 +204,13 @@ def parse_study(data: Any, source: str = "<study>") -> Study:
         for i, p in enumerate(points):
             if not isinstance(p, dict) or not p:
                 raise ValueError(f"{where}: points[{i}] must be a non-empty mapping of key -> value")
-            _check_keys(f"{where}: points[{i}]", p, TRIAL_KEYS)
+            _check_keys(f"{where}: points[{i}]", p, trial_keys())
             pts.append(dict(p))
         keys = list(pts[0])
     if not isinstance(data.get("fixed") or {}, dict):
         raise ValueError(f"{where}: fixed must be a mapping of key -> value")
     fixed = dict(data.get("fixed") or {})
-    _check_keys(f"{where}: fixed", fixed, TRIAL_KEYS)
+    _check_keys(f"{where}: fixed", fixed, trial_keys())
     vary = data.get("vary", keys[0])
     if vary not in keys:
         raise ValueError(f"{where}: vary = {vary!r} is not a swept key ({', '.join(keys)})")

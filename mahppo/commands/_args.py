@@ -1,47 +1,20 @@
-"""Argument types and option groups shared by the ``mahppo`` subcommands (the app layer only)."""
+"""Argument types and option groups shared by the ``mahppo`` subcommands (the app layer only).
+
+Options are generated from the config dataclasses (``EnvConfig``, ``MAHPPOParams``, ``RunSettings``):
+their defaults are the dataclasses' own (shown in ``--help``), never a second copy in argparse; an
+option the user does not give stays ``None`` and the dataclass default applies.
+"""
 
 from __future__ import annotations
 
 import argparse
+import types
+import typing
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 from mahppo.marl_env.policies import BASELINES
-
-
-def add_env_arguments(p: argparse.ArgumentParser, *, scenario: bool = True) -> None:
-    """Env options shared by evaluate, train and simulate (one definition)."""
-    if scenario:
-        p.add_argument("--scenario", choices=["test", "train"], default="test",
-                       help="test: d = 50 m and K = 200 for every UE (Sec. 6.3.1); train: random")
-    p.add_argument("--num-ues", type=positive_int, default=None, help="N (default 5)")
-    p.add_argument("--num-channels", type=positive_int, default=None, help="C (default 2)")
-    p.add_argument("--dnn", default=None, help="resnet18 | vgg11 | mobilenetv2 | a name in --profile")
-    p.add_argument("--profile", default=None, help="profile JSON file (default: Jetson Nano profiles)")
-    p.add_argument("--beta", type=float, default=None, help="energy weight of Eq. 12 (default 0.47)")
-
-
-def env_kwargs(args: argparse.Namespace) -> dict:
-    out: dict = {}
-    for arg, key in (("num_ues", "num_ues"), ("num_channels", "num_channels"), ("dnn", "dnn"),
-                     ("profile", "profile_file"), ("beta", "beta"), ("scenario", "scenario")):
-        v = getattr(args, arg, None)
-        if v is not None:
-            out[key] = v
-    return out
-
-
-def resolve_policy(spec: str, env_overrides: dict | None = None):
-    """A baseline name, ``fixed:B,C,P``, or a trained policy directory (``mahppo train --out``)."""
-    from mahppo.marl_env.policies import make_baseline
-
-    if spec in BASELINES or spec.startswith("fixed:"):
-        return make_baseline(spec)
-    if Path(spec).exists() or spec.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
-        from mahppo.algorithms.policy import load_policy
-
-        return load_policy(spec)
-    raise ValueError(f"--policy {spec!r}: not a baseline ({', '.join(BASELINES)}, fixed:B,C,P) "
-                     "and no such directory")
 
 
 def positive_int(text: str) -> int:
@@ -52,3 +25,114 @@ def positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
     return v
+
+
+def num_ues_arg(text: str) -> int | tuple[int, int]:
+    """``N`` or ``LO-HI`` (a range drawn per episode)."""
+    if "-" in text.strip("-"):
+        lo, _, hi = text.partition("-")
+        a, b = positive_int(lo), positive_int(hi)
+        if a > b:
+            raise argparse.ArgumentTypeError(f"{text!r}: LO must be <= HI")
+        return (a, b)
+    return positive_int(text)
+
+
+def dnn_list(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME or NAME,NAME,... (no empty names)")
+    return names
+
+
+def add_env_arguments(p: argparse.ArgumentParser, defaults: Any = None, *, scenario: bool = True) -> None:
+    """The cell's options (evaluate, train, simulate); ``defaults``: the ``EnvConfig`` they fall back to."""
+    from mahppo.marl_env.config import EnvConfig
+
+    d = defaults if defaults is not None else EnvConfig()
+    g = p.add_argument_group("the cell (Sec. 3, 6.3.1)")
+    if scenario:
+        g.add_argument("--scenario", choices=["test", "train"], default=None,
+                       help="test: d = 50 m and K = 200 for every UE (Sec. 6.3.1); train: random (default: test)")
+    g.add_argument("--num-ues", type=num_ues_arg, default=None, metavar="N|LO-HI",
+                   help=f"N UEs, or a range drawn per episode (needs --actor shared) (default: {d.num_ues})")
+    g.add_argument("--num-channels", type=positive_int, default=None, help=f"C channels (default: {d.num_channels})")
+    g.add_argument("--dnn", type=dnn_list, default=None, metavar="NAME[,NAME...]",
+                   help="resnet18 | vgg11 | mobilenetv2 | a name in --profile; a list gives one per UE, or with "
+                        f"--num-ues LO-HI the pool each UE's DNN is drawn from (default: {d.dnn})")
+    g.add_argument("--profile", default=None, help="profile JSON file (default: the Jetson Nano profiles)")
+    g.add_argument("--beta", type=float, default=None, help=f"energy weight of Eq. 12 (default: {d.beta})")
+    g.add_argument("--max-ues", type=positive_int, default=None,
+                   help=f"most UEs a shared policy observes at once (default: {d.max_ues})")
+
+
+def env_updates(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``EnvConfig`` fields the user gave (flat ``Experiment`` keys)."""
+    out: dict[str, Any] = {}
+    n = getattr(args, "num_ues", None)
+    if isinstance(n, tuple):
+        out["num_ues_range"] = n
+    elif n is not None:
+        out["num_ues"] = n
+    for arg, key in (("num_channels", "num_channels"), ("profile", "profile_file"), ("beta", "beta"),
+                     ("scenario", "scenario"), ("max_ues", "max_ues")):
+        v = getattr(args, arg, None)
+        if v is not None:
+            out[key] = v
+    if "profile_file" in out:  # workers and trials run elsewhere: an absolute path
+        out["profile_file"] = str(Path(out["profile_file"]).expanduser().resolve())
+    dnns = getattr(args, "dnn", None)
+    if dnns:
+        if len(dnns) == 1:
+            out["dnn"] = dnns[0]
+        elif isinstance(n, tuple):
+            out["dnn_pool"] = tuple(dnns)
+        elif n is None or n == len(dnns):
+            out["ue_specs"] = [{"dnn": x} for x in dnns]
+        else:
+            raise ValueError(f"--dnn {','.join(dnns)}: {len(dnns)} DNNs for --num-ues {n}; give one per UE, "
+                             "one for all, or a pool with --num-ues LO-HI")
+    return out
+
+
+def _arg_type(f: Any) -> Any:
+    t = f.type if not isinstance(f.type, str) else eval(f.type, {"float": float, "int": int, "str": str,
+                                                                 "bool": bool, "None": None})
+    args = typing.get_args(t) if isinstance(t, types.UnionType) else ()
+    return next((a for a in args if a is not type(None)), t)
+
+
+def add_dataclass_arguments(p: argparse.ArgumentParser, cls: type, title: str, *, skip: tuple[str, ...] = (),
+                            defaults: Any = None) -> None:
+    """One ``--option`` per field of ``cls`` (help and choices from the field's metadata)."""
+    g = p.add_argument_group(title)
+    d = defaults if defaults is not None else cls()
+    for f in fields(cls):
+        if f.name in skip or f.name.startswith("_") or f.default is MISSING and f.default_factory is MISSING:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(d, f.name)
+        help_ = f"{f.metadata.get('help', f.name)} (default: {default})"
+        kind = _arg_type(f)
+        if kind is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            g.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"), help=help_)
+
+
+def dataclass_updates(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def resolve_policy(spec: str):
+    """A baseline name, ``fixed:B,C,P``, a trained policy directory (``mahppo train --out``) or an MLflow URI."""
+    from mahppo.marl_env.policies import make_baseline
+
+    if spec in BASELINES or spec.startswith("fixed:"):
+        return make_baseline(spec)
+    if Path(spec).exists() or spec.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
+        from mahppo.algorithms.policy import load_policy
+
+        return load_policy(spec)
+    raise ValueError(f"--policy {spec!r}: not a baseline ({', '.join(BASELINES)}, fixed:B,C,P) "
+                     "and no such directory")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mahppo.commands._args import add_env_arguments, env_kwargs, positive_int, resolve_policy
+from mahppo.commands._args import add_env_arguments, env_updates, positive_int, resolve_policy
 from mahppo.marl_env.metrics import format_table
 from mahppo.marl_env.policies import BASELINES
 
@@ -15,8 +15,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from mahppo.marl_env.evaluation import evaluate
 
     policy = resolve_policy(args.policy)
-    kwargs = env_kwargs(args)
-    defaults = getattr(policy, "env_defaults", {})  # a trained policy brings its own N, C, DNN, beta
+    kwargs = {"scenario": "test", **env_updates(args)}
+    defaults = dict(getattr(policy, "env_defaults", {}))  # a trained policy brings its own N, C, DNN, beta
+    if "num_ues" in kwargs or "ue_specs" in kwargs:
+        defaults.pop("ue_specs", None)
     config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
     metrics = evaluate(policy, config, episodes=args.episodes, seed=args.seed)
     if args.json:

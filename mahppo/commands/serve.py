@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mahppo.commands._args import add_env_arguments, env_kwargs
+from mahppo.commands._args import add_env_arguments, env_updates
 from mahppo.commands._args import positive_int as _positive_int
 from mahppo.marl_env.metrics import format_table
 from mahppo.serve.client import check_port_free, example_pool
@@ -132,7 +132,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     try:
         remote = RemotePolicy(_client(args.via), deterministic=not args.stochastic)
-        config = EnvConfig.from_kwargs(**{**remote.env_defaults, **env_kwargs(args)})
+        defaults = dict(remote.env_defaults)
+        kwargs = {"scenario": "test", **env_updates(args)}
+        if "num_ues" in kwargs or "ue_specs" in kwargs:
+            defaults.pop("ue_specs", None)
+        config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
         t0 = time.perf_counter()
         metrics = evaluate(remote, config, episodes=args.episodes, seed=args.seed)
         wall = time.perf_counter() - t0

@@ -1,4 +1,8 @@
-"""``mahppo train``: MAHPPO (or ``--algo ippo``) on the embedded defaults or your own system."""
+"""``mahppo train``: MAHPPO (or ``--algo ippo``) on the embedded defaults or your own cell.
+
+Every option maps to a field of the one ``Experiment`` config (``env`` / ``algo`` / ``run``); the
+defaults shown by ``--help`` are the dataclasses' own.
+"""
 
 from __future__ import annotations
 
@@ -6,53 +10,35 @@ import argparse
 import json
 from pathlib import Path
 
-from mahppo.commands._args import positive_int
+from mahppo.commands._args import add_dataclass_arguments, add_env_arguments, dataclass_updates, env_updates
 
 
-def add_param_arguments(p: argparse.ArgumentParser) -> None:
-    """The paper's hyperparameters as options (defaults: Sec. 6.3.1)."""
-    g = p.add_argument_group("MAHPPO hyperparameters (Sec. 6.3.1)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (1e-4)")
-    g.add_argument("--memory-size", type=int, default=None, help="transitions per update |M| (1024)")
-    g.add_argument("--batch-size", type=int, default=None, help="minibatch size B (256)")
-    g.add_argument("--reuse-time", type=int, default=None, help="sample reuse time K (10)")
-    g.add_argument("--clip-eps", type=float, default=None, help="clipping epsilon (0.2)")
-    g.add_argument("--clip-mode", choices=["per_branch", "joint"], default=None)
-    g.add_argument("--zeta", type=float, default=None, help="entropy bonus per branch (0.001)")
+def experiment_from_args(args: argparse.Namespace):
+    """The ``Experiment`` of the command line: the defaults, then every option the user gave."""
+    from mahppo.algorithms.experiment import Experiment, RunSettings
+    from mahppo.algorithms.params import MAHPPOParams
 
-
-def params_from_args(args: argparse.Namespace):
-    from dataclasses import replace
-
-    from mahppo.algorithms.mahppo import MAHPPOParams
-
-    changes = {k: getattr(args, k) for k in ("lr", "memory_size", "batch_size", "reuse_time", "clip_eps",
-                                             "clip_mode", "zeta") if getattr(args, k, None) is not None}
-    return replace(MAHPPOParams(), **changes).validate()
+    updates = {**env_updates(args), **dataclass_updates(args, MAHPPOParams), **dataclass_updates(args, RunSettings)}
+    if updates.get("mlflow_uri"):
+        updates["mlflow"] = True
+    return Experiment().with_flat(updates, where="mahppo train")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from mahppo.algorithms.train import TrainSettings, train
+    from dataclasses import replace
+
+    from mahppo.algorithms.train import read_experiment, train
 
     if args.resume:
-        run = Path(args.resume) / "run.json"
-        if not run.is_file():
-            raise FileNotFoundError(f"--resume {args.resume}: no run.json (not a `mahppo train --out` dir)")
-        settings = TrainSettings.from_json(json.loads(run.read_text()))
-        if args.steps is not None:
-            settings.steps = args.steps
         out = Path(args.resume)
+        experiment = read_experiment(out)
+        if args.steps is not None:
+            experiment = experiment.replace(run=replace(experiment.run, steps=args.steps))
     else:
-        settings = TrainSettings(
-            num_ues=args.num_ues or 3, num_channels=args.num_channels or 2, dnn=args.dnn or "resnet18",
-            profile_file=args.profile, beta=0.47 if args.beta is None else args.beta,
-            steps=args.steps or 50_000, seed=args.seed, algo=args.algo, params=params_from_args(args),
-            num_env_runners=args.num_env_runners, num_envs_per_env_runner=args.envs_per_runner,
-            num_learners=args.num_learners, address=args.address, mlflow=args.mlflow or bool(args.mlflow_uri),
-            mlflow_uri=args.mlflow_uri,
-        )
-        out = Path(args.out or f"runs/{settings.algo}-n{settings.num_ues}-seed{settings.seed}")
-    summary = train(settings, out, resume=bool(args.resume), progress=not args.json)
+        experiment = experiment_from_args(args)
+        run = experiment.run
+        out = Path(args.out or f"runs/{run.algo}-n{experiment.env.num_ues}-seed{run.seed}")
+    summary = train(experiment, out, resume=bool(args.resume), progress=not args.json)
     if args.json:
         print(json.dumps(summary, default=float))
     else:
@@ -63,24 +49,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mahppo.commands._args import add_env_arguments
+    from mahppo.algorithms.experiment import RunSettings, default_train_env
+    from mahppo.algorithms.params import MAHPPOParams
 
     p = sub.add_parser("train", help="train MAHPPO (or the IPPO ablation) with RLlib",
                        description="Train on a local Ray (or --address), checkpoint every few iterations, "
                        "then compare with every baseline on the test scenario.")
-    add_env_arguments(p, scenario=False)
-    p.add_argument("--steps", type=positive_int, default=None, help="env steps (frames) to train (50000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--algo", choices=["mahppo", "ippo"], default="mahppo",
-                   help="ippo: RLlib's stock PPO with independent per-UE value functions (ablation)")
+    add_env_arguments(p, default_train_env(), scenario=False)
     p.add_argument("--out", default=None, help="output directory (default runs/ALGO-nN-seedS)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue a run from its latest checkpoint")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
-    p.add_argument("--num-env-runners", type=int, default=0, help="remote samplers (0: sample in the driver)")
-    p.add_argument("--envs-per-runner", type=positive_int, default=8, help="vectorised envs per sampler")
-    p.add_argument("--num-learners", type=int, default=0, help="remote learners (0: learn in the driver)")
-    p.add_argument("--mlflow", action="store_true", help="track in MLflow (default store: ./mlflow.db)")
-    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (implies --mlflow)")
     p.add_argument("--json", action="store_true", help="print one JSON summary, no progress bar")
-    add_param_arguments(p)
+    add_dataclass_arguments(p, RunSettings, "the run")
+    add_dataclass_arguments(p, MAHPPOParams, "MAHPPO hyperparameters (Sec. 6.3.1)")
     p.set_defaults(handler=_cmd_train)

@@ -28,11 +28,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     study = load_study(study_spec).with_overrides(samples=args.samples, steps=args.steps)  # before Ray starts
 
-    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.algorithms.tracking import tracking_uri, ui_command
     from mahppo.tune_configs.runner import run_study
-    from mahppo.tune_configs.tracking import resolved_uri, ui_command
 
-    uri = resolved_uri(tracking_uri(args.mlflow_uri))
+    uri = tracking_uri(args.mlflow_uri)
     if args.resume and (args.samples or args.steps):
         print("note: --resume keeps the seeds and the budget the study started with")
     n = len(study.points) * len(study.seeds)

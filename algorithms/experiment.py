@@ -1,0 +1,177 @@
+"""One experiment config for every entry point: ``Experiment(env, algo, run)``.
+
+- ``env``: the MEC system (``marl_env.config.EnvConfig``, Sec. 3 / 6.3.1),
+- ``algo``: MAHPPO's hyperparameters (``MAHPPOParams``, the paper's names, Sec. 6.3.1),
+- ``run``: how a training run is executed and tracked (``RunSettings``: budget, seed, scale-out).
+
+``to_dict`` / ``from_dict`` are the one serialisation: ``run.json``, the checkpoint sidecar, study
+files (flat keys, see ``flat_keys``), ``/v1/model`` and MLflow params (``flat()``) all use it. Every
+bad value raises ``ValueError`` naming the field (``env.num_ues = 0 must be ...``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from mahppo.algorithms.params import MAHPPOParams
+from mahppo.marl_env.config import EnvConfig
+
+ALGOS = ("mahppo", "ippo")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How one training run is executed and tracked."""
+
+    steps: int = field(default=50_000, metadata={"help": "env steps (frames) to train"})
+    seed: int = field(default=0, metadata={"help": "seed of the RLlib algorithm and the training envs"})
+    algo: str = field(default="mahppo", metadata={
+        "help": "mahppo; ippo = RLlib's stock PPO with per-UE value functions (ablation)", "choices": ALGOS})
+    num_env_runners: int = field(default=0, metadata={"help": "remote samplers (0: sample in the driver)"})
+    num_envs_per_env_runner: int = field(default=8, metadata={"help": "vectorised envs per sampler"})
+    num_learners: int = field(default=0, metadata={"help": "remote learners (0: learn in the driver)"})
+    num_gpus_per_learner: float = field(default=0.0, metadata={"help": "GPUs per learner (0 on CPU machines)"})
+    checkpoint_every: int = field(default=5, metadata={"help": "checkpoint every so many iterations"})
+    eval_every: int = field(default=2, metadata={"help": "test-scenario evaluation every so many iterations"})
+    address: str | None = field(default=None, metadata={"help": "Ray cluster address (default: a local Ray)"})
+    mlflow: bool = field(default=False, metadata={"help": "track in MLflow (default store ./mlflow.db)"})
+    mlflow_uri: str | None = field(default=None, metadata={"help": "MLflow tracking URI (implies --mlflow)"})
+    mlflow_experiment: str = field(default="mahppo-train", metadata={"help": "MLflow experiment name"})
+
+    def validate(self) -> RunSettings:
+        for name in ("steps", "checkpoint_every", "eval_every", "num_envs_per_env_runner"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("num_env_runners", "num_learners", "seed"):
+            _check_int(name, getattr(self, name), 0)
+        v = self.num_gpus_per_learner
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"num_gpus_per_learner = {v!r} must be a number >= 0")
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo = {self.algo!r} must be one of {ALGOS}")
+        for name in ("mlflow",):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} = {getattr(self, name)!r} must be true or false")
+        for name in ("address", "mlflow_uri"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"{name} = {v!r} must be a string")
+        return self
+
+    @property
+    def tracked(self) -> bool:
+        return self.mlflow or bool(self.mlflow_uri)
+
+
+def default_train_env() -> EnvConfig:
+    """The headline cell of Fig. 8: N = 3 ResNet18 UEs, C = 2, beta = 0.47; 60-frame training episodes."""
+    return EnvConfig(num_ues=3, max_frames=60).validated()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything a training run needs (and all it records)."""
+
+    env: EnvConfig = field(default_factory=default_train_env)
+    algo: MAHPPOParams = field(default_factory=MAHPPOParams)
+    run: RunSettings = field(default_factory=RunSettings)
+
+    SECTIONS = ("env", "algo", "run")
+
+    def validate(self) -> Experiment:
+        for name, part in (("env", self.env), ("algo", self.algo), ("run", self.run)):
+            try:
+                part.validated() if name == "env" else part.validate()
+            except ValueError as exc:
+                raise ValueError(f"{name}.{exc}") from None
+        wanted = "agent" if self.algo.actor == "shared" else "global"
+        if self.run.algo == "mahppo" and self.env.obs_mode != wanted:
+            raise ValueError(f"env.obs_mode = {self.env.obs_mode!r}: algo.actor = {self.algo.actor!r} needs "
+                             f"obs_mode = {wanted!r}")
+        if self.run.algo == "ippo" and (self.env.obs_mode != "global" or self.algo.actor != "per-ue"):
+            raise ValueError("run.algo = 'ippo' (the ablation) takes the paper's per-UE actors on the global state")
+        return self
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {"env": self.env.to_dict(), "algo": asdict(self.algo), "run": asdict(self.run)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "experiment") -> Experiment:
+        """Nested ``{"env": ..., "algo": ..., "run": ...}`` (missing sections take the defaults)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} = {data!r} must be a mapping of env, algo, run")
+        for key in data:
+            if key not in cls.SECTIONS:
+                raise ValueError(f"{where}: unknown section {key!r} (known: {', '.join(cls.SECTIONS)})")
+        base = cls()
+        try:
+            env = EnvConfig.from_dict(data["env"]) if "env" in data else base.env
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where}: env.{exc}") from None
+        algo = _build(MAHPPOParams, data.get("algo", {}), f"{where}: algo")
+        run = _build(RunSettings, data.get("run", {}), f"{where}: run")
+        try:
+            return cls(env=env, algo=algo, run=run).validate()
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+    def with_flat(self, updates: dict[str, Any], where: str = "experiment") -> Experiment:
+        """Apply flat updates (``{"num_ues": 5, "lr": 3e-4, "seed": 1}``) by field name (study files, CLI)."""
+        owner = flat_keys()
+        parts: dict[str, dict[str, Any]] = {s: {} for s in self.SECTIONS}
+        for key, value in updates.items():
+            if key not in owner:
+                raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(owner))})")
+            parts[owner[key]][key] = value
+        data = self.to_dict()
+        for section, changes in parts.items():
+            data[section].update(changes)
+        if "ue_specs" in parts["env"] and "num_ues" not in parts["env"] and parts["env"]["ue_specs"]:
+            data["env"]["num_ues"] = len(parts["env"]["ue_specs"])
+        if "ue_specs" not in parts["env"] and "num_ues" in parts["env"]:
+            data["env"]["ue_specs"] = None
+        if "actor" in parts["algo"] and "obs_mode" not in parts["env"]:  # the observation each actor takes
+            data["env"]["obs_mode"] = "agent" if parts["algo"]["actor"] == "shared" else "global"
+        return Experiment.from_dict(data, where)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"env.num_ues": 3, "algo.lr": 1e-4, ...}``: MLflow params and report columns."""
+        return {f"{s}.{k}": v for s, part in self.to_dict().items() for k, v in part.items()}
+
+    def replace(self, **parts: Any) -> Experiment:
+        return replace(self, **parts).validate()
+
+    @property
+    def label(self) -> str:
+        """``mahppo-n3-resnet18``: names runs and policies."""
+        dnns = sorted({s.dnn for s in self.env.specs})
+        return f"{self.run.algo}-n{self.env.num_ues}-{'+'.join(dnns)}"
+
+
+def flat_keys() -> dict[str, str]:
+    """Every flat key a study file or the CLI may set -> its section (derived from the dataclasses)."""
+    out: dict[str, str] = {}
+    for section, cls in (("env", EnvConfig), ("algo", MAHPPOParams), ("run", RunSettings)):
+        for f in fields(cls):
+            if not f.name.startswith("_") and f.name != "render_mode":
+                out[f.name] = section
+    return out
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} = {data!r} must be a mapping")
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ValueError(f"{where}: unknown field {key!r} (known: {', '.join(sorted(known))})")
+    try:
+        return cls(**data).validate()
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
+
+
+def _check_int(name: str, value: Any, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ValueError(f"{name} = {value!r} must be an integer >= {lo}")

@@ -1,0 +1,70 @@
+"""MAHPPO's hyperparameters by the paper's names (Sec. 6.3.1); no Ray or torch import (fast CLI)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+CLIP_MODES = ("per_branch", "joint")
+ACTORS = ("per-ue", "shared")
+
+
+def _f(default: object, help: str, **extra: object) -> object:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class MAHPPOParams:
+    """MAHPPO's hyperparameters, the paper's names and defaults (Sec. 6.3.1)."""
+
+    lr: float = _f(1e-4, "learning rate of actors and critic")
+    memory_size: int = _f(1024, "|M|: transitions per update")
+    batch_size: int = _f(256, "B: samples per minibatch update")
+    reuse_time: int = _f(10, "K: sample reuse time; K * |M| / B minibatch updates per iteration")
+    clip_eps: float = _f(0.2, "clipping epsilon of Eq. 19")
+    clip_mode: str = _f("per_branch", "per_branch: one clipped ratio per branch (the authors'); joint: one",
+                        choices=CLIP_MODES)
+    zeta: float = _f(0.001, "entropy bonus per branch (Eq. 20)")
+    gamma: float = _f(0.95, "discount factor (Eq. 15)")
+    lam: float = _f(0.95, "lambda of GAE (Eq. 18)")
+    normalize_advantages: bool = _f(True, "standardise advantages per update")
+    grad_clip: float | None = _f(None, "global gradient-norm clip (the authors do not clip)")
+    actor: str = _f("per-ue", "per-ue: one actor per UE on the global state (the paper); shared: one "
+                    "permutation-invariant actor for any cell", choices=ACTORS)
+
+    def validate(self) -> MAHPPOParams:
+        """Reject bad values (by type and range) with a message naming the hyperparameter."""
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"{name} = {getattr(self, name)!r} {why}")
+
+        def number(v: object) -> bool:
+            return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+        for name in ("lr", "clip_eps"):
+            if not number(getattr(self, name)) or getattr(self, name) <= 0:
+                raise bad(name, "must be a finite number > 0")
+        for name in ("memory_size", "batch_size", "reuse_time"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise bad(name, "must be an integer > 0")
+        if self.batch_size > self.memory_size:
+            raise bad("batch_size", f"must be <= memory_size = {self.memory_size}")
+        for name in ("gamma", "lam"):
+            v = getattr(self, name)
+            if not number(v) or not 0 <= v <= 1:
+                raise bad(name, "must be a number in [0, 1]")
+        if not number(self.zeta) or self.zeta < 0:
+            raise bad("zeta", "must be a finite number >= 0")
+        if not isinstance(self.normalize_advantages, bool):
+            raise bad("normalize_advantages", "must be true or false")
+        if self.grad_clip is not None and (not number(self.grad_clip) or self.grad_clip <= 0):
+            raise bad("grad_clip", "must be a finite number > 0 (or null: no clipping)")
+        if self.clip_mode not in CLIP_MODES:
+            raise bad("clip_mode", f"must be one of {CLIP_MODES}")
+        if self.actor not in ACTORS:
+            raise bad("actor", f"must be one of {ACTORS}")
+        return self
+
+    @property
+    def updates_per_iteration(self) -> int:
+        return self.reuse_time * self.memory_size // self.batch_size

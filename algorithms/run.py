@@ -1,0 +1,171 @@
+"""``Run``: one RLlib algorithm's life, shared by ``mahppo train`` and the Tune trainable.
+
+``step()`` trains one iteration (|M| env steps, ``K * |M| / B`` minibatch updates, Alg. 1) and returns
+flat metrics with one set of names (``METRICS``), ``evaluate()`` runs the deterministic policy on the
+test scenario (d = 50 m, K = 200, Sec. 6.3.1), ``save()`` / ``restore()`` write and read a checkpoint
+(RLlib's state plus the sidecar ``mahppo_policy.json`` holding the ``Experiment``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mahppo.algorithms.experiment import Experiment
+from mahppo.marl_env.config import EnvConfig
+
+POLICY_META = "mahppo_policy.json"
+BRANCHES = ("point", "channel", "power")
+TEST_METRICS = ("reward", "frame_latency_per_task_s", "energy_per_task_j", "latency_per_task_s", "makespan_s",
+                "tasks_completed")
+# The one set of metric names: curve.csv columns, Tune results, MLflow metrics (train and tune alike).
+METRICS = ("iteration", "env_steps", "time_s", "train_return_per_ue", *(f"test_{k}" for k in TEST_METRICS),
+           "vf_loss", "policy_loss", "entropy", *(f"entropy_{b}" for b in BRANCHES))
+
+
+def init_ray(address: str | None = None) -> None:
+    """Connect to ``address`` (or ``$RAY_ADDRESS``), else start a local Ray sized to this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+
+
+def set_torch_threads(n: int = 1) -> None:
+    """Small MLPs: one thread each for sampler and learner, so they do not fight over 2 cores."""
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    torch.set_num_threads(n)
+
+
+def test_scenario(env: EnvConfig) -> EnvConfig:
+    """The evaluation twin of a training env: same UEs, C, beta and profile; test scenario, no cut."""
+    return env.with_updates(scenario="test", max_frames=None, render_mode=None)
+
+
+def result_metrics(result: dict[str, Any], num_ues: int) -> dict[str, float]:
+    """Flat metrics of one RLlib result: training return per UE, value loss, policy loss and the
+    entropy of each branch (means over actor modules). NaNs are dropped."""
+    out: dict[str, float] = {"iteration": float(result.get("training_iteration", 0)),
+                             "env_steps": float(result.get("num_env_steps_sampled_lifetime", 0))}
+    ret = result.get("env_runners", {}).get("episode_return_mean")
+    if ret is not None:
+        out["train_return_per_ue"] = float(ret) / num_ues  # RLlib sums the team reward over agents
+    learners = {k: v for k, v in result.get("learners", {}).items() if isinstance(v, dict)}
+    actors = [v for k, v in learners.items() if k != "critic" and ("entropy" in v or "vf_loss" in v)]
+    vf = learners.get("critic", {}).get("vf_loss")
+    if vf is None:  # IPPO: one value function per UE
+        vals = [float(u["vf_loss"]) for u in actors if "vf_loss" in u]
+        vf = sum(vals) / len(vals) if vals else None
+    if vf is not None:
+        out["vf_loss"] = float(vf)
+    for name in ("policy_loss", "entropy", *(f"entropy_{b}" for b in BRANCHES)):
+        vals = [float(u[name]) for u in actors if name in u]
+        if vals:
+            out[name] = sum(vals) / len(vals)
+    return {k: v for k, v in out.items() if v == v}
+
+
+class Run:
+    """Builds the RLlib algorithm of an ``Experiment`` and drives it iteration by iteration."""
+
+    def __init__(self, experiment: Experiment):
+        from mahppo.algorithms.mahppo import build_config
+
+        self.experiment = experiment.validate()
+        set_torch_threads(1)
+        init_ray(experiment.run.address)
+        self.algo = build_config(self.experiment).build_algo()
+        self.iteration = 0
+        self.env_steps = 0
+        self.elapsed_s = 0.0  # training wall time, carried over a restore
+        self._last_test: dict[str, float] = {}
+
+    @property
+    def done(self) -> bool:
+        return self.env_steps >= self.experiment.run.steps
+
+    def step(self) -> dict[str, float]:
+        """One training iteration; the test scenario every ``eval_every`` iterations and at the end
+        (its last values repeat in between, so every row has them)."""
+        t0 = time.perf_counter()
+        result = self.algo.train()
+        self.elapsed_s += time.perf_counter() - t0
+        metrics = result_metrics(result, self.experiment.env.num_ues)
+        self.iteration = int(metrics["iteration"])
+        self.env_steps = int(metrics["env_steps"])
+        if not self._last_test or self.iteration % self.experiment.run.eval_every == 0 or self.done:
+            self._last_test = {f"test_{k}": float(v) for k, v in self.evaluate().items() if k in TEST_METRICS}
+        metrics.update(self._last_test)
+        metrics["time_s"] = self.elapsed_s
+        return metrics
+
+    def policy(self):
+        """The current actors as a ``TrainedPolicy`` (deterministic by default)."""
+        from mahppo.algorithms.policy import live_policy
+
+        return live_policy(self.algo, self.experiment, self.meta())
+
+    def evaluate(self, episodes: int = 1) -> dict[str, float]:
+        """``marl_env`` metrics of the deterministic policy on the test scenario."""
+        from mahppo.marl_env.evaluation import evaluate
+
+        return evaluate(self.policy(), test_scenario(self.experiment.env), episodes=episodes, seed=0)
+
+    def meta(self) -> dict[str, Any]:
+        """The checkpoint sidecar: what was trained, on what, for how long."""
+        return {"policy_id": f"{self.experiment.label}-it{self.iteration}-{uuid.uuid4().hex[:8]}",
+                "iteration": self.iteration, "env_steps": self.env_steps, "time_s": self.elapsed_s,
+                "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "experiment": self.experiment.to_dict()}
+
+    def save(self, path: str | Path) -> Path:
+        """RLlib checkpoint at ``path`` + the sidecar, written last (a checkpoint is complete once it exists)."""
+        path = Path(path).expanduser().resolve()  # RLlib checkpoints need absolute paths
+        if path.exists():
+            shutil.rmtree(path)
+        self.algo.save_to_path(str(path))
+        tmp = path / (POLICY_META + ".tmp")
+        tmp.write_text(json.dumps(self.meta(), indent=2))
+        tmp.replace(path / POLICY_META)
+        return path
+
+    def restore(self, path: str | Path) -> dict[str, Any]:
+        """Load a checkpoint written by ``save`` (RLlib pickles: only restore runs you trust)."""
+        path = Path(path).expanduser().resolve()
+        meta = read_meta(path)
+        self.algo.restore_from_path(str(path))
+        self.iteration = int(meta["iteration"])
+        self.env_steps = int(meta["env_steps"])
+        self.elapsed_s = float(meta.get("time_s", 0.0))
+        self._last_test = {}
+        return meta
+
+    def stop(self) -> None:
+        self.algo.stop()
+
+
+def read_meta(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's sidecar, with errors that name the file."""
+    f = Path(checkpoint) / POLICY_META
+    try:
+        meta = json.loads(f.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{f}: missing (not a complete mahppo checkpoint)") from None
+    except ValueError as exc:
+        raise ValueError(f"{f}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or "experiment" not in meta:
+        raise ValueError(f"{f}: not a mahppo checkpoint sidecar (no 'experiment')")
+    return meta

@@ -1,0 +1,93 @@
+"""Observations for any N: a UE's own features and the other UEs as a padded set.
+
+The paper's actors observe the global state ``s_t = {k, l, n, d}`` of all N UEs (Sec. 4.3), so an
+actor is tied to N and to the UE order. The agent-centric observation here serves one shared actor
+for any cell (up to ``max_ues`` UEs, any order, any mix of DNNs):
+
+Per UE a feature row of ``F = 4 + D`` numbers:
+
+- the four state features of Sec. 4.3, ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``;
+- the descriptor of its DNN (``D = 4 * MAX_POINTS + 1``), from its profile: per partition point
+  ``b < MAX_POINTS`` the bits sent over the raw input's (``f_b / f_0``, Eq. 6), the front latency in
+  frames (``(t_f + t_c) / T0``), the front energy over ``p_max T0`` and a 1 where ``b`` is one of its
+  ``B_n + 2`` points (0 = padding); then the raw input's airtime at 1 bit/s/Hz in frames
+  (``f_0 / (omega T0)``).
+
+Agent ``i`` observes ``[own row (F) | the other UEs' rows ((M-1) x F, zero-padded) | mask (M-1)]``
+with ``M = max_ues``: ``M * F + M - 1`` numbers. The other UEs come in index order; a policy that pools
+over them (``algorithms.modules.SharedActorModule``) does not depend on that order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mahppo.marl_env.profiles import DNNProfile
+
+MAX_POINTS = 8  # B_n + 2 <= 8: up to six partition points inside a model
+STATE_FEATURES = 4
+DESCRIPTOR_SIZE = 4 * MAX_POINTS + 1
+FEATURES = STATE_FEATURES + DESCRIPTOR_SIZE
+# offset of the valid-point mask inside a feature row
+POINT_MASK = slice(STATE_FEATURES + 3 * MAX_POINTS, STATE_FEATURES + 4 * MAX_POINTS)
+
+
+def dnn_descriptor(profile: DNNProfile, frame_s: float, bandwidth_hz: float, p_max_w: float) -> np.ndarray:
+    """The ``D`` numbers that tell a shared network which DNN a UE runs (see the module doc)."""
+    k = profile.num_actions
+    if k > MAX_POINTS:
+        raise ValueError(f"dnn {profile.name!r} has {k} partition choices; a shared policy takes at most "
+                         f"{MAX_POINTS} (B_n <= {MAX_POINTS - 2})")
+    out = np.zeros(DESCRIPTOR_SIZE, dtype=np.float32)
+    raw = float(profile.bits[0])
+    out[0:k] = profile.bits / raw
+    out[MAX_POINTS:MAX_POINTS + k] = profile.front_latency_s / frame_s
+    out[2 * MAX_POINTS:2 * MAX_POINTS + k] = profile.front_energy_j / (p_max_w * frame_s)
+    out[3 * MAX_POINTS:3 * MAX_POINTS + k] = 1.0
+    out[4 * MAX_POINTS] = raw / (bandwidth_hz * frame_s)
+    return out
+
+
+def obs_size(max_ues: int) -> int:
+    return max_ues * FEATURES + max_ues - 1
+
+
+def agent_observations(state: np.ndarray, descriptors: np.ndarray, max_ues: int) -> np.ndarray:
+    """Every UE's agent-centric observation, ``[n, obs_size(max_ues)]`` (float32).
+
+    ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``descriptors``: ``[n, D]`` (``dnn_descriptor``).
+    """
+    feats = np.concatenate([np.asarray(state, dtype=np.float32).reshape(-1, STATE_FEATURES),
+                            np.asarray(descriptors, dtype=np.float32)], axis=1)
+    n = feats.shape[0]
+    if n > max_ues:
+        raise ValueError(f"num_ues = {n} exceeds max_ues = {max_ues} of the observation")
+    out = np.zeros((n, obs_size(max_ues)), dtype=np.float32)
+    out[:, :FEATURES] = feats
+    if n > 1:
+        others = _others_index(n)  # [n, n-1]
+        out[:, FEATURES:FEATURES + (n - 1) * FEATURES] = feats[others].reshape(n, -1)
+        mask0 = FEATURES + (max_ues - 1) * FEATURES
+        out[:, mask0:mask0 + n - 1] = 1.0
+    return out
+
+
+_OTHERS: dict[int, np.ndarray] = {}
+
+
+def _others_index(n: int) -> np.ndarray:
+    idx = _OTHERS.get(n)
+    if idx is None:
+        full = np.arange(n)
+        idx = np.stack([np.delete(full, i) for i in range(n)])
+        _OTHERS[n] = idx
+    return idx
+
+
+def split_observation(obs, max_ues: int):
+    """``[..., obs_size]`` -> own ``[..., F]``, others ``[..., M-1, F]``, mask ``[..., M-1]`` (numpy or torch)."""
+    m1 = max_ues - 1
+    own = obs[..., :FEATURES]
+    others = obs[..., FEATURES:FEATURES + m1 * FEATURES].reshape(*obs.shape[:-1], m1, FEATURES)
+    mask = obs[..., FEATURES + m1 * FEATURES:]
+    return own, others, mask

@@ -1,0 +1,111 @@
+"""The policy boundary: a read-only view of the simulated system.
+
+A policy (a baseline, a trained MAHPPO policy, a remote decision-maker) gets a ``SystemView`` in
+``reset(view, seed)`` and in every ``act(view)``, never the env itself. It exposes what a decision
+maker at the edge can know:
+
+- the cell: ``config`` (this episode's ``EnvConfig``: N, C, beta, p_max, each UE's DNN), ``agents``,
+  ``num_actions`` (``B_n + 2`` per UE), ``profiles``, the DNN descriptors of ``marl_env.observations``;
+- the physics a model-based baseline needs: ``gain`` (``d ** -l``), ``bits`` / ``front_latency_s`` /
+  ``front_power_w`` per UE and point (Eqs. 6-9);
+- the raw per-UE state at the end of the last frame: ``tasks_left``, ``total_tasks``,
+  ``time_left_s`` (``l``), ``bits_left`` (``n``), ``distance_m`` (``d``); and its normalised forms,
+  ``state()`` (the global state) and ``observations(max_ues)`` (agent-centric).
+
+Arrays are read-only views: writing to them raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mahppo.marl_env.observations import agent_observations
+
+if TYPE_CHECKING:
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.profiles import DNNProfile
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class SystemView:
+    """Read-only window on a ``CollabInferenceEnv``'s current cell (see the module doc)."""
+
+    def __init__(self, env: CollabInferenceEnv):
+        self._env = env
+
+    @property
+    def config(self) -> EnvConfig:
+        """This episode's cell (with a varying env: the drawn N and DNNs)."""
+        return self._env.cell
+
+    @property
+    def agents(self) -> list[str]:
+        return list(self._env.possible_agents[:self._env.system.n])
+
+    @property
+    def num_ues(self) -> int:
+        return self._env.system.n
+
+    @property
+    def num_actions(self) -> np.ndarray:
+        return _ro(self._env.system.num_actions)
+
+    @property
+    def profiles(self) -> tuple[DNNProfile, ...]:
+        return self._env.cell.profiles
+
+    @property
+    def gain(self) -> np.ndarray:
+        return _ro(self._env.system.gain)
+
+    @property
+    def bits(self) -> np.ndarray:
+        return _ro(self._env.system.bits2d)
+
+    @property
+    def front_latency_s(self) -> np.ndarray:
+        return _ro(self._env.system.lat2d)
+
+    @property
+    def front_power_w(self) -> np.ndarray:
+        return _ro(self._env.system.pow2d)
+
+    @property
+    def tasks_left(self) -> np.ndarray:
+        return _ro(self._env.system.tasks_left)
+
+    @property
+    def total_tasks(self) -> np.ndarray:
+        return _ro(self._env.system.total_tasks)
+
+    @property
+    def time_left_s(self) -> np.ndarray:
+        return _ro(self._env.system.time_left)
+
+    @property
+    def bits_left(self) -> np.ndarray:
+        return _ro(self._env.system.bits_left)
+
+    @property
+    def distance_m(self) -> np.ndarray:
+        return _ro(self._env.system.distance)
+
+    def state(self) -> np.ndarray:
+        """The global state ``[4N]`` (Sec. 4.3)."""
+        return self._env.state()
+
+    def descriptors(self) -> np.ndarray:
+        """Each UE's DNN descriptor ``[N, D]`` (``marl_env.observations.dnn_descriptor``)."""
+        return _ro(self._env.descriptors())
+
+    def observations(self, max_ues: int) -> np.ndarray:
+        """Every UE's agent-centric observation with the set padded to ``max_ues`` ``[N, obs]``."""
+        return agent_observations(self.state(), self.descriptors(), max_ues)
