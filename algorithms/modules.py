@@ -83,13 +83,17 @@ class CentralCriticModule(TorchRLModule, ValueFunctionAPI):
 
 class SetEncoder(nn.Module):
     """A permutation-invariant summary of a padded set of UE feature rows: masked mean and max of
-    a per-UE embedding (``[..., S, F]``, mask ``[..., S]`` -> ``[..., 2 H]``)."""
+    a per-UE embedding (``[..., S, F]``, mask ``[..., S]`` -> ``[..., 2 H]``). With ``context``, each
+    row is embedded together with it (pairwise: "this other UE, seen from me"), so the summary can
+    hold relations such as how many others have a smaller token or a nearer distance."""
 
-    def __init__(self, features: int, hidden: int):
+    def __init__(self, features: int, hidden: int, context: int = 0):
         super().__init__()
-        self.embed = nn.Sequential(_mlp([features, hidden, hidden]), nn.ReLU())
+        self.embed = nn.Sequential(_mlp([features + context, hidden, hidden]), nn.ReLU())
 
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, rows: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if context is not None:
+            rows = torch.cat([rows, context.unsqueeze(-2).expand(*rows.shape[:-1], context.shape[-1])], dim=-1)
         h = self.embed(rows)
         m = mask.unsqueeze(-1)
         count = m.sum(-2).clamp(min=1.0)
@@ -119,7 +123,7 @@ class SharedActorModule(TorchRLModule):
         self.head = HybridHead.for_space(self.action_space)
         self.n_points, self.n_channels, self.p_max = self.head.n_points, self.head.n_channels, self.head.p_max
         self.own = nn.Sequential(_mlp([FEATURES, hidden, hidden]), nn.ReLU())
-        self.others = SetEncoder(FEATURES, hidden)
+        self.others = SetEncoder(FEATURES, hidden, context=FEATURES)
         self.trunk = nn.Sequential(_mlp([3 * hidden + 1, *trunk]), nn.ReLU())
         self.point_head = _mlp([trunk[-1], branch, self.n_points])
         self.channel_head = _mlp([trunk[-1], branch, self.n_channels])
@@ -131,7 +135,7 @@ class SharedActorModule(TorchRLModule):
 
         own, others, mask = split_observation(obs, self.max_ues)
         count = mask.sum(-1, keepdim=True) / max(1, self.max_ues - 1)
-        h = self.trunk(torch.cat([self.own(own), self.others(others, mask), count], dim=-1))
+        h = self.trunk(torch.cat([self.own(own), self.others(others, mask, context=own), count], dim=-1))
         valid = own[..., POINT_MASK][..., :self.n_points] > 0.5
         points = self.point_head(h).masked_fill(~valid, -1e9)
         return self.head.encode(points, self.channel_head(h), self.power_head(h))

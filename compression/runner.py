@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from mahppo.compression.data import DataSpec, make_datasets
 from mahppo.compression.models import PROFILE_INPUT_SHAPE, build_model, check_model_name, check_point, feature_channels
 from mahppo.compression.train import TrainConfig, set_threads, train_compressor
 
-CRASH_ENV = "MAHPPO_COMPRESS_CRASH_ONCE"
 TABLE_COLUMNS = (
     "model", "point", "rate", "channel_rate", "bits", "channels", "reduced_channels", "feature_shape_224",
     "raw_bits", "bits_sent", "base_accuracy", "stage1_accuracy", "accuracy", "accuracy_loss", "selected",
@@ -61,7 +59,6 @@ def state_from_bytes(blob: bytes) -> dict[str, torch.Tensor]:
 def compress_task(model_name: str, num_classes: int, base_state: bytes, point: int, rate: float,
                   data_spec: dict, cfg: dict, base_accuracy: float, use_gpu: bool = False) -> dict[str, Any]:
     """One ``(model, point, rate)`` run: two-stage training, then the table row (no Ray needed)."""
-    _maybe_crash_once(point, rate)
     config = TrainConfig(**cfg)
     set_threads(config.threads)
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
@@ -86,19 +83,6 @@ def compress_task(model_name: str, num_classes: int, base_state: bytes, point: i
     })
     row["compressor_state"] = state_to_bytes(cmodel.compressor.state_dict())
     return row
-
-
-def _maybe_crash_once(point: int, rate: float) -> None:
-    """Fault injection for tests: with ``MAHPPO_COMPRESS_CRASH_ONCE=DIR``, the first attempt of each
-    task kills its worker process (as a lost node would), so Ray's ``max_retries`` must rerun it."""
-    where = os.environ.get(CRASH_ENV)
-    if not where:
-        return
-    marker = Path(where) / f"crashed_p{point}_r{rate:g}"
-    if not marker.exists():
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("crashed once\n")
-        os._exit(1)
 
 
 def select_rates(rows: list[dict], loss_bound: float = 0.02) -> dict[int, dict | None]:

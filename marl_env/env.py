@@ -24,7 +24,7 @@ from pettingzoo import ParallelEnv
 
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import DONE, FrameResult, MECSystem, frame_reward
-from mahppo.marl_env.observations import agent_observations, dnn_descriptor, obs_size
+from mahppo.marl_env.observations import agent_observations, dnn_descriptor, obs_size, token_of
 from mahppo.marl_env.profiles import resolve_profile
 from mahppo.marl_env.view import SystemView
 
@@ -69,6 +69,7 @@ class CollabInferenceEnv(ParallelEnv):
         self._use_cell(config)
         self._last: FrameResult | None = None
         self._state = np.zeros(4 * self.system.n, dtype=np.float32)
+        self.tokens = np.zeros(self.system.n)
         width = max(p.num_actions for p in self._nominal_profiles())
         self._act_spaces = {
             a: spaces.Tuple((
@@ -145,13 +146,13 @@ class CollabInferenceEnv(ParallelEnv):
     def observation_matrix(self) -> np.ndarray:
         """Every current agent's observation, one row per agent in ``agents`` order."""
         if self.config.obs_mode == "agent":
-            return agent_observations(self._state, self._desc, self.config.max_ues)
+            return agent_observations(self._state, self.tokens, self._desc, self.config.max_ues)
         return np.broadcast_to(self._state, (len(self._state) // 4, len(self._state))).copy()
 
     def _observations(self) -> dict[str, np.ndarray]:
         agents = self.agents
         if self.config.obs_mode == "agent":
-            rows = agent_observations(self._state, self._desc, self.config.max_ues)
+            rows = agent_observations(self._state, self.tokens, self._desc, self.config.max_ues)
             return {a: rows[i] for i, a in enumerate(agents)}
         return {a: self._state.copy() for a in agents}
 
@@ -170,6 +171,10 @@ class CollabInferenceEnv(ParallelEnv):
         if self.config.varies:
             self._use_cell(self.config.draw_cell(self._rng))
         self.system.reset(self._rng)
+        # tie-break tokens (marl_env.observations): drawn per episode for "agent" observations; the
+        # paper's global observation has none (its ids' hashes, so its random stream stays the paper's)
+        self.tokens = (self._rng.random(self.system.n) if self.config.obs_mode == "agent"
+                       else np.array([token_of(a) for a in self.possible_agents[:self.system.n]]))
         self.agents = self.possible_agents[:self.system.n]
         self._last = None
         self._state = self.system.state()

@@ -4,9 +4,14 @@ The paper's actors observe the global state ``s_t = {k, l, n, d}`` of all N UEs 
 actor is tied to N and to the UE order. The agent-centric observation here serves one shared actor
 for any cell (up to ``max_ues`` UEs, any order, any mix of DNNs):
 
-Per UE a feature row of ``F = 4 + D`` numbers:
+Per UE a feature row of ``F = 4 + 1 + D`` numbers:
 
 - the four state features of Sec. 4.3, ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``;
+- a tie-break token in ``[0, 1)``: in a cell of identical UEs (the test scenario: every UE 50 m away
+  with 200 tasks and the same DNN) a function that treats UEs alike must give them the same decision,
+  but the best decisions differ per UE (static-search puts them on different channels and powers). The
+  token lets a shared policy tell identical UEs apart without depending on their order: the env draws
+  it per UE and episode, the server derives it from the ``ue_id`` string (``token_of``);
 - the descriptor of its DNN (``D = 4 * MAX_POINTS + 1``), from its profile: per partition point
   ``b < MAX_POINTS`` the bits sent over the raw input's (``f_b / f_0``, Eq. 6), the front latency in
   frames (``(t_f + t_c) / T0``), the front energy over ``p_max T0`` and a 1 where ``b`` is one of its
@@ -26,10 +31,18 @@ from mahppo.marl_env.profiles import DNNProfile
 
 MAX_POINTS = 8  # B_n + 2 <= 8: up to six partition points inside a model
 STATE_FEATURES = 4
+TOKEN = STATE_FEATURES  # index of the tie-break token in a feature row
 DESCRIPTOR_SIZE = 4 * MAX_POINTS + 1
-FEATURES = STATE_FEATURES + DESCRIPTOR_SIZE
+FEATURES = STATE_FEATURES + 1 + DESCRIPTOR_SIZE
 # offset of the valid-point mask inside a feature row
-POINT_MASK = slice(STATE_FEATURES + 3 * MAX_POINTS, STATE_FEATURES + 4 * MAX_POINTS)
+POINT_MASK = slice(STATE_FEATURES + 1 + 3 * MAX_POINTS, STATE_FEATURES + 1 + 4 * MAX_POINTS)
+
+
+def token_of(ue_id: str) -> float:
+    """A UE's tie-break token from its id: a stable hash in ``[0, 1)`` (same id, same token)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(ue_id.encode(), digest_size=8).digest(), "big") / 2.0**64
 
 
 def dnn_descriptor(profile: DNNProfile, frame_s: float, bandwidth_hz: float, p_max_w: float) -> np.ndarray:
@@ -52,12 +65,14 @@ def obs_size(max_ues: int) -> int:
     return max_ues * FEATURES + max_ues - 1
 
 
-def agent_observations(state: np.ndarray, descriptors: np.ndarray, max_ues: int) -> np.ndarray:
+def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.ndarray, max_ues: int) -> np.ndarray:
     """Every UE's agent-centric observation, ``[n, obs_size(max_ues)]`` (float32).
 
-    ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``descriptors``: ``[n, D]`` (``dnn_descriptor``).
+    ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``tokens``: ``[n]`` tie-break tokens;
+    ``descriptors``: ``[n, D]`` (``dnn_descriptor``).
     """
     feats = np.concatenate([np.asarray(state, dtype=np.float32).reshape(-1, STATE_FEATURES),
+                            np.asarray(tokens, dtype=np.float32).reshape(-1, 1),
                             np.asarray(descriptors, dtype=np.float32)], axis=1)
     n = feats.shape[0]
     if n > max_ues:

@@ -98,6 +98,11 @@ class SystemView:
     def distance_m(self) -> np.ndarray:
         return _ro(self._env.system.distance)
 
+    @property
+    def tokens(self) -> np.ndarray:
+        """Each UE's tie-break token of this episode (``marl_env.observations``)."""
+        return _ro(self._env.tokens)
+
     def state(self) -> np.ndarray:
         """The global state ``[4N]`` (Sec. 4.3)."""
         return self._env.state()
@@ -108,4 +113,4 @@ class SystemView:
 
     def observations(self, max_ues: int) -> np.ndarray:
         """Every UE's agent-centric observation with the set padded to ``max_ues`` ``[N, obs]``."""
-        return agent_observations(self.state(), self.descriptors(), max_ues)
+        return agent_observations(self.state(), self.tokens, self.descriptors(), max_ues)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -16,17 +17,37 @@ def crash_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("crash")
 
 
+def crash_once_then(task, where):
+    """``task`` whose first attempt per (point, rate) kills its worker process, as a lost node would."""
+    def crashing(*args):
+        import os
+        from pathlib import Path
+
+        point, rate = args[3], args[4]
+        marker = Path(where) / f"crashed_p{point}_r{rate:g}"
+        if not marker.exists():
+            marker.write_text("crashed once\n")
+            os._exit(1)
+        return task(*args)
+    return crashing
+
+
 @pytest.fixture(scope="module")
 def local_ray(crash_dir):
-    from mahppo.compression.runner import CRASH_ENV
+    import sys
 
-    # every task's first attempt kills its worker (inherited by the workers of this local Ray)
+    import mahppo.compression.runner as runner
+
+    # fault injection by monkeypatching: every task's first attempt kills its worker; the wrapper is
+    # pickled by value so the workers need not import this test module
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     mp = pytest.MonkeyPatch()
-    mp.setenv(CRASH_ENV, str(crash_dir))
+    mp.setattr(runner, "compress_task", crash_once_then(runner.compress_task, str(crash_dir)))
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
     mp.undo()
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +109,25 @@ def test_profile_schema_and_numbers(run_dir):
 @pytest.mark.slow
 def test_written_profile_drives_the_env(run_dir):
     profiles_mod = pytest.importorskip("mahppo.marl_env.profiles")
-    marl_env = pytest.importorskip("marl_env")
+    marl_env = pytest.importorskip("mahppo.marl_env")
     path = run_dir / "profile_resnet18.json"
     table = profiles_mod.load_profile_file(path)
     assert set(table) == {"resnet18", "resnet18-jalad"}
     assert list(table["resnet18"].bits) == [1204224, 200704, 3211264, 1605632, 25088, 0]
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.evaluation import evaluate
+    from mahppo.marl_env.policies import make_baseline
+
     for dnn in ("resnet18", "resnet18-jalad"):
         env = marl_env.parallel_env(dnn=dnn, profile_file=str(path), num_ues=2, scenario="test")
-        obs, _ = env.reset(seed=0)
-        assert len(obs) == 2
-        actions = {agent: env.action_space(agent).sample() for agent in env.agents}
-        env.step(actions)
+        env.reset(seed=0)
+        np.testing.assert_array_equal(env.view().bits[0], table[dnn].bits)  # the env runs on this profile
+        np.testing.assert_array_equal(env.view().front_latency_s[1], table[dnn].front_latency_s)
+        # Local runs every task on the UE: exactly the profile's local energy per task (Eq. 8)
+        m = evaluate(make_baseline("local"), EnvConfig(dnn=dnn, profile_file=str(path), num_ues=2,
+                                                      scenario="test").validated())
+        assert m["tasks_completed"] == 400
+        assert m["energy_per_task_j"] == pytest.approx(table[dnn].local_energy_j, rel=1e-9)
 
 
 @pytest.mark.slow

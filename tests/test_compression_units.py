@@ -163,8 +163,18 @@ def test_jalad_bits_shrink_for_sparse_features():
     assert raw / jalad_bits(dense) > 3  # 8-bit quantization alone gives ~4x
 
 
-def test_median_latency_is_positive():
-    assert median_latency(lambda: sum(range(1000)), warmup=1, repeats=3) > 0
+def test_median_latency_is_the_median_timed_call_after_the_warmup():
+    import time
+
+    calls = []
+
+    def fn():
+        calls.append(1)
+        time.sleep(0.05 if len(calls) == 4 else 0.002)  # one slow outlier among the 3 timed calls
+
+    t = median_latency(fn, warmup=2, repeats=3)
+    assert len(calls) == 5  # 2 untimed + 3 timed
+    assert 0.002 <= t < 0.02  # the median, not the 0.05 s outlier nor the mean
 
 
 @pytest.mark.parametrize("call, field", [

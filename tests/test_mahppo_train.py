@@ -3,11 +3,10 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from dataclasses import replace
 
 from mahppo.algorithms.experiment import Experiment
 from mahppo.algorithms.policy import find_checkpoint, live_policy, load_policy

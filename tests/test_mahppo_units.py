@@ -11,8 +11,8 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
 import mahppo.marl_env as marl_env
-from mahppo.algorithms.connectors import CentralizedGAE
 from mahppo.algorithms.codec import HybridDistribution
+from mahppo.algorithms.connectors import CentralizedGAE
 from mahppo.algorithms.learner import clipped_surrogate
 from mahppo.algorithms.mahppo import MAHPPOConfig, MAHPPOParams
 from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule

@@ -31,8 +31,9 @@ def served(tmp_path_factory):
     import ray
     from ray import serve
 
+    from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.policy import load_policy
-    from mahppo.algorithms.train import TrainSettings, train
+    from mahppo.algorithms.train import train
     from mahppo.serve.app import QUIET_LOGGING, build_app
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -41,14 +42,21 @@ def served(tmp_path_factory):
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     out = tmp_path_factory.mktemp("serve_policy")
     try:
-        train(TrainSettings(num_ues=N, steps=1100, eval_every=1, checkpoint_every=1), out, progress=False,
-              final_eval=False)
+        train(Experiment().with_flat({"num_ues": N, "steps": 1100, "eval_every": 1, "checkpoint_every": 1}), out,
+              progress=False, final_eval=False)
+        # a shared policy trained on cells of 2-4 UEs with a DNN mix, served beside it under /shared
+        shared = out.parent / f"{out.name}_shared"
+        train(Experiment().with_flat({"actor": "shared", "num_ues_range": (2, 4), "dnn_pool": ("resnet18", "vgg11"),
+                                      "steps": 600, "memory_size": 256, "batch_size": 64, "reuse_time": 2,
+                                      "num_envs_per_env_runner": 4}), shared, progress=False, final_eval=False)
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
         app_cfg = yaml.safe_load(CONFIG_YAML.read_text())["applications"][0]
         serve.run(build_app({**app_cfg["args"], "checkpoint": str(out)}), name=app_cfg["name"],
                   route_prefix=app_cfg["route_prefix"], logging_config=app_cfg["logging_config"])
-        yield f"http://127.0.0.1:{port}", out, load_policy(out)
+        serve.run(build_app({"checkpoint": str(shared)}), name="shared", route_prefix="/shared",
+                  logging_config=app_cfg["logging_config"])
+        yield f"http://127.0.0.1:{port}", out, load_policy(out), shared
     finally:
         serve.shutdown()
         if own_ray:
@@ -80,11 +88,12 @@ def _in_process(policy, ues: list[dict], deterministic: bool = True):
     cols = [[by_id[a].get(k, 200) for a in policy.agents]
             for k in ("tasks_left", "total_tasks", "local_time_left_s", "bits_left", "distance_m")]
     state = normalize_state(*map(np.asarray, cols), norm.l_scale, norm.n_scale, norm.d_min_m, norm.d_max_m)
-    return policy.act(state, deterministic)
+    pts, chs, pws = policy.act_batch(state[None, :], deterministic)
+    return pts[0], chs[0], pws[0]
 
 
 def test_healthz_model_docs(served, client):
-    url, out, policy = served
+    url, out, policy, _ = served
     h = client.health()
     assert h["status"] == "ok" and h["policy_id"] == policy.name and h["rss_bytes"] > 0
     m = client.model()
@@ -99,7 +108,7 @@ def test_healthz_model_docs(served, client):
 
 
 def test_decide_valid_and_equal_to_in_process(served, client):
-    _, _, policy = served
+    _, _, policy, _ = served
     info = client.model()
     rng = np.random.default_rng(1)
     for trial in range(8):
@@ -177,7 +186,7 @@ def test_bad_request_then_good_one(served, client, name, body, status, field):
 def test_concurrent_requests_are_batched(served, client):
     from mahppo.serve.client import DecisionClient
 
-    _, _, policy = served
+    _, _, policy, _ = served
     pools = [_pool(np.random.default_rng(100 + i)) for i in range(32)]
     before = client.health()
     results: list = [None] * len(pools)
@@ -211,7 +220,7 @@ def test_simulate_via_http_equals_in_process_evaluate(served, capsys):
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
 
-    url, out, _ = served
+    url, out, _, _ = served
     assert main(["simulate", "--via", url, "--json"]) == 0
     remote = json.loads(capsys.readouterr().out)
     policy = load_policy(out)
@@ -235,3 +244,49 @@ def test_query_cli(served, capsys, tmp_path):
     pool.write_text(json.dumps(_pool(np.random.default_rng(5))[:2]))
     assert main(["query", "--url", url, "--state-file", str(pool)]) == 2
     assert "expected 3 UEs" in capsys.readouterr().err
+
+
+def test_a_shared_policy_decides_a_cell_of_any_size_and_dnn_mix(served):
+    """Trained on 2-4 UEs; asked for 6 UEs with any ids and mixed DNNs: same decisions as in process."""
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.serve.client import DecisionClient, DecisionError
+    from mahppo.serve.schema import DecideRequest, normalizer_for
+
+    url, _, _, shared = served
+    client = DecisionClient(f"{url}/shared")
+    info = client.model()
+    assert info["actor"] == "shared" and info["max_ues"] == 16
+    rng = np.random.default_rng(3)
+    ues = [dict(u, ue_id=f"phone-{i}", dnn=["resnet18", "vgg11", "mobilenetv2"][i % 3])
+           for i, u in enumerate(_pool(rng, 6))]
+    dec = client.decide(ues)
+    assert [d["ue_id"] for d in dec] == [u["ue_id"] for u in ues]
+    policy = load_policy(shared)
+    obs, _ = normalizer_for(policy).inputs(DecideRequest.model_validate({"ues": ues}).ues)
+    pts, chs, pws = policy.act_batch(obs)
+    for j, d in enumerate(dec):
+        assert (d["partition_point"], d["channel"]) == (pts[j, 0], chs[j, 0])
+        assert d["power_w"] == pytest.approx(min(max(pws[j, 0], 1e-10), 1.0), rel=1e-6)
+        assert 0 <= d["partition_point"] < 6
+    with pytest.raises(DecisionError) as exc:  # a DNN the policy's profile file does not hold
+        client.decide([dict(ues[0], dnn="alexnet")])
+    assert exc.value.status == 422 and exc.value.field == "ues[0].dnn"
+    with pytest.raises(DecisionError) as exc:  # more UEs than the policy observes
+        client.decide([dict(ues[0], ue_id=f"u{i}") for i in range(17)])
+    assert exc.value.status == 422 and exc.value.field == "ues"
+    client.close()
+
+
+def test_evaluate_a_shared_policy_on_a_cell_it_never_saw(served):
+    from mahppo.cli import main
+
+    shared = served[3]
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "mahppo", "evaluate", "--policy", str(shared), "--num-ues", "6",
+                          "--dnn", "resnet18,vgg11,mobilenetv2,resnet18,vgg11,mobilenetv2", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["tasks_completed"] == 6 * 200
+    assert main(["evaluate", "--policy", str(shared), "--num-ues", "17"]) == 2  # above max_ues: a clear error

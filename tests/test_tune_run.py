@@ -7,6 +7,7 @@ import signal
 
 import numpy as np
 import pytest
+import ray
 from ray import tune
 
 from mahppo.tune_configs.study import parse_study
@@ -16,6 +17,25 @@ pytestmark = pytest.mark.slow
 TINY = {"grid": {"lr": [1.0e-4, 1.0e-3]},
         "fixed": {"num_ues": 3, "memory_size": 256, "batch_size": 64, "reuse_time": 1},
         "seeds": 1, "steps": 500, "eval_every": 3, "checkpoint_every": 1}  # 2 iterations; the 2nd evaluated at the end
+
+
+def fail_once(monkeypatch, marker):
+    """Fault injection by monkeypatching: the trainable's first attempt crashes (then Tune retries)."""
+    import sys
+
+    from mahppo.tune_configs import trainable
+
+    class FailOnce(trainable.MAHPPOTrainable):
+        def step(self):
+            from pathlib import Path
+
+            if not Path(marker).exists():
+                Path(marker).write_text("failed once\n")
+                raise RuntimeError("injected failure (first attempt of this trial)")
+            return super().step()
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this module
+    monkeypatch.setattr(trainable, "MAHPPOTrainable", FailOnce)
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +66,18 @@ def _runs(uri: str, experiment: str) -> list:
     return cl.search_runs([exp.experiment_id]) if exp else []
 
 
-def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_path):
+def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from mahppo.algorithms.policy import load_policy
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
     from mahppo.tune_configs.runner import WINNER_FILE, run_study
-    from mahppo.tune_configs.trainable import FAIL_ONCE_KEY
 
     study = parse_study({"name": "tiny", **TINY})
     marker = tmp_path / "failed_once"
-    summary = run_study(study, uri=store, export=tmp_path / "winner", verbose=0,
-                        extra_config={FAIL_ONCE_KEY: str(marker)})
+    fail_once(monkeypatch, str(marker))
+    summary = run_study(study, uri=store, export=tmp_path / "winner", verbose=0)
     assert marker.exists(), "the injected failure did not fire"
     assert summary["errors"] == 0 and summary["unfinished"] == 0
     assert len(summary["trials"]) == 2 and all(t["env_steps"] >= 500 for t in summary["trials"])
@@ -69,7 +88,7 @@ def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_
     assert sorted(r.data.tags.get("retries", "0") for r in runs) == ["0", "1"]  # one trial crashed, retried
     for r in runs:
         assert r.info.status == "FINISHED"
-        assert {"lr", "num_ues", "seed", "memory_size", "clip_eps"} <= set(r.data.params)
+        assert {"algo.lr", "env.num_ues", "run.seed", "algo.memory_size", "algo.clip_eps"} <= set(r.data.params)
         assert {"test_reward", "test_energy_per_task_j", "vf_loss", "entropy_point", "entropy_channel",
                 "entropy_power", "train_return_per_ue"} <= set(r.data.metrics)
         assert len(cl.get_metric_history(r.info.run_id, "test_reward")) >= 2  # per iteration

@@ -1,0 +1,202 @@
+"""The "any cell" benchmark: the learned decision-maker against static-search and Local, per N and seed.
+
+Studies (each run is appended to ``OUT/results.json`` as it finishes, so an interrupted benchmark
+resumes where it stopped; ``--replot`` redraws from that file):
+
+- ``n3``: N = 3 (the paper's headline cell), each ``--actors`` kind, ``--steps`` env steps per seed;
+- ``per-n``: one policy per N in ``--num-ues`` (``--steps`` each);
+- ``mixed``: one shared policy trained on N drawn from ``--range`` per episode, evaluated at every N of
+  ``--eval-ues`` (N it never saw included) and on a mixed-DNN cell (2 ResNet18, 2 VGG11, 1 MobileNetV2);
+
+every policy evaluated on the test scenario (d = 50 m, K = 200; ResNet18, C = 2, beta = 0.47), with
+the deterministic policy. Prints the table (mean +- std over seeds) and writes ``any_cell.png``.
+
+    python benchmarks/any_cell.py --study n3 --actors shared per-ue --seeds 0 1 2 --steps 50000
+    python benchmarks/any_cell.py --study per-n --num-ues 5 7 10 --steps 100000
+    python benchmarks/any_cell.py --study mixed --range 2 10 --steps 150000 --eval-ues 2 3 4 5 6 7 8 9 10 11 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+MIXED_CELL = ("resnet18", "resnet18", "vgg11", "vgg11", "mobilenetv2")
+
+
+def baselines(num_ues: int | None, specs: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.evaluation import evaluate
+    from mahppo.marl_env.policies import make_baseline
+
+    kw = {"ue_specs": list(specs)} if specs else {"num_ues": num_ues}
+    cfg = EnvConfig.from_kwargs(scenario="test", **kw)
+    return {name: evaluate(make_baseline(name), cfg) for name in ("local", "static-search")}
+
+
+def cell_key(num_ues: int | None, specs: tuple[str, ...] | None) -> str:
+    return "mix:" + ",".join(specs) if specs else f"n{num_ues}"
+
+
+def train_one(study: str, actor: str, seed: int, steps: int, out: Path, *, num_ues: int | None = None,
+              num_range: tuple[int, int] | None = None, lr: float | None = None) -> Path:
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.train import train
+
+    updates: dict = {"actor": actor, "seed": seed, "steps": steps, "checkpoint_every": 10_000, "eval_every": 10}
+    if num_range:
+        updates.update(num_ues_range=num_range, dnn_pool=("resnet18", "vgg11", "mobilenetv2"))
+    else:
+        updates["num_ues"] = num_ues
+    if lr:
+        updates["lr"] = lr
+    cell = f"r{num_range[0]}-{num_range[1]}" if num_range else f"n{num_ues}"
+    run_dir = out / "runs" / f"{study}-{actor}-{cell}-s{seed}"
+    summary = train(Experiment().with_flat(updates), run_dir, progress=False, final_eval=False)
+    (run_dir / "wall.json").write_text(json.dumps({"wall_time_s": summary["wall_time_s"]}))
+    return run_dir
+
+
+def evaluate_on(run_dir: Path, num_ues: int | None, specs: tuple[str, ...] | None = None) -> dict[str, float]:
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.evaluation import evaluate
+
+    policy = load_policy(run_dir)
+    base = {k: v for k, v in policy.env_defaults.items() if k not in ("num_ues", "ue_specs")}
+    kw = {"ue_specs": list(specs)} if specs else {"num_ues": num_ues}
+    return evaluate(policy, EnvConfig.from_kwargs(**{**base, **kw, "scenario": "test"}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", choices=["n3", "per-n", "mixed"], default=None)
+    ap.add_argument("--actors", nargs="+", default=["shared"], choices=["shared", "per-ue"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=50_000)
+    ap.add_argument("--num-ues", nargs="+", type=int, default=[5, 7, 10])
+    ap.add_argument("--range", nargs=2, type=int, default=[2, 10])
+    ap.add_argument("--eval-ues", nargs="+", type=int, default=list(range(2, 13)))
+    ap.add_argument("--lr", type=float, default=None, help="override the paper's 1e-4")
+    ap.add_argument("--tag", default="", help="suffix of the study name (e.g. lr3e-4)")
+    ap.add_argument("--out", default="bench_out/any_cell")
+    ap.add_argument("--replot", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else {"runs": [], "baselines": {}}
+
+    def save() -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+
+    def base_for(n: int | None, specs: tuple[str, ...] | None = None) -> dict:
+        key = cell_key(n, specs)
+        if key not in data["baselines"]:
+            data["baselines"][key] = baselines(n, specs)
+            save()
+        return data["baselines"][key]
+
+    def done(**match) -> bool:
+        return any(all(r.get(k) == v for k, v in match.items()) for r in data["runs"])
+
+    if not args.replot and args.study:
+        from mahppo.algorithms.run import init_ray, set_torch_threads
+
+        set_torch_threads(1)
+        init_ray()
+        study = args.study + (f"-{args.tag}" if args.tag else "")
+        jobs = []
+        if args.study == "n3":
+            jobs = [(a, s, 3, None) for a in args.actors for s in args.seeds]
+        elif args.study == "per-n":
+            jobs = [(a, s, n, None) for a in args.actors for n in args.num_ues for s in args.seeds]
+        else:
+            jobs = [(a, s, None, tuple(args.range)) for a in args.actors for s in args.seeds]
+        for actor, seed, n, rng in jobs:
+            if done(study=study, actor=actor, seed=seed, train_ues=n, train_range=list(rng) if rng else None):
+                continue
+            t0 = time.perf_counter()
+            run_dir = train_one(study, actor, seed, args.steps, out, num_ues=n, num_range=rng, lr=args.lr)
+            wall = json.loads((run_dir / "wall.json").read_text())["wall_time_s"]
+            cells = [(k, None) for k in ([n] if n else args.eval_ues)] + ([(None, MIXED_CELL)] if rng else [])
+            evals = {}
+            for k, specs in cells:
+                m = evaluate_on(run_dir, k, specs)
+                b = base_for(k, specs)
+                evals[cell_key(k, specs)] = {
+                    "reward": m["reward"], "frame_latency_per_task_s": m["frame_latency_per_task_s"],
+                    "energy_per_task_j": m["energy_per_task_j"],
+                    "latency_vs_local": m["frame_latency_per_task_s"] / b["local"]["frame_latency_per_task_s"],
+                    "energy_vs_local": m["energy_per_task_j"] / b["local"]["energy_per_task_j"]}
+            data["runs"].append({"study": study, "actor": actor, "seed": seed, "train_ues": n,
+                                 "train_range": list(rng) if rng else None, "steps": args.steps, "lr": args.lr,
+                                 "wall_time_s": wall, "total_s": time.perf_counter() - t0, "evals": evals,
+                                 "dir": str(run_dir)})
+            save()
+            print(f"{study} {actor} seed {seed} N={n or rng}: " + ", ".join(
+                f"{c}: {e['reward']:.3f}" for c, e in evals.items()), flush=True)
+    report(data, out)
+
+
+def _fmt(vals: list[float], digits: int = 3) -> str:
+    a = np.asarray(vals, dtype=float)
+    return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}" if len(a) > 1 else f"{a.mean():.{digits}f}"
+
+
+def report(data: dict, out: Path) -> None:
+    """The table (per study, actor and evaluated cell: mean ± std over seeds) and the reward-vs-N figure."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in data["runs"]:
+        for cell, e in r["evals"].items():
+            groups.setdefault((r["study"], r["actor"], cell), []).append({**e, "wall": r["wall_time_s"]})
+    lines = ["| study | actor | cell | seeds | reward | static-search | Local | latency x Local | energy x Local | "
+             "better than static-search | wall (s) |", "|" + "---|" * 11]
+    for (study, actor, cell), rows in sorted(groups.items()):
+        b = data["baselines"].get(cell, {})
+        ss = b.get("static-search", {}).get("reward", float("nan"))
+        lo = b.get("local", {}).get("reward", float("nan"))
+        wins = sum(r["reward"] > ss for r in rows)
+        lines.append(f"| {study} | {actor} | {cell} | {len(rows)} | {_fmt([r['reward'] for r in rows])} | {ss:.3f} | "
+                     f"{lo:.3f} | {_fmt([r['latency_vs_local'] for r in rows], 2)} | "
+                     f"{_fmt([r['energy_vs_local'] for r in rows], 2)} | {wins}/{len(rows)} | "
+                     f"{_fmt([r['wall'] for r in rows], 0)} |")
+    table = "\n".join(lines)
+    (out / "any_cell.md").write_text(table + "\n")
+    print(table)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    ns = sorted({int(c[1:]) for (_, _, c) in groups if c.startswith("n")})
+    for (study, actor), style in (((s, a), "-o") for s, a in sorted({(k[0], k[1]) for k in groups})):
+        pts = [(int(c[1:]), np.mean([r["reward"] for r in rows]), np.std([r["reward"] for r in rows]))
+               for (s, a, c), rows in groups.items() if s == study and a == actor and c.startswith("n")]
+        if pts:
+            pts.sort()
+            x, y, e = zip(*pts, strict=True)
+            ax.errorbar(x, y, yerr=e, fmt=style, capsize=3, label=f"{study} ({actor})")
+    for name, style in (("static-search", "k:"), ("local", "k--")):
+        pts = [(n, data["baselines"][f"n{n}"][name]["reward"]) for n in ns if f"n{n}" in data["baselines"]]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), style, label=name)
+    ax.set_xlabel("N (UEs in the cell, test scenario)")
+    ax.set_ylabel("episode reward (sum of Eq. 12)")
+    ax.set_yscale("symlog")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(out / "any_cell.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

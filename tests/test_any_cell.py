@@ -1,0 +1,163 @@
+"""One decision-maker for any cell: agent-centric observations, the shared actor and the set critic."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+import mahppo.marl_env as marl_env
+from mahppo.algorithms.mahppo import shared_action_space
+from mahppo.algorithms.modules import SetCriticModule, SharedActorModule
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.observations import FEATURES, POINT_MASK, TOKEN, obs_size, split_observation
+
+MAX = 8
+
+
+def _modules(num_channels: int = 2, seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = EnvConfig.from_kwargs(num_ues=2, obs_mode="agent", max_ues=MAX, num_channels=num_channels)
+    env = marl_env.parallel_env(**{**cfg.to_dict(), "num_ues": 2})
+    space, obs = shared_action_space(cfg), env.observation_space("ue_0")
+    actor = RLModuleSpec(module_class=SharedActorModule, observation_space=obs, action_space=space,
+                         model_config={"max_ues": MAX}).build()
+    critic = RLModuleSpec(module_class=SetCriticModule, observation_space=obs, action_space=space,
+                          model_config={"max_ues": MAX}).build()
+    return actor, critic
+
+
+def _cell_obs(n: int, dnn="resnet18", seed: int = 0, specs=None):
+    kw = {"ue_specs": specs} if specs else {"num_ues": n, "dnn": dnn}
+    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, **kw)
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):  # move the cell away from its first state
+        obs, *_ = env.step({a: (int(rng.integers(0, 6 if not specs else 3)), int(rng.integers(0, 2)),
+                                float(rng.uniform(0.1, 1))) for a in env.agents})
+    return env, np.stack([obs[a] for a in env.agents])
+
+
+def test_agent_observation_layout_is_own_row_then_the_others_then_their_mask():
+    env, obs = _cell_obs(3)
+    assert obs.shape == (3, obs_size(MAX)) == (3, MAX * FEATURES + MAX - 1)
+    own, others, mask = split_observation(obs, MAX)
+    state = env.state().reshape(3, 4)
+    np.testing.assert_allclose(own[:, :4], state)
+    np.testing.assert_allclose(others[0, 0, :4], state[1])  # ue_0 sees ue_1 then ue_2
+    np.testing.assert_allclose(others[2, 1, :4], state[1])  # ue_2 sees ue_0 then ue_1
+    np.testing.assert_array_equal(mask, np.array([[1, 1, 0, 0, 0, 0, 0]] * 3, dtype=np.float32))
+    assert np.all(own[:, POINT_MASK][:, :6] == 1) and np.all(own[:, POINT_MASK][:, 6:] == 0)
+    assert len(set(own[:, TOKEN])) == 3  # identical UEs get different tie-break tokens
+
+
+def test_the_shared_actor_gives_permuted_decisions_for_a_permuted_ue_order():
+    actor, _ = _modules()
+    env, obs = _cell_obs(5, seed=3)
+    perm = [3, 0, 4, 1, 2]
+    env2, _ = _cell_obs(5, seed=3)
+    state, tokens, desc = env.state().reshape(5, 4), env.tokens, env.descriptors()
+    from mahppo.marl_env.observations import agent_observations
+
+    permuted = agent_observations(state[perm], tokens[perm], desc[perm], MAX)
+    with torch.no_grad():
+        a = actor.dist_inputs(torch.as_tensor(obs))
+        b = actor.dist_inputs(torch.as_tensor(permuted))
+    torch.testing.assert_close(a[perm], b, rtol=1e-5, atol=1e-5)
+
+
+def test_one_shared_module_decides_a_3_ue_and_a_7_ue_cell():
+    actor, _ = _modules()
+    for n in (3, 7):
+        _, obs = _cell_obs(n)
+        out = actor.forward_inference({Columns.OBS: torch.as_tensor(obs)})[Columns.ACTION_DIST_INPUTS]
+        b, c, p = actor.get_inference_action_dist_cls().from_logits(out).to_deterministic().sample()
+        assert b.shape == (n,) and c.shape == (n,) and p.shape == (n, 1)
+
+
+def test_masked_points_are_never_chosen(tmp_path):
+    profile = tmp_path / "p.json"
+    pts = [{"raw_bits": 1000, "compression_rate": 1, "front_latency_s": 0, "front_power_w": 0, "front_energy_j": 0},
+           {"raw_bits": 6400, "compression_rate": 64, "front_latency_s": 0.01, "front_power_w": 2,
+            "front_energy_j": 0.02},
+           {"raw_bits": 0, "compression_rate": 1, "front_latency_s": 0.03, "front_power_w": 2, "front_energy_j": 0.06}]
+    from importlib import resources
+
+    shipped = json.loads((resources.files("mahppo.marl_env") / "data" / "jetson_nano_profiles.json").read_text())
+    profile.write_text(json.dumps({"models": {"tiny": pts, **shipped["models"]}}))
+    actor, _ = _modules()
+    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, ue_specs=["tiny", "resnet18", "tiny"],
+                                profile_file=str(profile))
+    obs, _ = env.reset(seed=0)
+    x = torch.as_tensor(np.stack([obs[a] for a in env.agents])).repeat(400, 1)
+    with torch.no_grad():
+        out = actor.dist_inputs(x)
+        b, _, _ = actor.head.dist(out).sample()
+    b = b.reshape(400, 3)
+    assert int(b[:, [0, 2]].max()) <= 2  # the tiny DNN has B + 2 = 3 choices
+    assert int(b[:, 1].max()) > 2  # ResNet18's 6 choices are all open
+
+
+def test_the_set_critic_value_does_not_depend_on_the_ue_order_or_on_the_agent():
+    _, critic = _modules()
+    env, obs = _cell_obs(4, seed=1)
+    with torch.no_grad():
+        v = critic.compute_values({Columns.OBS: torch.as_tensor(obs)})
+    np.testing.assert_allclose(v.numpy(), np.full(4, float(v[0])), rtol=1e-5)  # every agent, one V(s)
+    from mahppo.marl_env.observations import agent_observations
+
+    perm = [2, 0, 3, 1]
+    permuted = agent_observations(env.state().reshape(4, 4)[perm], env.tokens[perm], env.descriptors()[perm], MAX)
+    with torch.no_grad():
+        w = critic.compute_values({Columns.OBS: torch.as_tensor(permuted)})
+    np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-5)
+
+
+def test_an_env_with_a_range_of_n_draws_the_cell_per_episode():
+    env = marl_env.parallel_env(num_ues_range=(2, 5), dnn_pool=["resnet18", "vgg11", "mobilenetv2"],
+                                obs_mode="agent", max_ues=MAX)
+    assert env.possible_agents == [f"ue_{i}" for i in range(5)]
+    sizes, dnns = set(), set()
+    for seed in range(30):
+        obs, _ = env.reset(seed=seed)
+        sizes.add(len(env.agents))
+        dnns |= {s.dnn for s in env.view().config.specs}
+        assert set(obs) == set(env.agents) == set(env.possible_agents[:len(env.agents)])
+    assert sizes == {2, 3, 4, 5} and dnns == {"resnet18", "vgg11", "mobilenetv2"}
+
+
+def test_pettingzoo_parallel_api_holds_for_agent_observations_and_varying_n():
+    from pettingzoo.test import parallel_api_test
+
+    parallel_api_test(marl_env.parallel_env(num_ues_range=(2, 4), obs_mode="agent", max_ues=MAX, max_frames=30),
+                      num_cycles=40)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_ues_range": (2, 4)}, "needs obs_mode = 'agent'"),
+    ({"num_ues_range": (4, 2), "obs_mode": "agent"}, "num_ues_range = (4, 2)"),
+    ({"num_ues": 20, "obs_mode": "agent", "max_ues": 16}, "num_ues = 20 exceeds max_ues = 16"),
+    ({"dnn_pool": ["resnet18"], "ue_specs": ["vgg11"]}, "dnn_pool: give either"),
+    ({"obs_mode": "both"}, "obs_mode = 'both'"),
+])
+def test_bad_cell_options_are_rejected_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        EnvConfig.from_kwargs(**kwargs)
+
+
+def test_a_ue_added_through_ue_specs_is_decided_by_the_same_policy():
+    from mahppo.algorithms.modules import SHARED_ID
+    from mahppo.algorithms.policy import TrainedPolicy
+    from mahppo.marl_env.evaluation import evaluate
+
+    actor, _ = _modules()
+    policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
+        num_ues=3, obs_mode="agent", max_ues=MAX).validated().to_dict()}})
+    for specs in (["resnet18"] * 3, ["resnet18", "resnet18", "resnet18", {"dnn": "vgg11", "distance_m": 20}]):
+        m = evaluate(policy, EnvConfig.from_kwargs(ue_specs=specs, scenario="test", obs_mode="agent",
+                                                    max_ues=MAX, max_frames=50))
+        assert m["tasks_completed"] > 0
+    with pytest.raises(ValueError, match="at most max_ues = 8"):
+        evaluate(policy, EnvConfig.from_kwargs(num_ues=9, scenario="test", max_frames=5))
