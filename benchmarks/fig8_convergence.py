@@ -37,12 +37,13 @@ def peak_rss_watcher(stop: threading.Event, box: list[float]) -> None:
 
 
 def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
-    from mahppo.algorithms.mahppo import MAHPPOParams
-    from mahppo.algorithms.train import TrainSettings, train
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.train import train
 
-    settings = TrainSettings(num_ues=args.num_ues, steps=args.steps, seed=seed, algo=algo, dnn=args.dnn,
-                             beta=args.beta, eval_every=2, checkpoint_every=10,
-                             params=MAHPPOParams(lr=args.lr, reuse_time=args.reuse_time))
+    kind = {"ippo": {"algo": "ippo"}, "shared": {"actor": "shared"}}.get(algo, {})
+    settings = Experiment().with_flat({"num_ues": args.num_ues, "steps": args.steps, "seed": seed, "dnn": args.dnn,
+                                       "beta": args.beta, "eval_every": 2, "checkpoint_every": 10, "lr": args.lr,
+                                       "reuse_time": args.reuse_time, **kind})
     run_dir = out / f"{algo}-seed{seed}"
     stop, box = threading.Event(), [0.0]
     watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
@@ -81,7 +82,8 @@ def main() -> None:
     ap.add_argument("--num-ues", type=int, default=3)
     ap.add_argument("--dnn", default="resnet18")
     ap.add_argument("--beta", type=float, default=0.47)
-    ap.add_argument("--algos", nargs="+", default=["mahppo", "ippo"])
+    ap.add_argument("--algos", nargs="+", default=["mahppo", "ippo"], choices=["mahppo", "shared", "ippo"],
+                    help="mahppo: per-UE actors (the paper); shared: the shared actor; ippo: the ablation")
     ap.add_argument("--lr", type=float, default=1e-4, help="learning rate (paper: 1e-4)")
     ap.add_argument("--reuse-time", type=int, default=10, help="K (paper: 10)")
     ap.add_argument("--out", default="bench_out/fig8")
@@ -106,7 +108,7 @@ def main() -> None:
         grid = np.linspace(0, args.steps, 60)
         ys = []
         for r in runs:
-            pts = [(c["env_steps"], c["reward"]) for c in r["curve"] if "reward" in c]
+            pts = [(c["env_steps"], c["test_reward"]) for c in r["curve"] if "test_reward" in c]
             x, y = np.array(pts).T
             ys.append(np.interp(grid, x, y))
         ys = np.array(ys)

@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--trials", type=int, default=4)
     args = ap.parse_args()
-    from mahppo.algorithms.train import init_ray, set_torch_threads
+    from mahppo.algorithms.run import init_ray, set_torch_threads
 
     set_torch_threads(1)
     init_ray()

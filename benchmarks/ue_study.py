@@ -18,7 +18,8 @@ from fig8_convergence import peak_rss_watcher
 
 
 def main() -> None:
-    from mahppo.algorithms.train import TrainSettings, train
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.train import train
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--num-ues", type=int, nargs="+", default=list(range(3, 11)))
@@ -35,8 +36,8 @@ def main() -> None:
         stop, box = threading.Event(), [0.0]
         watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
         watcher.start()
-        summary = train(TrainSettings(num_ues=n, steps=args.steps, seed=args.seed, dnn=args.dnn,
-                                      checkpoint_every=10), out / f"n{n}")
+        summary = train(Experiment().with_flat({"num_ues": n, "steps": args.steps, "seed": args.seed, "dnn": args.dnn,
+                                                "checkpoint_every": 10}), out / f"n{n}")
         stop.set()
         ev = summary["evaluation"]
         rows.append({"num_ues": n, "trained": ev["trained"], "local": ev["local"], "static": ev["static-search"],

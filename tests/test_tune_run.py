@@ -42,7 +42,7 @@ def fail_once(monkeypatch, marker):
 def local_ray():
     import ray
 
-    from mahppo.algorithms.train import set_torch_threads
+    from mahppo.algorithms.run import set_torch_threads
 
     set_torch_threads(1)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a shared one
