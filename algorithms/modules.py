@@ -81,6 +81,13 @@ class CentralCriticModule(TorchRLModule, ValueFunctionAPI):
         return {Columns.VF_PREDS: self.compute_values(batch)}
 
 
+def _used_slots(own: torch.Tensor, others: torch.Tensor, mask: torch.Tensor):
+    """Drop the padding slots no row of the batch uses (the others are packed at the front of the
+    set), so a 3-UE cell costs 2 slots, not ``max_ues - 1``; the result is exactly the same."""
+    k = int(mask.sum(-1).max().item()) if mask.numel() else 0
+    return own, others[..., :max(k, 1), :], mask[..., :max(k, 1)]
+
+
 class SetEncoder(nn.Module):
     """A permutation-invariant summary of a padded set of UE feature rows: masked mean and max of
     a per-UE embedding (``[..., S, F]``, mask ``[..., S]`` -> ``[..., 2 H]``). With ``context``, each
@@ -128,17 +135,23 @@ class SharedActorModule(TorchRLModule):
         self.point_head = _mlp([trunk[-1], branch, self.n_points])
         self.channel_head = _mlp([trunk[-1], branch, self.n_channels])
         self.power_head = _mlp([trunk[-1], branch, 2])
+        # a learnable prior that spreads UEs over the channels by their tie-break rank (round robin);
+        # the network learns how much to follow it (see marl_env.observations)
+        self.channel_prior = nn.Parameter(torch.tensor(float(cfg.get("channel_prior", 1.0))))
         self.action_dist_cls = self.head.dist_cls
 
     def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        from mahppo.marl_env.observations import POINT_MASK, split_observation
+        from mahppo.marl_env.observations import POINT_MASK, TOKEN, split_observation
 
-        own, others, mask = split_observation(obs, self.max_ues)
+        own, others, mask = _used_slots(*split_observation(obs, self.max_ues))
         count = mask.sum(-1, keepdim=True) / max(1, self.max_ues - 1)
         h = self.trunk(torch.cat([self.own(own), self.others(others, mask, context=own), count], dim=-1))
         valid = own[..., POINT_MASK][..., :self.n_points] > 0.5
         points = self.point_head(h).masked_fill(~valid, -1e9)
-        return self.head.encode(points, self.channel_head(h), self.power_head(h))
+        c = self.n_channels
+        slot = (own[..., TOKEN] * c).long().clamp(0, c - 1)
+        channels = self.channel_head(h) + self.channel_prior * nn.functional.one_hot(slot, c).to(h.dtype)
+        return self.head.encode(points, channels, self.power_head(h))
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
@@ -172,7 +185,7 @@ class SetCriticModule(TorchRLModule, ValueFunctionAPI):
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
         from mahppo.marl_env.observations import split_observation
 
-        own, others, mask = split_observation(batch[Columns.OBS], self.max_ues)
+        own, others, mask = _used_slots(*split_observation(batch[Columns.OBS], self.max_ues))
         rows = torch.cat([own.unsqueeze(-2), others], dim=-2)
         full = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
         count = full.sum(-1, keepdim=True) / self.max_ues

@@ -24,7 +24,7 @@ from pettingzoo import ParallelEnv
 
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import DONE, FrameResult, MECSystem, frame_reward
-from mahppo.marl_env.observations import agent_observations, dnn_descriptor, obs_size, token_of
+from mahppo.marl_env.observations import agent_observations, dnn_descriptor, obs_size, rank_tokens, tokens_for
 from mahppo.marl_env.profiles import resolve_profile
 from mahppo.marl_env.view import SystemView
 
@@ -171,10 +171,11 @@ class CollabInferenceEnv(ParallelEnv):
         if self.config.varies:
             self._use_cell(self.config.draw_cell(self._rng))
         self.system.reset(self._rng)
-        # tie-break tokens (marl_env.observations): drawn per episode for "agent" observations; the
-        # paper's global observation has none (its ids' hashes, so its random stream stays the paper's)
-        self.tokens = (self._rng.random(self.system.n) if self.config.obs_mode == "agent"
-                       else np.array([token_of(a) for a in self.possible_agents[:self.system.n]]))
+        # tie-break tokens (marl_env.observations): ranks dealt at random per episode for "agent"
+        # observations; the paper's global observation has none (ranks of the ids, so its random stream
+        # stays the paper's)
+        self.tokens = (rank_tokens(self._rng.permutation(self.system.n)) if self.config.obs_mode == "agent"
+                       else tokens_for(self.possible_agents[:self.system.n]))
         self.agents = self.possible_agents[:self.system.n]
         self._last = None
         self._state = self.system.state()

@@ -7,11 +7,13 @@ for any cell (up to ``max_ues`` UEs, any order, any mix of DNNs):
 Per UE a feature row of ``F = 4 + 1 + D`` numbers:
 
 - the four state features of Sec. 4.3, ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``;
-- a tie-break token in ``[0, 1)``: in a cell of identical UEs (the test scenario: every UE 50 m away
-  with 200 tasks and the same DNN) a function that treats UEs alike must give them the same decision,
-  but the best decisions differ per UE (static-search puts them on different channels and powers). The
-  token lets a shared policy tell identical UEs apart without depending on their order: the env draws
-  it per UE and episode, the server derives it from the ``ue_id`` string (``token_of``);
+- a tie-break token: in a cell of identical UEs (the test scenario: every UE 50 m away with 200 tasks
+  and the same DNN) a function that treats UEs alike must give them the same decision, but the best
+  decisions differ per UE (static-search puts them on different channels and powers). The tokens of a
+  cell are its UEs' ranks, spread evenly over (0, 1) (``(rank + 0.5) / N``), so a shared policy can
+  tell identical UEs apart, and split them (e.g. half the UEs per channel), without depending on their
+  order: the env deals the ranks at random per episode, the server ranks the ``ue_id`` strings' hashes
+  (``tokens_for``: an id keeps its place among the others);
 - the descriptor of its DNN (``D = 4 * MAX_POINTS + 1``), from its profile: per partition point
   ``b < MAX_POINTS`` the bits sent over the raw input's (``f_b / f_0``, Eq. 6), the front latency in
   frames (``(t_f + t_c) / T0``), the front energy over ``p_max T0`` and a 1 where ``b`` is one of its
@@ -38,11 +40,18 @@ FEATURES = STATE_FEATURES + 1 + DESCRIPTOR_SIZE
 POINT_MASK = slice(STATE_FEATURES + 1 + 3 * MAX_POINTS, STATE_FEATURES + 1 + 4 * MAX_POINTS)
 
 
-def token_of(ue_id: str) -> float:
-    """A UE's tie-break token from its id: a stable hash in ``[0, 1)`` (same id, same token)."""
+def rank_tokens(ranks: np.ndarray) -> np.ndarray:
+    """Ranks ``0..N-1`` -> tokens ``(rank + 0.5) / N``, evenly spread over (0, 1)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return (ranks + 0.5) / max(len(ranks), 1)
+
+
+def tokens_for(ue_ids: list[str]) -> np.ndarray:
+    """The tokens of a cell from its UEs' ids: ranks of a stable hash of each id."""
     import hashlib
 
-    return int.from_bytes(hashlib.blake2b(ue_id.encode(), digest_size=8).digest(), "big") / 2.0**64
+    keys = [hashlib.blake2b(u.encode(), digest_size=8).digest() for u in ue_ids]
+    return rank_tokens(np.argsort(np.argsort(keys, kind="stable"), kind="stable"))
 
 
 def dnn_descriptor(profile: DNNProfile, frame_s: float, bandwidth_hz: float, p_max_w: float) -> np.ndarray:

@@ -147,7 +147,7 @@ class CellNormalizer:
     Any ``ue_id`` strings (unique), any N up to ``max_ues``, each UE's DNN from its ``dnn`` field (a
     name in the policy's profile file; default the DNN it was trained with). The state features and
     the observation are ``marl_env``'s own functions, the very ones the env uses; a UE's tie-break
-    token is the hash of its ``ue_id`` (``marl_env.observations.token_of``), so an id keeps its token.
+    token is the rank of its ``ue_id``'s hash in the pool (``marl_env.observations.tokens_for``).
     """
 
     def __init__(self, env_defaults: dict[str, Any], max_ues: int):
@@ -173,7 +173,7 @@ class CellNormalizer:
 
     def inputs(self, ues: list[UEState]) -> tuple[np.ndarray, list[int]]:
         """``[n, obs]`` observations (rows in request order) and positions ``0..n-1``."""
-        from mahppo.marl_env.observations import agent_observations, token_of
+        from mahppo.marl_env.observations import agent_observations, tokens_for
 
         n = len(ues)
         if n > self.max_ues:
@@ -194,7 +194,7 @@ class CellNormalizer:
                          l_scale, n_scale)
         state = normalize_state(*raw, self.base.d_min_m, self.base.d_max_m)
         _check_finite(state, list(range(n)))
-        tokens = np.array([token_of(ue.ue_id) for ue in ues])
+        tokens = tokens_for([ue.ue_id for ue in ues])
         return agent_observations(state, tokens, np.stack(desc), self.max_ues), list(range(n))
 
 

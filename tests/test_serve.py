@@ -46,9 +46,11 @@ def served(tmp_path_factory):
               progress=False, final_eval=False)
         # a shared policy trained on cells of 2-4 UEs with a DNN mix, served beside it under /shared
         shared = out.parent / f"{out.name}_shared"
-        train(Experiment().with_flat({"actor": "shared", "num_ues_range": (2, 4), "dnn_pool": ("resnet18", "vgg11"),
-                                      "steps": 600, "memory_size": 256, "batch_size": 64, "reuse_time": 2,
-                                      "num_envs_per_env_runner": 4}), shared, progress=False, final_eval=False)
+        from mahppo.cli import main
+
+        assert main(["train", "--actor", "shared", "--num-ues", "2-4", "--dnn", "resnet18,vgg11", "--steps", "600",
+                     "--memory-size", "256", "--batch-size", "64", "--reuse-time", "2",
+                     "--num-envs-per-env-runner", "4", "--out", str(shared), "--json"]) == 0
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
         app_cfg = yaml.safe_load(CONFIG_YAML.read_text())["applications"][0]

@@ -1,0 +1,71 @@
+"""The one experiment config: serialisation, validation that names the field, CLI defaults from it."""
+
+import json
+
+import pytest
+
+from mahppo.algorithms.experiment import Experiment, RunSettings, flat_keys
+from mahppo.algorithms.params import MAHPPOParams
+from mahppo.marl_env.config import EnvConfig
+
+
+def test_to_dict_and_from_dict_round_trip_through_json():
+    e = Experiment().with_flat({"num_ues": 5, "dnn": "vgg11", "lr": 3e-4, "seed": 2, "clip_mode": "joint"})
+    again = Experiment.from_dict(json.loads(json.dumps(e.to_dict())))
+    assert again == e
+    assert again.env.num_ues == 5 and again.algo.lr == 3e-4 and again.run.seed == 2
+
+
+def test_a_shared_actor_cell_with_a_range_round_trips():
+    e = Experiment().with_flat({"actor": "shared", "num_ues_range": (2, 10), "dnn_pool": ("resnet18", "vgg11")})
+    assert e.env.obs_mode == "agent" and e.env.num_ues == 10
+    assert Experiment.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"env": {"num_ues": 0}}, "env.num_ues = 0 must be an integer >= 1"),
+    ({"algo": {"lr": -1.0}}, "algo.lr = -1.0 must be a finite number > 0"),
+    ({"algo": {"grad_clip": -1.0}}, "algo.grad_clip = -1.0"),
+    ({"algo": {"normalize_advantages": "no"}}, "algo.normalize_advantages = 'no' must be true or false"),
+    ({"run": {"steps": 0}}, "run.steps = 0 must be an integer >= 1"),
+    ({"run": {"algo": "ppo"}}, "run.algo = 'ppo'"),
+    ({"run": {"stepz": 1}}, "run: unknown field 'stepz'"),
+    ({"model": {}}, "unknown section 'model'"),
+    ({"algo": {"actor": "shared"}}, "algo.actor = 'shared' needs obs_mode = 'agent'"),
+])
+def test_bad_values_are_rejected_naming_the_field(data, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        Experiment.from_dict(data)
+
+
+def test_flat_keys_come_from_the_dataclass_fields():
+    keys = flat_keys()
+    assert keys["num_ues"] == "env" and keys["lr"] == "algo" and keys["steps"] == "run"
+    for cls, section in ((EnvConfig, "env"), (MAHPPOParams, "algo"), (RunSettings, "run")):
+        for f in cls.__dataclass_fields__:
+            if not f.startswith("_") and f != "render_mode":
+                assert keys[f] == section
+    assert "env.num_ues" in Experiment().flat() and "algo.reuse_time" in Experiment().flat()
+
+
+def test_train_help_shows_the_dataclass_defaults(capsys):
+    from mahppo.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "N UEs, or a range drawn per episode (needs --actor shared) (default: 3)" in text
+    assert f"learning rate of actors and critic (default: {MAHPPOParams().lr})" in text
+    assert f"(default: {RunSettings().steps})" in text
+
+
+def test_the_cli_builds_the_experiment_it_was_given():
+    from mahppo.cli import build_parser
+    from mahppo.commands.train import experiment_from_args
+
+    args = build_parser().parse_args(["train", "--num-ues", "2-6", "--actor", "shared", "--dnn", "resnet18,vgg11",
+                                      "--lr", "3e-4", "--no-normalize-advantages", "--seed", "4"])
+    e = experiment_from_args(args)
+    assert e.env.num_ues_range == (2, 6) and e.env.dnn_pool == ("resnet18", "vgg11")
+    assert e.algo.actor == "shared" and e.algo.lr == 3e-4 and e.algo.normalize_advantages is False
+    assert e.run.seed == 4 and e.run.steps == RunSettings().steps
