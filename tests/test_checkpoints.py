@@ -184,3 +184,19 @@ def test_copy_for_acting_holds_no_pickle_and_loads(run, tmp_path):
     dest = ck.copy_for_acting(run / "checkpoints" / "iter_000004", tmp_path / "model")
     assert not [p for p in dest.rglob("*.pkl")]
     assert load_policy(dest).agents == ["ue_0", "ue_1"]
+
+
+def test_a_shared_actor_checkpoint_exports_only_the_actor_and_acts_like_the_live_one(ray_session, tmp_path):
+    shared = EXPERIMENT.with_flat({"actor": "shared"})
+    algo = build_config(shared).build_algo()
+    try:
+        ck.save(algo, tmp_path, {**meta(1), "experiment": shared.to_dict()})
+        side = ck.verify(tmp_path / "checkpoints" / "iter_000001", for_resume=True)
+        assert side["modules"] == ["critic", "shared"] and set(side["export"]["sha256"]) == {"arch.json",
+                                                                                           "shared.safetensors"}
+        loaded, live = load_policy(tmp_path), live_policy(algo, shared)
+        obs = np.stack([algo.get_module("shared").observation_space.sample() for _ in range(6)])
+        for a, b in zip(loaded.act_batch(obs), live.act_batch(obs), strict=True):
+            np.testing.assert_allclose(a, b)
+    finally:
+        algo.stop()

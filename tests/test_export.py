@@ -142,3 +142,19 @@ def test_a_malformed_space_names_where():
     with pytest.raises(ExportError, match=r"modules.ue_0.action_space\[1\]: malformed space"):
         space_from_json({"type": "Tuple", "spaces": [{"type": "Discrete", "n": 2}, {"type": "Box"}]},
                         "modules.ue_0.action_space")
+
+
+def test_the_shared_actor_and_set_critic_round_trip(tmp_path):
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.mahppo import build_config
+
+    specs = build_config(Experiment().with_flat({"actor": "shared", "num_ues": 3})).rl_module_spec.rl_module_specs
+    torch.manual_seed(0)
+    mods = {mid: spec.build() for mid, spec in specs.items()}
+    back = read_export(tmp_path, write_export(mods, tmp_path))
+    assert {mid: type(m).__name__ for mid, m in back.items()} == {"shared": "SharedActorModule",
+                                                                  "critic": "SetCriticModule"}
+    x = torch.as_tensor(specs["shared"].observation_space.sample()[None, :])
+    torch.testing.assert_close(back["shared"].dist_inputs(x), mods["shared"].dist_inputs(x), rtol=0, atol=0)
+    torch.testing.assert_close(back["critic"].compute_values({Columns.OBS: x}),
+                               mods["critic"].compute_values({Columns.OBS: x}), rtol=0, atol=0)
