@@ -266,7 +266,8 @@ def latest(run_dir: str | Path, *, for_resume: bool, report: Report = _stderr) -
         stray = sorted((run_dir / CHECKPOINTS_DIR).glob("*")) if (run_dir / CHECKPOINTS_DIR).is_dir() else []
         if stray:
             raise CheckpointError(f"{run_dir / RECORD_FILE}: missing, but {run_dir / CHECKPOINTS_DIR} is not "
-                                  "empty: cannot tell which checkpoint is complete")
+                                  "empty: cannot tell which checkpoint is complete (a run of an older mahppo, or "
+                                  "its record deleted)")
         return None
     if not record:
         return None
