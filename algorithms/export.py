@@ -188,7 +188,7 @@ def read_export(src: str | Path, digests: dict[str, str]) -> dict[str, TorchRLMo
     Reads only JSON and safetensors; classes come from ``MODULE_KINDS`` only. The weights must
     match the architecture exactly (no missing or unexpected tensors, same shapes).
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     src = Path(src)
@@ -218,33 +218,32 @@ def read_export(src: str | Path, digests: dict[str, str]) -> dict[str, TorchRLMo
             kind = spec.get("kind") if isinstance(spec, dict) else spec
             raise ExportError(f"{where}.kind = {kind!r} is not an allowed module kind "
                               f"({', '.join(MODULE_KINDS)})") from None
+        kwargs = {"observation_space": space_from_json(spec["observation_space"], f"{where}.observation_space"),
+                  "action_space": space_from_json(spec["action_space"], f"{where}.action_space"),
+                  "inference_only": bool(spec.get("inference_only", False)), "model_config": spec.get("model_config")}
         try:
-            module = cls(observation_space=space_from_json(spec["observation_space"], f"{where}.observation_space"),
-                         action_space=space_from_json(spec["action_space"], f"{where}.action_space"),
-                         inference_only=bool(spec.get("inference_only", False)),
-                         model_config=spec.get("model_config"))
-        except ExportError:
-            raise
+            with torch.device("meta"):  # shapes only: nothing is allocated before they match the file
+                shapes = {k: tuple(v.shape) for k, v in cls(**kwargs).state_dict().items()}
         except Exception as exc:  # a constructor rejecting the recorded spaces / config
             raise ExportError(f"{where}: cannot build {spec['kind']} ({type(exc).__name__}: {exc})") from None
         try:
+            with safe_open(str(src / weights), framework="pt") as f:
+                _check_shapes(shapes, {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, src / weights)
             tensors = load_file(str(src / weights))
-        except (SafetensorError, OSError, ValueError) as exc:
+        except (SafetensorError, OSError) as exc:
             raise ExportError(f"{src / weights}: not a safetensors file ({exc})") from None
-        _load_strict(module, tensors, src / weights)
+        module = cls(**kwargs)
+        module.load_state_dict(tensors, strict=True)
         module.eval()
         modules[str(mid)] = module
     return modules
 
 
-def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    extra = sorted(set(tensors) - set(own))
+def _check_shapes(want: dict[str, tuple[int, ...]], have: dict[str, tuple[int, ...]], path: Path) -> None:
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
     if missing or extra:
         raise ExportError(f"{path}: weights do not match the architecture "
                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
-    for k, v in tensors.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise ExportError(f"{path}: tensor {k} has shape {tuple(v.shape)}, the architecture {tuple(own[k].shape)}")
-    module.load_state_dict(tensors, strict=True)
+    for k, shape in have.items():
+        if shape != want[k]:
+            raise ExportError(f"{path}: tensor {k} has shape {shape}, the architecture {want[k]}")

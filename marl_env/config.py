@@ -142,6 +142,8 @@ class EnvConfig:
         if self.obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode = {self.obs_mode!r} must be one of {OBS_MODES}")
         _check_int("max_ues", self.max_ues, 1)
+        if self.max_ues > MAX_UES:
+            raise ValueError(f"max_ues = {self.max_ues} is above the maximum of {MAX_UES} UEs per cell")
         if self.num_ues_range is not None:
             r = self.num_ues_range
             if not (isinstance(r, tuple) and len(r) == 2 and all(isinstance(x, int) and not isinstance(x, bool)

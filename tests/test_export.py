@@ -158,3 +158,13 @@ def test_the_shared_actor_and_set_critic_round_trip(tmp_path):
     torch.testing.assert_close(back["shared"].dist_inputs(x), mods["shared"].dist_inputs(x), rtol=0, atol=0)
     torch.testing.assert_close(back["critic"].compute_values({Columns.OBS: x}),
                                mods["critic"].compute_values({Columns.OBS: x}), rtol=0, atol=0)
+
+
+def test_an_inflated_architecture_is_refused_before_anything_is_allocated(tmp_path):
+    digests = write_export({"ue_0": actor()}, tmp_path)
+    arch = json.loads((tmp_path / ARCH_FILE).read_text())
+    arch["modules"]["ue_0"]["model_config"]["trunk"] = [1 << 20, 1 << 20]  # 4 TiB of float32 if built
+    (tmp_path / ARCH_FILE).write_text(json.dumps(arch))
+    digests[ARCH_FILE] = sha256_file(tmp_path / ARCH_FILE)
+    with pytest.raises(ExportError, match=r"ue_0.safetensors: tensor .* has shape .*, the architecture .*1048576"):
+        read_export(tmp_path, digests)

@@ -51,3 +51,8 @@ def test_num_ues_above_the_bound_names_the_memory_it_would_need(capsys):
     assert "num_ues = 10000" in capsys.readouterr().err
     assert EnvConfig.from_kwargs(num_ues=64).num_ues == 64
     assert training_memory_gib(MAX_UES) < 8 and training_memory_gib(10) == pytest.approx(1.82, abs=0.01)
+
+
+def test_the_padded_set_size_has_the_same_bound():
+    with pytest.raises(ValueError, match="max_ues = 300 is above the maximum of 256"):
+        EnvConfig.from_kwargs(num_ues=3, max_ues=300, obs_mode="agent")
