@@ -89,7 +89,6 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
 
     experiment = experiment.validate()
     out = ck.claim_run_dir(out, resume=resume, overwrite=overwrite)
-    ck.write_json_atomic(out / ck.RUN_FILE, experiment.to_dict())
     run = Run(experiment)
     rows: list[dict[str, float]] = []
     tracker = None
@@ -103,6 +102,7 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
                                          "checkpoint; start again with --overwrite")
             else:
                 print(f"note: {out} has no checkpoint yet; starting at iteration 1", file=sys.stderr)
+        ck.write_json_atomic(out / ck.RUN_FILE, experiment.to_dict())  # after a refusal, run.json stays as it was
         if experiment.run.tracked:
             prev = run_id_file.read_text().strip() if resume and run_id_file.exists() else None
             tracker = Tracker.start(experiment.run.mlflow_uri, experiment.run.mlflow_experiment, out.name,

@@ -79,10 +79,11 @@ def test_resume_with_a_deleted_module_folder_does_not_reinitialise_it(copy, caps
 def test_resume_without_sidecars_refuses_instead_of_restarting(copy, capsys):
     for p in (copy / "checkpoints").glob("*/mahppo_policy.json"):
         p.unlink()
-    curve = (copy / "curve.csv").read_text()
-    code, err = cli(capsys, "train", "--resume", str(copy))
+    curve, run_json = (copy / "curve.csv").read_text(), (copy / "run.json").read_text()
+    code, err = cli(capsys, "train", "--resume", str(copy), "--steps", "5000")
     assert code == 2 and "mahppo_policy.json: missing" in err
     assert (copy / "curve.csv").read_text() == curve  # nothing restarted at iteration 1
+    assert (copy / "run.json").read_text() == run_json
 
 
 @pytest.mark.parametrize("text, expected", [
