@@ -1,6 +1,7 @@
 """A run's checkpoints: saved, verified, recorded, pruned and found again safely.
 
-Layout of a run directory (``mahppo train --out DIR``, or a Tune trial's checkpoint dir)::
+Layout of a run directory (``mahppo train --out DIR``; a Tune trial's checkpoint dir is one
+checkpoint folder, written by ``write_checkpoint``)::
 
     checkpoints.json               the run's record: its verified checkpoints, oldest first
     checkpoints/iter_NNNNNN/       RLlib's checkpoint (pickles: read only by ``--resume``)
