@@ -22,11 +22,10 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-from mahppo.algorithms.modules import CRITIC_ID, SHARED_ID, HybridActorModule, SharedActorModule
-from mahppo.algorithms.run import POLICY_META, read_meta
+from mahppo.algorithms.checkpoints import find_for_acting, load_acting_modules
+from mahppo.algorithms.modules import SHARED_ID, HybridActorModule, SharedActorModule
+from mahppo.algorithms.run import read_meta
 from mahppo.marl_env.config import EnvConfig
-
-MODULES_SUBDIR = Path("learner_group") / "learner" / "rl_module"
 
 
 class FusedActors:
@@ -203,14 +202,9 @@ def _agent_index(agent: str) -> int:
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory, or the newest complete checkpoint of a ``mahppo train --out`` dir."""
-    path = Path(path)
-    if (path / POLICY_META).is_file():
-        return path
-    ckpts = sorted(p.parent for p in (path / "checkpoints").glob(f"*/{POLICY_META}")) if path.is_dir() else []
-    if not ckpts:
-        raise FileNotFoundError(f"{path}: no checkpoint (expected {POLICY_META} here or under checkpoints/)")
-    return ckpts[-1]
+    """A checkpoint directory (its weights-only export verified), or the newest usable checkpoint of a
+    ``mahppo train --out`` dir as its ``checkpoints.json`` records it."""
+    return find_for_acting(Path(path))
 
 
 MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
@@ -239,14 +233,9 @@ def load_policy(path: str | Path) -> TrainedPolicy:
     if is_model_uri(path):
         path = download_model(str(path))
     ckpt = find_checkpoint(Path(path).expanduser().resolve())
-    meta = read_meta(ckpt)
-    mod_dir = ckpt / MODULES_SUBDIR
-    modules = {}
-    for sub in sorted(mod_dir.iterdir()) if mod_dir.is_dir() else []:
-        if sub.is_dir() and sub.name != CRITIC_ID:
-            modules[sub.name] = RLModule.from_checkpoint(sub)
-    if not modules:
-        raise FileNotFoundError(f"{ckpt}: no actor modules under {MODULES_SUBDIR}")
+    read_meta(ckpt)
+    modules, meta = load_acting_modules(ckpt)  # JSON + safetensors only: never RLlib's pickles
+    meta = {k: v for k, v in meta.items() if k not in ("files", "export")}
     meta.setdefault("checkpoint", str(ckpt))
     return TrainedPolicy(modules, meta)
 

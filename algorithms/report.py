@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mahppo.algorithms.run import test_scenario
 from mahppo.marl_env.evaluation import evaluate
-from mahppo.marl_env.metrics import format_table
+from mahppo.marl_env.metrics import format_table, ratio
 from mahppo.marl_env.policies import BASELINES, make_baseline
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int = 1)
         rows[name] = evaluate(make_baseline(name), config, episodes=episodes)
     local = rows["local"]
     for m in rows.values():
-        m["latency_vs_local"] = m["frame_latency_per_task_s"] / local["frame_latency_per_task_s"]
-        m["energy_vs_local"] = m["energy_per_task_j"] / local["energy_per_task_j"]
+        m["latency_vs_local"] = ratio(m["frame_latency_per_task_s"], local["frame_latency_per_task_s"])
+        m["energy_vs_local"] = ratio(m["energy_per_task_j"], local["energy_per_task_j"])
     (out / "evaluation.json").write_text(json.dumps(rows, indent=2))
     label = {"trained": f"{experiment.run.algo} (trained)"}
     table = format_table({label.get(k, k): v for k, v in rows.items()})

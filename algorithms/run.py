@@ -3,24 +3,25 @@
 ``step()`` trains one iteration (|M| env steps, ``K * |M| / B`` minibatch updates, Alg. 1) and returns
 flat metrics with one set of names (``METRICS``), ``evaluate()`` runs the deterministic policy on the
 test scenario (d = 50 m, K = 200, Sec. 6.3.1), ``save()`` / ``restore()`` write and read a checkpoint
-(RLlib's state plus the sidecar ``mahppo_policy.json`` holding the ``Experiment``).
+(``algorithms.checkpoints``: RLlib's state, the weights-only export that acting loads, and the sidecar
+``mahppo_policy.json`` holding the ``Experiment``, module ids and a verified file manifest).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mahppo.algorithms import checkpoints as ck
+from mahppo.algorithms.checkpoints import POLICY_META
 from mahppo.algorithms.experiment import Experiment
 from mahppo.marl_env.config import EnvConfig
 
-POLICY_META = "mahppo_policy.json"
 BRANCHES = ("point", "channel", "power")
 TEST_METRICS = ("reward", "frame_latency_per_task_s", "energy_per_task_j", "latency_per_task_s", "makespan_s",
                 "tasks_completed")
@@ -107,7 +108,8 @@ class Run:
         self.iteration = int(metrics["iteration"])
         self.env_steps = int(metrics["env_steps"])
         if not self._last_test or self.iteration % self.experiment.run.eval_every == 0 or self.done:
-            self._last_test = {f"test_{k}": float(v) for k, v in self.evaluate().items() if k in TEST_METRICS}
+            self._last_test = {f"test_{k}": float(v) for k, v in self.evaluate().items()
+                               if k in TEST_METRICS and v is not None}  # None: no task completed
         metrics.update(self._last_test)
         metrics["time_s"] = self.elapsed_s
         return metrics
@@ -132,21 +134,15 @@ class Run:
                 "experiment": self.experiment.to_dict()}
 
     def save(self, path: str | Path) -> Path:
-        """RLlib checkpoint at ``path`` + the sidecar, written last (a checkpoint is complete once it exists)."""
-        path = Path(path).expanduser().resolve()  # RLlib checkpoints need absolute paths
-        if path.exists():
-            shutil.rmtree(path)
-        self.algo.save_to_path(str(path))
-        tmp = path / (POLICY_META + ".tmp")
-        tmp.write_text(json.dumps(self.meta(), indent=2))
-        tmp.replace(path / POLICY_META)
-        return path
+        """RLlib checkpoint at ``path`` + weights-only export + the sidecar (written last), verified."""
+        return ck.write_checkpoint(self.algo, path, self.meta())
 
     def restore(self, path: str | Path) -> dict[str, Any]:
-        """Load a checkpoint written by ``save`` (RLlib pickles: only restore runs you trust)."""
+        """Load a checkpoint written by ``save`` once verified complete, with the same modules as this
+        run's (RLlib pickles: only restore runs you trust)."""
         path = Path(path).expanduser().resolve()
-        meta = read_meta(path)
-        self.algo.restore_from_path(str(path))
+        read_meta(path)
+        meta = ck.restore_checkpoint(self.algo, path)
         self.iteration = int(meta["iteration"])
         self.env_steps = int(meta["env_steps"])
         self.elapsed_s = float(meta.get("time_s", 0.0))

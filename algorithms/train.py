@@ -5,7 +5,8 @@ Output directory::
 
     run.json                 the Experiment (what --resume reads)
     curve.csv                one row per iteration (``run.METRICS``)
-    checkpoints/iter_NNNNNN  RLlib checkpoints; a checkpoint is complete once mahppo_policy.json exists
+    checkpoints.json         the run's record of its verified checkpoints (the newest is read from it)
+    checkpoints/iter_NNNNNN  RLlib state + weights-only export (policy/) + sidecar (``algorithms.checkpoints``)
     evaluation.json / .md    the trained policy against every baseline on the test scenario
     training_curve.png       Fig. 8 style: test-scenario episode reward vs env steps, baselines as lines
 """
@@ -14,14 +15,16 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from mahppo.algorithms import checkpoints as ck
 from mahppo.algorithms.experiment import Experiment
-from mahppo.algorithms.run import METRICS, POLICY_META, Run, read_meta
+from mahppo.algorithms.run import METRICS, Run, read_meta
 
-KEEP_CHECKPOINTS = 3
+KEEP_CHECKPOINTS = ck.KEEP_CHECKPOINTS
 
 
 def read_experiment(out: Path) -> Experiment:
@@ -37,29 +40,31 @@ def read_experiment(out: Path) -> Experiment:
 
 
 def checkpoints(out: Path) -> list[Path]:
-    """The complete checkpoints of a run, oldest first."""
-    return sorted(p.parent for p in (Path(out) / "checkpoints").glob(f"*/{POLICY_META}"))
+    """The recorded checkpoints of a run (``checkpoints.json``), oldest first."""
+    return [ck.checkpoint_path(out, e) for e in ck.read_record(out) or []]
 
 
 def save_checkpoint(run: Run, out: Path) -> Path:
-    ckpt = run.save(Path(out) / "checkpoints" / f"iter_{run.iteration:06d}")
-    for old in checkpoints(out)[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
-    return ckpt
+    """``run.save`` as ``checkpoints/iter_N``: verified, recorded, then older ones pruned."""
+    return ck.save_into_run(out, run.iteration, run.save, env_steps=run.env_steps, keep=KEEP_CHECKPOINTS)
 
 
 def _read_curve(path: Path, upto: int) -> list[dict[str, float]]:
     if not path.exists():
         return []
     rows = []
-    with path.open() as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            try:
-                r = {k: float(v) for k, v in row.items() if k in METRICS and v not in ("", None)}
-            except ValueError as exc:
-                raise ValueError(f"{path}: row {i + 1} is not numeric ({exc})") from None
-            if r.get("iteration", upto + 1) <= upto:
-                rows.append(r)
+    i = 0
+    try:
+        with path.open() as f:
+            for i, row in enumerate(csv.DictReader(f)):
+                try:
+                    r = {k: float(v) for k, v in row.items() if k in METRICS and v not in ("", None)}
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"{path}: row {i + 1} is not numeric ({exc})") from None
+                if r.get("iteration", upto + 1) <= upto:
+                    rows.append(r)
+    except (UnicodeDecodeError, csv.Error) as exc:  # not text, or not CSV
+        raise ValueError(f"{path}: not a curve file after row {i} ({exc}); fix or delete it") from None
     return rows
 
 
@@ -72,25 +77,32 @@ def _write_curve(path: Path, rows: list[dict[str, float]]) -> None:
     tmp.replace(path)
 
 
-def train(experiment: Experiment, out: str | Path, *, resume: bool = False, progress: bool = True,
-          final_eval: bool = True) -> dict[str, Any]:
-    """Train until ``experiment.run.steps`` env steps; returns a summary (everything is also in ``out``)."""
+def train(experiment: Experiment, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, final_eval: bool = True) -> dict[str, Any]:
+    """Train until ``experiment.run.steps`` env steps; returns a summary (everything is also in ``out``).
+
+    ``out`` must be new or empty, unless ``resume`` (continue it from its newest complete checkpoint)
+    or ``overwrite`` (replace it)."""
     from tqdm import tqdm
 
     from mahppo.algorithms.tracking import Tracker
 
     experiment = experiment.validate()
-    out = Path(out).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(experiment.to_dict(), indent=2))
+    out = ck.claim_run_dir(out, resume=resume, overwrite=overwrite)
     run = Run(experiment)
     rows: list[dict[str, float]] = []
     tracker = None
     run_id_file = out / "mlflow_run_id"
     try:
-        if resume and checkpoints(out):
-            run.restore(checkpoints(out)[-1])
-            rows = _read_curve(out / "curve.csv", run.iteration)
+        if resume:  # the newest complete checkpoint (saying so when it skips one), or a one-line refusal
+            if ck.resume_from(out, run.restore) is not None:
+                rows = _read_curve(out / "curve.csv", run.iteration)
+            elif _read_curve(out / "curve.csv", 1 << 62):
+                raise ck.CheckpointError(f"--resume {out}: curve.csv has iterations but the run has no "
+                                         "checkpoint; start again with --overwrite")
+            else:
+                print(f"note: {out} has no checkpoint yet; starting at iteration 1", file=sys.stderr)
+        ck.write_json_atomic(out / ck.RUN_FILE, experiment.to_dict())  # after a refusal, run.json stays as it was
         if experiment.run.tracked:
             prev = run_id_file.read_text().strip() if resume and run_id_file.exists() else None
             tracker = Tracker.start(experiment.run.mlflow_uri, experiment.run.mlflow_experiment, out.name,
@@ -131,7 +143,7 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, prog
         summary: dict[str, Any] = {"out": str(out), "algo": experiment.run.algo, "env_steps": run.env_steps,
                                    "iterations": run.iteration, "wall_time_s": wall,
                                    "env_steps_per_s": run.env_steps / wall if wall > 0 else None,
-                                   "checkpoint": str(checkpoints(out)[-1])}
+                                   "checkpoint": str(ck.find_for_acting(out))}
         if final_eval:
             from mahppo.algorithms.report import compare_with_baselines, plot_training_curve
 
@@ -145,7 +157,9 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, prog
                                      if isinstance(v, int | float)}, step=run.env_steps)
             for name in ("evaluation.json", "evaluation.md", "training_curve.png", "curve.csv", "summary.json"):
                 tracker.log_artifacts(out / name)
-            tracker.log_artifacts(summary["checkpoint"], artifact_path="checkpoint")
+            with tempfile.TemporaryDirectory() as tmp:  # the weights-only export: no pickles in the store
+                tracker.log_artifacts(ck.copy_for_acting(summary["checkpoint"], Path(tmp) / "checkpoint"),
+                                      artifact_path="checkpoint")
             tracker.end()
             tracker = None
         return summary

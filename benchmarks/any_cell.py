@@ -56,7 +56,7 @@ def train_one(study: str, actor: str, seed: int, steps: int, out: Path, *, num_u
         updates["lr"] = lr
     cell = f"r{num_range[0]}-{num_range[1]}" if num_range else f"n{num_ues}"
     run_dir = out / "runs" / f"{study}-{actor}-{cell}-s{seed}"
-    summary = train(Experiment().with_flat(updates), run_dir, progress=False, final_eval=False)
+    summary = train(Experiment().with_flat(updates), run_dir, progress=False, final_eval=False, overwrite=True)
     (run_dir / "wall.json").write_text(json.dumps({"wall_time_s": summary["wall_time_s"]}))
     return run_dir
 

@@ -49,7 +49,7 @@ def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
     watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
     watcher.start()
     t = time.perf_counter()
-    summary = train(settings, run_dir, progress=not args.quiet)
+    summary = train(settings, run_dir, progress=not args.quiet, overwrite=True)  # a rerun replaces its runs
     stop.set()
     summary["wall_s_total"] = time.perf_counter() - t
     summary["peak_rss_gib"] = box[0] / 2**30

@@ -34,21 +34,20 @@ def untrained_checkpoint(num_ues: int, out: Path) -> Path:
     """A checkpoint of freshly initialised actors (same shapes as a trained MAHPPO policy)."""
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+    from mahppo.algorithms.checkpoints import write_acting_checkpoint
+    from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.mahppo import env_spaces
     from mahppo.algorithms.modules import HybridActorModule
-    from mahppo.algorithms.policy import MODULES_SUBDIR, POLICY_META
+    from mahppo.marl_env.config import EnvConfig
 
-    env_config = {"num_ues": num_ues, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
-    _, agents, obs_space, act_spaces = env_spaces(env_config)
-    ckpt = out / f"untrained-n{num_ues}"
-    for a in agents:
-        module = RLModuleSpec(module_class=HybridActorModule, observation_space=obs_space,
-                              action_space=act_spaces[a], model_config={"trunk": [256, 128], "branch": 64}).build()
-        module.save_to_path(str(ckpt / MODULES_SUBDIR / a))
-    meta = {"policy_id": f"untrained-n{num_ues}", "algo": "mahppo", "iteration": 0, "env_steps": 0,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "env_config": env_config}
-    (ckpt / POLICY_META).write_text(json.dumps(meta))
-    return ckpt
+    env = EnvConfig(num_ues=num_ues, num_channels=2, dnn="resnet18", beta=0.47).validated()
+    _, agents, obs_space, act_spaces = env_spaces(env)
+    modules = {a: RLModuleSpec(module_class=HybridActorModule, observation_space=obs_space, action_space=act_spaces[a],
+                               model_config={"trunk": [256, 128], "branch": 64}).build() for a in agents}
+    meta = {"policy_id": f"untrained-n{num_ues}", "iteration": 0, "env_steps": 0,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "experiment": Experiment(env=env).to_dict()}
+    return write_acting_checkpoint(modules, out / f"untrained-n{num_ues}", meta)
 
 
 def example_body(agents: list[str], rng: np.random.Generator) -> bytes:

@@ -37,7 +37,7 @@ def main() -> None:
         watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
         watcher.start()
         summary = train(Experiment().with_flat({"num_ues": n, "steps": args.steps, "seed": args.seed, "dnn": args.dnn,
-                                                "checkpoint_every": 10}), out / f"n{n}")
+                                                "checkpoint_every": 10}), out / f"n{n}", overwrite=True)
         stop.set()
         ev = summary["evaluation"]
         rows.append({"num_ues": n, "trained": ev["trained"], "local": ev["local"], "static": ev["static-search"],

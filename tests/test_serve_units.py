@@ -12,6 +12,7 @@ import yaml
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
+from mahppo.algorithms.checkpoints import write_record
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import MECSystem
 from mahppo.marl_env.env import CollabInferenceEnv
@@ -168,6 +169,23 @@ def test_config_yaml_is_a_serve_deploy_config():
     assert args.max_batch_size <= app.deployments[0].max_ongoing_requests
 
 
+def tiny_checkpoint(ckpt):
+    """An acting-only checkpoint (weights-only export + sidecar) of one untrained actor (N = 1)."""
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from mahppo.algorithms.checkpoints import write_acting_checkpoint
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.mahppo import env_spaces
+    from mahppo.algorithms.modules import HybridActorModule
+
+    env = EnvConfig(num_ues=1).validated()
+    _, _, obs, acts = env_spaces(env)
+    actor = RLModuleSpec(module_class=HybridActorModule, observation_space=obs, action_space=acts["ue_0"],
+                         model_config={"trunk": [8], "branch": 4}).build()
+    return write_acting_checkpoint({"ue_0": actor}, ckpt, {"policy_id": "tiny",
+                                                          "experiment": Experiment(env=env).to_dict()})
+
+
 def test_build_app_args(tmp_path):
     from mahppo.serve.app import AppArgs, build_app
 
@@ -177,9 +195,8 @@ def test_build_app_args(tmp_path):
         AppArgs(checkpoint="a", model_uri="models:/x/1")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         build_app({"checkpoint": str(tmp_path)})
-    ckpt = tmp_path / "checkpoints" / "iter_000001"
-    ckpt.mkdir(parents=True)
-    (ckpt / "mahppo_policy.json").write_text("{}")
+    ckpt = tiny_checkpoint(tmp_path / "checkpoints" / "iter_000001")
+    write_record(tmp_path, [{"name": "iter_000001", "iteration": 1}])
     bound = build_app({"checkpoint": str(tmp_path), "max_batch_size": "8"})  # strings as from `serve run`
     assert bound._bound_deployment.init_args == (str(ckpt),)
     assert bound._bound_deployment.init_kwargs["max_batch_size"] == 8
@@ -190,7 +207,7 @@ def test_cli_user_errors(tmp_path, capsys):
 
     assert main(["serve", "--checkpoint", str(tmp_path / "nope")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
-    (tmp_path / "mahppo_policy.json").write_text("{}")
+    tiny_checkpoint(tmp_path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -140,6 +140,7 @@ def _safe_to_replace(dest: Path) -> bool:
 def export_winner(study: Study, result: Any, export: str | Path, uri: str, register: bool = True) -> dict[str, Any]:
     """Copy the winner's checkpoint into ``export`` (loadable by ``load_policy``/``mahppo evaluate
     --policy``), write ``winner.json`` there and register the run's checkpoint in the model registry."""
+    from mahppo.algorithms.checkpoints import copy_for_acting
     from mahppo.algorithms.policy import find_checkpoint
     from mahppo.algorithms.tracking import client
     from mahppo.tune_configs.tracking import TRIAL_TAG, register_winner
@@ -159,7 +160,7 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str, regis
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     with result.checkpoint.as_directory() as local:
-        shutil.copytree(find_checkpoint(local), tmp)
+        copy_for_acting(find_checkpoint(local), tmp)  # the weights-only export: no pickles
     info: dict[str, Any] = {"study": study.name, "point": {study.vary: cfg.get(study.vary)}, "seed": cfg.get("seed"),
                             "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
                             "metrics": metrics, "mlflow_run_id": run_id, "tracking_uri": uri, "export": str(dest)}

@@ -93,13 +93,15 @@ class MlflowTrialCallback(Callback):
 
 
 def log_final_artifacts(t: Tracker, checkpoint: Any) -> None:
-    """The trial's final checkpoint (a Tune ``Checkpoint``; artefact path ``checkpoint``) and its
-    curves (``plots/``)."""
+    """The trial's final policy (a Tune ``Checkpoint``'s weights-only export and sidecar, no pickles;
+    artefact path ``checkpoint``) and its curves (``plots/``)."""
+    from mahppo.algorithms.checkpoints import copy_for_acting
     from mahppo.algorithms.policy import find_checkpoint
 
     if checkpoint is not None:
-        with checkpoint.as_directory() as local:
-            t.log_artifacts(find_checkpoint(local), artifact_path="checkpoint")
+        with checkpoint.as_directory() as local, tempfile.TemporaryDirectory() as tmp:
+            t.log_artifacts(copy_for_acting(find_checkpoint(local), Path(tmp) / "checkpoint"),
+                            artifact_path="checkpoint")
         t.set_tag("tune_checkpoint", str(checkpoint.path))
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "curves.png"

@@ -30,9 +30,7 @@ class MAHPPOTrainable(tune.Trainable):
         self.run.save(Path(checkpoint_dir))
 
     def load_checkpoint(self, checkpoint: str | dict | None) -> None:
-        from mahppo.algorithms.policy import find_checkpoint
-
-        self.run.restore(find_checkpoint(checkpoint))  # type: ignore[arg-type]
+        self.run.restore(checkpoint)  # type: ignore[arg-type]  # verified complete before RLlib reads it
 
     def cleanup(self) -> None:
         self.run.stop()

@@ -24,6 +24,7 @@ def demo_experiment(**updates: object):
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mahppo.algorithms.train import train
+    from mahppo.marl_env.metrics import format_cell
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -31,12 +32,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     experiment = demo_experiment(num_ues=args.num_ues, steps=args.steps, seed=args.seed, lr=args.lr, mlflow_uri=uri)
     print(f"== 1/3 train MAHPPO ({experiment.run.steps} env steps, N={experiment.env.num_ues}) on a local Ray; "
           f"MLflow: {uri}")
-    summary = train(experiment, out / "train", resume=(out / "train" / "run.json").exists() and args.resume)
+    resume = (out / "train" / "run.json").exists() and args.resume
+    summary = train(experiment, out / "train", resume=resume, overwrite=not resume)  # the demo owns demo_out/train
     print(f"\n== 2/3 comparison written to {out / 'train' / 'evaluation.md'}; "
           f"curve: {out / 'train' / 'training_curve.png'}")
     trained = summary["evaluation"]["trained"]
-    print(f"trained policy vs Local: latency x{trained['latency_vs_local']:.2f}, "
-          f"energy x{trained['energy_vs_local']:.2f}")
+    print(f"trained policy vs Local: latency x{format_cell(trained['latency_vs_local'], '.2f')}, "
+          f"energy x{format_cell(trained['energy_vs_local'], '.2f')}")
     try:
         from mahppo.serve.demo import serve_and_query
     except ImportError:

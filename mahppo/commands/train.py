@@ -38,7 +38,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         experiment = experiment_from_args(args)
         run = experiment.run
         out = Path(args.out or f"runs/{run.algo}-n{experiment.env.num_ues}-seed{run.seed}")
-    summary = train(experiment, out, resume=bool(args.resume), progress=not args.json)
+    summary = train(experiment, out, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.json)
     if args.json:
         print(json.dumps(summary, default=float))
     else:
@@ -57,7 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "then compare with every baseline on the test scenario.")
     add_env_arguments(p, default_train_env(), scenario=False)
     p.add_argument("--out", default=None, help="output directory (default runs/ALGO-nN-seedS)")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue a run from its newest complete checkpoint (only runs you trust: resuming "
+                   "reads RLlib's pickles)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (default: refuse)")
     p.add_argument("--json", action="store_true", help="print one JSON summary, no progress bar")
     add_dataclass_arguments(p, RunSettings, "the run")
     add_dataclass_arguments(p, MAHPPOParams, "MAHPPO hyperparameters (Sec. 6.3.1)")
