@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the study name (e.g. lr3e-4)")
     ap.add_argument("--out", default="bench_out/any_cell")
     ap.add_argument("--replot", action="store_true")
+    ap.add_argument("--include", nargs="*", default=[], metavar="DIR",
+                    help="also report the runs of these benchmark folders (e.g. a study run apart)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +144,9 @@ def main() -> None:
             save()
             print(f"{study} {actor} seed {seed} N={n or rng}: " + ", ".join(
                 f"{c}: {e['reward']:.3f}" for c, e in evals.items()), flush=True)
+    for other in args.include:
+        extra = json.loads((Path(other) / "results.json").read_text())
+        data = {"runs": data["runs"] + extra["runs"], "baselines": {**extra["baselines"], **data["baselines"]}}
     report(data, out)
 
 
@@ -187,7 +192,7 @@ def report(data: dict, out: Path) -> None:
     for name, style in (("static-search", "k:"), ("local", "k--")):
         pts = [(n, data["baselines"][f"n{n}"][name]["reward"]) for n in ns if f"n{n}" in data["baselines"]]
         if pts:
-            ax.plot(*zip(*pts, strict=True), style, label=name)
+            ax.plot(*zip(*pts, strict=True), style, marker="_", markersize=14, label=name)
     ax.set_xlabel("N (UEs in the cell, test scenario)")
     ax.set_ylabel("episode reward (sum of Eq. 12)")
     ax.set_yscale("symlog")
