@@ -66,8 +66,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.address:  # our own Ray: harden its HTTP proxy, and take it down with us even on SIGKILL
         enable_for_local_ray(args.read_timeout)
         reaper = start_reaper()
-    ray.init(address=args.address or "local", num_cpus=None if args.address else (os.cpu_count() or 2),
-             include_dashboard=False, log_to_driver=args.verbose)
+    if args.address:
+        from mahppo.cluster import connect
+
+        connect(args.address, log_to_driver=args.verbose)  # token authentication handled
+    else:
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=args.verbose)
     # after ray.init, which installs its own SIGTERM handler (it would kill us without a clean shutdown)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
