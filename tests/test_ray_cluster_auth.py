@@ -122,12 +122,14 @@ def test_no_token_fails_in_seconds_saying_what_to_set(token_cluster, tmp_path):
     assert float(out.rsplit(" ", 1)[1]) < 10
 
 
+@pytest.mark.slow
 def test_a_wrong_token_is_named(token_cluster, tmp_path):
     address, _ = token_cluster
     rc, out = _client(address, tmp_path / "home", "0" * 64)
     assert rc == 2 and "is not its token" in out and str(tmp_path / "home" / ".ray" / "auth_token") in out, out
 
 
+@pytest.mark.slow
 def test_auth_mode_disabled_is_named(token_cluster, tmp_path):
     address, token = token_cluster
     rc, out = _client(address, tmp_path / "home", token, RAY_AUTH_MODE="disabled")

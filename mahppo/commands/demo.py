@@ -26,7 +26,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from mahppo.algorithms.tracking import check_reachable, remember_uri, ui_command
     from mahppo.algorithms.train import train
     from mahppo.marl_env.metrics import format_cell
+    from mahppo.serve.proxy import enable_for_local_ray
 
+    enable_for_local_ray()  # before training starts the local Ray: its Serve proxy gets the read deadline
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     uri = remember_uri(args.mlflow_uri) or f"sqlite:///{(out / 'mlflow.db').resolve()}"
