@@ -93,8 +93,8 @@ class ApiKeyMiddleware:
 
 def policy_problem(policy: Any, normalizer: Any, agents: list[str]) -> str | None:
     """Why ``policy`` cannot give finite decisions, or None when it can: non-finite weights, or a
-    non-finite (or failing) action on probe state pools spanning the training range (nearest and
-    farthest UEs, nothing and the largest input left to send), put through the served normaliser."""
+    non-finite (or failing) action, mode or sampled, on probe state pools across the trained distances
+    (every UE at d_min, midway, at d_max), put through the served normaliser."""
     import torch
 
     from mahppo.serve.schema import DecideRequest
@@ -103,8 +103,8 @@ def policy_problem(policy: Any, normalizer: Any, agents: list[str]) -> str | Non
         for name, p in module.named_parameters():
             if not bool(torch.isfinite(p).all()):
                 return f"{agent}: non-finite weights in {name}"
-    d_lo = getattr(normalizer, "d_min_m", None) or normalizer.base.d_min_m
-    d_hi = getattr(normalizer, "d_max_m", None) or normalizer.base.d_max_m
+    bounds = normalizer if hasattr(normalizer, "d_min_m") else normalizer.base  # per-UE or shared policy
+    d_lo, d_hi = float(bounds.d_min_m), float(bounds.d_max_m)
     pools = [[{"ue_id": a, "tasks_left": 200, "local_time_left_s": 0.0, "bits_left": 0.0, "distance_m": d}
               for a in agents] for d in (d_lo, (d_lo + d_hi) / 2, d_hi)]
     for deterministic in (True, False):
