@@ -258,3 +258,14 @@ def test_proxy_buffers_the_whole_body_before_forwarding():
     big = [{"type": "http.request", "body": b"x" * 11, "more_body": True},
            {"type": "http.request", "body": b"y", "more_body": False}]
     assert asyncio.run(go(big)) == [big]  # past the limit it streams on (the replica answers 413)
+
+
+def test_decisions_never_take_every_replica_slot():
+    import yaml
+
+    from mahppo.serve.app import DEFAULT_MAX_CONCURRENT_DECISIONS, MAX_ONGOING_REQUESTS, AppArgs
+
+    assert DEFAULT_MAX_CONCURRENT_DECISIONS < MAX_ONGOING_REQUESTS
+    app = yaml.safe_load((ROOT / "serve" / "config.yaml").read_text())["applications"][0]
+    args = AppArgs.model_validate(app["args"])
+    assert args.max_batch_size <= args.max_concurrent_decisions < app["deployments"][0]["max_ongoing_requests"]
