@@ -134,6 +134,30 @@ def test_bearer_key(serve_env, tmp_path):
         deploy()  # the next tests talk without a key
 
 
+def test_decisions_beyond_the_limit_get_503_while_health_answers(serve_env):
+    import threading
+
+    from mahppo.serve.client import DecisionClient
+
+    port, _, deploy = serve_env
+    deploy(max_concurrent_decisions=1, batch_wait_timeout_s=1.0, max_batch_size=8)  # a decision waits ~1 s
+    try:
+        url = f"http://127.0.0.1:{port}"
+        first: list = []
+        t = threading.Thread(target=lambda: first.append(DecisionClient(url).request("POST", "/v1/decide", _body())))
+        t.start()
+        time.sleep(0.4)  # the first decision is in flight, waiting for its batch to fill
+        client = DecisionClient(url)
+        status, reply = client.request("POST", "/v1/decide", _body())
+        assert status == 503 and reply["field"] == "request" and "retry" in reply["detail"], reply
+        status, reply, took = _timed(client, "GET", "/healthz")
+        assert status == 200 and reply["deciding"] == 1 and reply["rejected"] >= 1 and took < 1.0
+        t.join(30)
+        assert first[0][0] == 200
+    finally:
+        deploy()
+
+
 @pytest.mark.parametrize("change, field", [({"distance_m": 0.0}, "ues[0].distance_m"),
                                            ({"distance_m": 1e12}, "ues[0].distance_m"),
                                            ({"bits_left": 5e7}, "ues[0].bits_left")])
