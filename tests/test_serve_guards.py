@@ -26,29 +26,30 @@ def untrained_checkpoint(out: Path, num_ues: int = 3, nan: bool = False) -> Path
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     ckpt = mod.untrained_checkpoint(num_ues, out)
-    if nan:
-        import torch
-        from ray.rllib.core.rl_module.rl_module import RLModule
+    if not nan:
+        return ckpt
+    import torch
 
-        from mahppo.algorithms.policy import MODULES_SUBDIR
+    from mahppo.algorithms.checkpoints import write_acting_checkpoint
+    from mahppo.algorithms.policy import load_policy
 
-        for sub in sorted((ckpt / MODULES_SUBDIR).iterdir()):
-            module = RLModule.from_checkpoint(sub)
-            with torch.no_grad():
-                for p in module.parameters():
-                    p.fill_(float("nan"))
-            module.save_to_path(str(sub))
-    return ckpt
+    policy = load_policy(ckpt)
+    with torch.no_grad():
+        for module in policy.modules.values():
+            for p in module.parameters():
+                p.fill_(float("nan"))
+    meta = {k: v for k, v in policy.meta.items() if k != "checkpoint"}
+    return write_acting_checkpoint(policy.modules, out / "nan-weights", meta)
 
 
 def broken_checkpoint(out: Path) -> Path:
-    """A complete-looking checkpoint (sidecar) whose actor modules are gone."""
+    """A checkpoint whose sidecar is there but whose weights are gone."""
     import shutil
 
-    from mahppo.algorithms.policy import MODULES_SUBDIR
+    from mahppo.algorithms.checkpoints import EXPORT_DIR
 
     ckpt = untrained_checkpoint(out / "broken")
-    shutil.rmtree(ckpt / MODULES_SUBDIR)
+    shutil.rmtree(ckpt / EXPORT_DIR)
     return ckpt
 
 
@@ -216,7 +217,7 @@ def test_preflight_names_the_problem_in_seconds(tmp_path):
     with pytest.raises(ValueError, match="the policy's outputs are not finite"):
         preflight(str(untrained_checkpoint(tmp_path / "bad", nan=True)))
     broken = broken_checkpoint(tmp_path)
-    with pytest.raises(ValueError, match=f"cannot serve {broken}: FileNotFoundError: .*no actor modules"):
+    with pytest.raises(ValueError, match=f"cannot serve {broken}: CheckpointError: .*ue_0.safetensors: missing"):
         preflight(str(broken))
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_serve_guards import KEY, broken_checkpoint, untrained_checkpoint
+from test_serve_guards import KEY, untrained_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
 READ_TIMEOUT_S = 2.0
@@ -187,16 +187,20 @@ def test_nan_weights_make_healthz_503(serve_env):
 
 @pytest.mark.slow
 def test_failed_deployment_reports_the_replicas_error(serve_env):
+    import shutil
+
+    from mahppo.algorithms.checkpoints import EXPORT_DIR
     from mahppo.serve.app import QUIET_LOGGING, build_app
     from mahppo.serve.lifecycle import run_app
 
     port, ckpts, deploy = serve_env
-    broken = broken_checkpoint(ckpts["root"])
+    ckpt = untrained_checkpoint(ckpts["root"] / "vanishing")
+    app = build_app({"checkpoint": str(ckpt)})  # checked here in the driver ...
+    shutil.rmtree(ckpt / EXPORT_DIR)  # ... and gone by the time the replica loads it
     t0 = time.monotonic()
-    with pytest.raises(RuntimeError, match=r"deploying broken failed: DecisionMaker: FileNotFoundError: "
-                       r".*no actor modules"):
-        run_app(build_app({"checkpoint": str(broken)}), name="broken", route_prefix="/broken",
-                logging_config=QUIET_LOGGING)
+    with pytest.raises(RuntimeError, match=r"deploying broken failed: DecisionMaker: .*CheckpointError: "
+                       r".*ue_0.safetensors: missing"):
+        run_app(app, name="broken", route_prefix="/broken", logging_config=QUIET_LOGGING)
     assert time.monotonic() - t0 < 60
 
 
