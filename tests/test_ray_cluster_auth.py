@@ -22,14 +22,14 @@ import pytest
 BIN = Path(sys.executable).parent
 CLIENT = """
 import sys, time
-t0 = time.monotonic()
+import ray
 from mahppo.algorithms.run import init_ray
+t0 = time.monotonic()  # the connection alone (imports take long on a busy machine)
 try:
     init_ray(sys.argv[1])
 except ValueError as exc:
     print("ERROR", exc, round(time.monotonic() - t0, 1))
     raise SystemExit(2)
-import ray
 print("CPU", ray.cluster_resources().get("CPU"), round(time.monotonic() - t0, 1))
 ray.shutdown()
 """

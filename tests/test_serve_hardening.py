@@ -230,20 +230,27 @@ def _owned(pid: int) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
-def test_sigkill_of_mahppo_serve_leaves_no_ray_processes(serve_env):
+def test_sigkill_of_mahppo_serve_leaves_no_ray_processes(serve_env, tmp_path):
     from mahppo.serve.client import DecisionClient
 
     _, ckpts, _ = serve_env
     port = _free_port()
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    key_file.chmod(0o600)
     proc = subprocess.Popen([sys.executable, "-m", "mahppo", "serve", "--checkpoint", str(ckpts["good"]),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--port", str(port), "--api-key-file", str(key_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         line = proc.stdout.readline().decode()
         deadline = time.monotonic() + 120
         while "serving" not in line and time.monotonic() < deadline and proc.poll() is None:
             line = proc.stdout.readline().decode()
         assert "serving" in line, line
-        assert DecisionClient(f"http://127.0.0.1:{port}").health()["status"] == "ok"
+        anon = DecisionClient(f"http://127.0.0.1:{port}")
+        assert anon.health()["status"] == "ok"  # /healthz needs no key ...
+        assert anon.request("GET", "/v1/model")[0] == 401  # ... everything else does
+        assert DecisionClient(f"http://127.0.0.1:{port}", api_key=KEY).model()["num_ues"] == 3
         assert len(_owned(proc.pid)) >= 3  # raylet, GCS, Serve's controller, proxy and replica, ...
     finally:
         proc.kill()
