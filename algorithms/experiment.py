@@ -93,8 +93,16 @@ class Experiment:
             raise ValueError("run.algo = 'ippo' (the ablation) takes the paper's per-UE actors on the global state")
         return self
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {"env": self.env.to_dict(), "algo": asdict(self.algo), "run": asdict(self.run)}
+    def to_dict(self, *, secrets: bool = False) -> dict[str, dict[str, Any]]:
+        """What run.json, sidecars and MLflow params hold: the tracking URI without its credentials
+        (``--resume`` takes them from ``--mlflow-uri`` / ``$MLFLOW_TRACKING_URI`` again);
+        ``secrets=True`` only for round trips in memory."""
+        from mahppo.algorithms.tracking import redact_uri
+
+        run = asdict(self.run)
+        if not secrets:
+            run["mlflow_uri"] = redact_uri(run["mlflow_uri"])
+        return {"env": self.env.to_dict(), "algo": asdict(self.algo), "run": run}
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "experiment") -> Experiment:
@@ -124,7 +132,7 @@ class Experiment:
             if key not in owner:
                 raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(owner))})")
             parts[owner[key]][key] = value
-        data = self.to_dict()
+        data = self.to_dict(secrets=True)
         for section, changes in parts.items():
             data[section].update(changes)
         if "ue_specs" in parts["env"] and "num_ues" not in parts["env"] and parts["env"]["ue_specs"]:

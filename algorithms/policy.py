@@ -218,8 +218,9 @@ def download_model(uri: str) -> Path:
     """Fetch an MLflow model / run-artifact URI (e.g. the Tune winner) to a local directory."""
     import mlflow
 
-    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.algorithms.tracking import check_reachable, tracking_uri
 
+    check_reachable(tracking_uri())
     mlflow.set_tracking_uri(tracking_uri())
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))

@@ -38,7 +38,9 @@ def init_ray(address: str | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        from mahppo.cluster import connect
+
+        connect(address, log_to_driver=False)  # token authentication handled, bad addresses fail in seconds
     else:
         ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
 

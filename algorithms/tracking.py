@@ -22,8 +22,116 @@ BATCH = 100  # MLflow takes at most 100 params per log_batch
 
 def tracking_uri(explicit: str | None = None) -> str:
     """``explicit``, else ``$MLFLOW_TRACKING_URI``, else the local SQLite store ``./mlflow.db``;
-    a relative ``sqlite:///file`` is made absolute (so it works from any directory, and in workers)."""
-    return resolved_uri(explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+    a relative ``sqlite:///file`` is made absolute (so it works from any directory, and in workers).
+
+    A redacted URI (as stored in run.json) is matched with the same URI given again with its
+    credentials (``--mlflow-uri`` / ``$MLFLOW_TRACKING_URI``); without one it is an error naming it."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = resolved_uri(explicit or env or DEFAULT_TRACKING_URI)
+    if redact_uri(uri) != uri or REDACTED not in uri:
+        return uri
+    if env and redact_uri(env) == uri:
+        return env
+    if uri in _FULL_URIS:
+        return _FULL_URIS[uri]
+    raise ValueError(f"tracking URI {uri}: its credentials are not stored; give the URI again with them "
+                     "(--mlflow-uri or MLFLOW_TRACKING_URI), or keep them out of the URI with "
+                     "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
+
+
+REDACTED = "***"
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "token", "secret", "key", "access_key", "secret_key",
+                     "api_key", "apikey", "auth", "sig", "signature", "credential", "credentials")
+PROBE_TIMEOUT_S = 5.0
+DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
+_FULL_URIS: dict[str, str] = {}  # redacted -> as given, for this process only (never written anywhere)
+_REACHABLE: set[str] = set()
+
+
+def redact_uri(uri: str | None) -> str | None:
+    """``uri`` without its credentials: ``http://user:pass@host`` -> ``http://user:***@host``, a bare
+    ``token@host`` -> ``***@host``, ``?password=x`` / ``?token=x`` -> ``=***``. Use it for everything
+    written (run.json, MLflow params, winner.json) or printed; other strings come back unchanged."""
+    if not uri or "://" not in uri:
+        return uri
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, sep, _ = userinfo.partition(":")
+        netloc = f"{user}:{REDACTED}@{host}" if sep else f"{REDACTED}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
+            query = urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs],
+                              safe="*/:")
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def remember_uri(uri: str | None) -> str | None:
+    """Keep ``uri`` (with its credentials) in memory so that its redacted form, read back from run.json
+    or a Tune state file, resolves to it again in this process (``tracking_uri``)."""
+    if uri:
+        _FULL_URIS[redact_uri(uri)] = uri
+    return uri
+
+
+def check_reachable(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast (``ValueError``, one line naming the redacted URI) when a remote tracking store does not
+    answer: MLflow itself retries a dead HTTP server for minutes. Local stores are not probed."""
+    from urllib.parse import urlsplit
+
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme not in DEFAULT_PORTS or uri in _REACHABLE:
+        return
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port or DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise ValueError(f"tracking URI {redact_uri(uri)}: {exc}") from None
+    if not host:
+        return
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise ValueError(f"MLflow tracking store {redact_uri(uri)} cannot be reached ({host}:{port}: {why} "
+                         f"within {timeout_s:g} s); start it or fix --mlflow-uri / MLFLOW_TRACKING_URI") from None
+    if scheme in ("http", "https"):
+        _probe_http(uri, timeout_s)
+    _REACHABLE.add(uri)
+
+
+def _probe_http(uri: str, timeout_s: float) -> None:
+    """Any HTTP answer counts (401 and 404 included: MLflow reports those itself); silence does not."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(uri)
+    host = p.netloc.rsplit("@", 1)[-1]  # credentials are MLflow's business, not the probe's
+    url = urlunsplit((p.scheme, host, p.path.rstrip("/") + "/health", "", ""))
+    try:
+        urllib.request.urlopen(url, timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ValueError(f"MLflow tracking store {redact_uri(uri)} does not answer over HTTP ({reason}, "
+                         f"{timeout_s:g} s); start it or fix --mlflow-uri / MLFLOW_TRACKING_URI") from None
+
+
 
 
 def resolved_uri(uri: str) -> str:
@@ -34,14 +142,18 @@ def resolved_uri(uri: str) -> str:
 
 
 def ui_command(uri: str) -> str:
-    """The command that opens the MLflow UI on this store."""
-    return f"mlflow ui --backend-store-uri {uri}"
+    """The command that opens the MLflow UI on this store (credentials redacted: it is printed)."""
+    return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
 
 
 def client(uri: str | None = None) -> Any:
+    """An ``MlflowClient``; a redacted ``uri`` resolves to the one given with credentials, and a remote
+    store that does not answer fails in seconds (``check_reachable``)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(uri))
+    uri = tracking_uri(uri)
+    check_reachable(uri)
+    return MlflowClient(tracking_uri=uri)
 
 
 def experiment_id(cl: Any, name: str) -> str:

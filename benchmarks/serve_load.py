@@ -51,7 +51,7 @@ def untrained_checkpoint(num_ues: int, out: Path) -> Path:
 
 
 def example_body(agents: list[str], rng: np.random.Generator) -> bytes:
-    ues = [{"ue_id": a, "tasks_left": int(rng.integers(1, 201)), "local_time_left_s": float(rng.uniform(0, 0.05)),
+    ues = [{"ue_id": a, "tasks_left": int(rng.integers(1, 201)), "local_time_left_s": float(rng.uniform(0, 0.045)),
             "bits_left": float(rng.uniform(0, 2e5)), "distance_m": float(rng.uniform(1, 100))} for a in agents]
     return json.dumps({"ues": ues}).encode()
 

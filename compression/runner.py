@@ -120,7 +120,9 @@ def run_sweep(model_name: str, points: Iterable[int], rates: Iterable[float], da
     started = False
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False)
+            from mahppo.cluster import connect
+
+            connect(address, log_to_driver=False)  # token authentication handled
         else:
             ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
         started = True

@@ -10,6 +10,7 @@ the global states of up to ``max_batch_size`` concurrent requests go through eac
 forward pass (``TrainedPolicy.act_batch``).
 """
 
+import asyncio
 import json
 import os
 import time
@@ -26,12 +27,18 @@ from ray.serve import Application
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mahppo.marl_env.core import clip_power
+from mahppo.serve.guards import ApiKeyMiddleware, api_key_file, load_api_key, policy_problem
 from mahppo.serve.schema import DecideRequest, DecideResponse, RequestError, format_loc, normalizer_for
 
 DEPLOYMENT_NAME = "DecisionMaker"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_BATCH_WAIT_S = 0.001
+DEFAULT_READ_TIMEOUT_S = 10.0  # the whole body must arrive within this (stalled clients get 408)
+# Replica slots (Serve's max_ongoing_requests) and how many of them decisions may take: the rest stay
+# free for /healthz and /v1/model however busy the replica is (decisions beyond get 503 + Retry-After).
+MAX_ONGOING_REQUESTS = 256
+DEFAULT_MAX_CONCURRENT_DECISIONS = 224
 
 app = FastAPI(
     title="mahppo edge decision-maker",
@@ -40,11 +47,19 @@ app = FastAPI(
     "from a trained MAHPPO policy. POST the state pool to /v1/decide.",
 )
 app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
+app.state.read_timeout_s = DEFAULT_READ_TIMEOUT_S
+app.state.api_key = None
 
 
 class _BodyTooLarge(StarletteHTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"body: request body exceeds the limit of {limit} bytes")
+
+
+class _BodyTooSlow(StarletteHTTPException):
+    def __init__(self, timeout_s: float):
+        super().__init__(408, f"body: the request body did not arrive within {timeout_s:g} s",
+                         headers={"connection": "close"})
 
 
 def _error(status: int, field: str, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -54,7 +69,9 @@ def _error(status: int, field: str, message: str, errors: list[dict[str, Any]] |
 
 
 class BodyLimitMiddleware:
-    """ASGI middleware: 413 for a body over ``state.max_body_bytes``, declared or streamed."""
+    """ASGI middleware: 413 for a body over ``state.max_body_bytes``, declared or streamed; 408 when the
+    whole body has not arrived ``state.read_timeout_s`` after the request reached the replica (a stalled
+    client must not hold a replica slot)."""
 
     def __init__(self, inner: Any, state: Any):
         self.inner = inner
@@ -77,11 +94,20 @@ class BodyLimitMiddleware:
                     await _error(413 if declared > limit else 400, "body", msg)(scope, receive, send)
                     return
         seen = 0
+        timeout_s = float(getattr(self.state, "read_timeout_s", DEFAULT_READ_TIMEOUT_S))
+        deadline = time.monotonic() + timeout_s
+        body_done = False
 
         async def limited_receive() -> dict:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # after the body only a disconnect can come: no deadline on waiting for it
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                raise _BodyTooSlow(timeout_s) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise _BodyTooLarge(limit)
@@ -91,6 +117,7 @@ class BodyLimitMiddleware:
 
 
 app.add_middleware(BodyLimitMiddleware, state=app.state)
+app.add_middleware(ApiKeyMiddleware, state=app.state)  # added last: runs first, before any body is read
 
 
 @app.exception_handler(RequestValidationError)
@@ -115,7 +142,9 @@ async def _on_request_error(request: Request, exc: RequestError) -> JSONResponse
 async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = str(exc.detail)
     field, _, message = detail.partition(": ") if ": " in detail else ("request", "", detail)
-    return _error(exc.status_code, field, message or detail)
+    response = _error(exc.status_code, field, message or detail)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def _rss_bytes() -> int:
@@ -160,14 +189,17 @@ def _model_info(policy: Any) -> dict[str, Any]:
 QUIET_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 
 
-@serve.deployment(name=DEPLOYMENT_NAME, max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
+@serve.deployment(name=DEPLOYMENT_NAME, max_ongoing_requests=MAX_ONGOING_REQUESTS, ray_actor_options={"num_cpus": 1},
+                  max_constructor_retry_count=2)  # a bad checkpoint fails the same way every time
 @serve.ingress(app)
 class DecisionMaker:
     """One replica: the policy's actors, the env's state scales and a request batcher."""
 
     def __init__(self, source: str, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
                  batch_wait_timeout_s: float = DEFAULT_BATCH_WAIT_S,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tracking_uri: str | None = None):
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tracking_uri: str | None = None,
+                 read_timeout_s: float = DEFAULT_READ_TIMEOUT_S, api_key_file: str | None = None,
+                 max_concurrent_decisions: int = DEFAULT_MAX_CONCURRENT_DECISIONS):
         os.environ["OMP_NUM_THREADS"] = "1"
         if tracking_uri:
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -179,7 +211,13 @@ class DecisionMaker:
         self.policy = load_policy(source)
         self.normalizer = normalizer_for(self.policy)
         self.model_info = _model_info(self.policy)
+        self.problem = policy_problem(self.policy, self.normalizer, self.model_info["agents"])  # None: finite
         app.state.max_body_bytes = int(max_body_bytes)
+        app.state.read_timeout_s = float(read_timeout_s)
+        app.state.api_key = load_api_key(api_key_file) if api_key_file else None
+        self.max_concurrent_decisions = int(max_concurrent_decisions)
+        self.deciding = 0
+        self.rejected = 0
         self._act.set_max_batch_size(int(max_batch_size))
         self._act.set_batch_wait_timeout_s(float(batch_wait_timeout_s))
         self.max_batch_size = int(max_batch_size)
@@ -187,13 +225,18 @@ class DecisionMaker:
         self.batches = 0
         self.started = time.time()
 
-    @app.get("/healthz")
-    async def healthz(self) -> dict[str, Any]:
-        """Liveness, plus counters: requests decided, forward batches run, the replica's CPU time and RSS."""
-        return {"status": "ok", "policy_id": self.policy.name, "requests": self.requests,
-                "batches": self.batches, "max_batch_size": self.max_batch_size,
+    @app.get("/healthz", responses={503: {"description": "the policy's outputs are not finite (`problem`)"}})
+    async def healthz(self) -> Response:
+        """Health (503 when the policy cannot give finite decisions), plus counters: requests decided,
+        forward batches run, decisions in flight and turned away, the replica's CPU time and RSS."""
+        body = {"status": "unhealthy" if self.problem else "ok", "policy_id": self.policy.name,
+                "requests": self.requests, "batches": self.batches, "max_batch_size": self.max_batch_size,
+                "deciding": self.deciding, "rejected": self.rejected,
                 "uptime_s": round(time.time() - self.started, 3), "cpu_s": time.process_time(),
                 "rss_bytes": _rss_bytes()}
+        if self.problem:
+            body["problem"] = self.problem
+        return JSONResponse(status_code=503 if self.problem else 200, content=body)
 
     @app.get("/v1/model")
     async def model(self) -> dict[str, Any]:
@@ -207,9 +250,19 @@ class DecisionMaker:
     async def decide(self, request: DecideRequest) -> Response:
         """The next frame's decision for every UE of the state pool."""
         state, pos = self.normalizer.inputs(request.ues)
-        pts, chs, pws = await self._act((state, request.deterministic))
+        if self.deciding >= self.max_concurrent_decisions:  # keep slots free for /healthz
+            self.rejected += 1
+            response = _error(503, "request", f"the replica is deciding {self.deciding} requests, its limit; retry")
+            response.headers["retry-after"] = "1"
+            return response
+        self.deciding += 1
+        try:
+            pts, chs, pws = await self._act((state, request.deterministic))
+        finally:
+            self.deciding -= 1
         self.requests += 1
         if not np.all(np.isfinite(pws)):  # a broken checkpoint, never the request's fault
+            self.problem = self.problem or f"non-finite transmit power for a request (policy {self.policy.name})"
             return _error(500, "policy", f"{self.policy.name} produced a non-finite power")
         pws = clip_power(pws, self.model_info["p_max_w"])  # the power a UE applies: the simulator's rule
         body = {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
@@ -256,6 +309,12 @@ class AppArgs(BaseModel):
     max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=DEFAULT_BATCH_WAIT_S, ge=0, le=1)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0, le=3600,
+                                  description="the request body must arrive within this (else 408)")
+    api_key_file: str | None = Field(default=None, description="a file holding the bearer key every route but "
+                                     "/healthz requires (default $MAHPPO_API_KEY_FILE; none: no key)")
+    max_concurrent_decisions: int = Field(default=DEFAULT_MAX_CONCURRENT_DECISIONS, ge=1, description="decisions "
+                                          "in flight per replica (keep below max_ongoing_requests; beyond: 503)")
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI for model_uri")
     num_replicas: int | None = Field(default=None, ge=1, description="default 1 (or the config file's)")
 
@@ -286,7 +345,12 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
     if not isinstance(args, AppArgs):
         args = AppArgs.model_validate(args)
     source, tracking = resolve_source(args)
+    key_file = api_key_file(args.api_key_file)
+    if key_file:
+        load_api_key(key_file)  # a bad key file fails here, not in the replica
     deployment = DecisionMaker if args.num_replicas is None else DecisionMaker.options(num_replicas=args.num_replicas)
     return deployment.bind(source, max_batch_size=args.max_batch_size,
-                              batch_wait_timeout_s=args.batch_wait_timeout_s,
-                              max_body_bytes=args.max_body_bytes, tracking_uri=tracking)
+                           batch_wait_timeout_s=args.batch_wait_timeout_s,
+                           max_body_bytes=args.max_body_bytes, tracking_uri=tracking,
+                           read_timeout_s=args.read_timeout_s, api_key_file=key_file,
+                           max_concurrent_decisions=args.max_concurrent_decisions)

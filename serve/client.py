@@ -37,7 +37,7 @@ class DecisionError(RuntimeError):
 class DecisionClient:
     """HTTP client of ``/healthz``, ``/v1/model`` and ``/v1/decide``; one connection per thread."""
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 10.0):
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 10.0, api_key: str | None = None):
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"url {url!r}: expected http://HOST:PORT")
@@ -45,6 +45,7 @@ class DecisionClient:
         self.host, self.port = parts.hostname, parts.port or 80
         self.prefix = parts.path.rstrip("/")
         self.timeout = timeout
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._local = threading.local()
 
     def _conn(self, fresh: bool = False) -> http.client.HTTPConnection:
@@ -58,7 +59,7 @@ class DecisionClient:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
         """Send one request; returns ``(status, parsed JSON or text)``. Retries once on a stale connection."""
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {**self._auth, **({"Content-Type": "application/json"} if body is not None else {})}
         for attempt in (0, 1):
             conn = self._conn(fresh=attempt == 1)
             try:

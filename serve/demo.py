@@ -13,16 +13,20 @@ def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1") 
 
     from mahppo.serve.app import QUIET_LOGGING, build_app
     from mahppo.serve.client import DecisionClient, check_port_free, example_pool
+    from mahppo.serve.lifecycle import run_app
 
     check_port_free(host, port)
     started = False
     if not ray.is_initialized():
+        from mahppo.serve.proxy import enable_for_local_ray
+
+        enable_for_local_ray()  # the proxy's read deadline and body buffering (slow clients)
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
         started = True
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGGING)
-        serve.run(build_app({"checkpoint": checkpoint}), name="mahppo-demo", route_prefix="/",
-                  logging_config=QUIET_LOGGING)
+        run_app(build_app({"checkpoint": checkpoint}), name="mahppo-demo", route_prefix="/",
+                logging_config=QUIET_LOGGING)
         client = DecisionClient(f"http://{host}:{port}")
         info = client.model()
         pool = example_pool(info)

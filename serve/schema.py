@@ -78,13 +78,16 @@ class StateNormalizer:
     """Checks a state pool against one policy's UEs and turns it into the global state ``[4N]``."""
 
     def __init__(self, agents: list[str], l_scale: np.ndarray, n_scale: np.ndarray, d_min_m: float,
-                 d_max_m: float):
+                 d_max_m: float, max_bits: np.ndarray | None = None, max_time_s: np.ndarray | None = None):
         self.agents = list(agents)
         self.index = {a: i for i, a in enumerate(self.agents)}
         self.l_scale = np.asarray(l_scale, dtype=np.float64)
         self.n_scale = np.asarray(n_scale, dtype=np.float64)
         self.d_min_m = float(d_min_m)
         self.d_max_m = float(d_max_m)
+        # the training range per UE (None: not checked): its largest feature or input, its longest front part
+        self.max_bits = None if max_bits is None else np.asarray(max_bits, dtype=np.float64)
+        self.max_time_s = None if max_time_s is None else np.asarray(max_time_s, dtype=np.float64)
 
     @classmethod
     def for_env(cls, agents: list[str], env_defaults: dict[str, Any]) -> StateNormalizer:
@@ -95,7 +98,8 @@ class StateNormalizer:
         system = MECSystem(EnvConfig.from_kwargs(**env_defaults))
         if system.n != len(agents):
             raise ValueError(f"policy has {len(agents)} actors but its env config has {system.n} UEs")
-        norm = cls(agents, system.l_scale, system.n_scale, system.config.d_min_m, system.config.d_max_m)
+        norm = cls(agents, system.l_scale, system.n_scale, system.config.d_min_m, system.config.d_max_m,
+                   max_bits=system.bits2d.max(axis=1), max_time_s=system.lat2d.max(axis=1))
         norm.dnns = [s.dnn for s in system.config.specs]
         return norm
 
@@ -133,6 +137,9 @@ class StateNormalizer:
                 raise RequestError(f"ues[{k}].tasks_left", f"{ue.tasks_left} must be <= total_tasks = "
                                    f"{ue.total_tasks} (the UE's task count at the start; default {TEST_NUM_TASKS})")
             raw[:, j] = (ue.tasks_left, ue.total_tasks, ue.local_time_left_s, ue.bits_left, ue.distance_m)
+            check_training_range(k, ue, self.d_min_m, self.d_max_m,
+                                 None if self.max_bits is None else float(self.max_bits[j]),
+                                 None if self.max_time_s is None else float(self.max_time_s[j]))
         state = normalize_state(raw[0], raw[1], raw[2], raw[3], raw[4], self.l_scale, self.n_scale,
                                 self.d_min_m, self.d_max_m)
         _check_finite(state, pos)
@@ -156,6 +163,7 @@ class CellNormalizer:
         self.base = EnvConfig.from_kwargs(**{**env_defaults, "ue_specs": None, "num_ues": 1, "obs_mode": "global"})
         self.max_ues = int(max_ues)
         self._dnn: dict[str, tuple[float, float, np.ndarray]] = {}
+        self._range: dict[str, tuple[float, float]] = {}  # DNN -> (largest feature or input, longest front part)
 
     def _profile(self, j: int, name: str) -> tuple[float, float, np.ndarray]:
         if name not in self._dnn:
@@ -169,6 +177,7 @@ class CellNormalizer:
             except ValueError as exc:
                 raise RequestError(f"ues[{j}].dnn", str(exc)) from None
             self._dnn[name] = (prof.local_latency_s, float(prof.bits[0]), desc)
+            self._range[name] = (float(np.max(prof.bits)), float(np.max(prof.front_latency_s)))
         return self._dnn[name]
 
     def inputs(self, ues: list[UEState]) -> tuple[np.ndarray, list[int]]:
@@ -189,6 +198,7 @@ class CellNormalizer:
                 raise RequestError(f"ues[{j}].tasks_left", f"{ue.tasks_left} must be <= total_tasks = "
                                    f"{ue.total_tasks} (the UE's task count at the start; default {TEST_NUM_TASKS})")
             l_scale, n_scale, d = self._profile(j, ue.dnn or self.base.dnn)
+            check_training_range(j, ue, self.base.d_min_m, self.base.d_max_m, *self._range[ue.dnn or self.base.dnn])
             desc.append(d)
             raw[:, j] = (ue.tasks_left, ue.total_tasks, ue.local_time_left_s, ue.bits_left, ue.distance_m,
                          l_scale, n_scale)
@@ -196,6 +206,31 @@ class CellNormalizer:
         _check_finite(state, list(range(n)))
         tokens = tokens_for([ue.ue_id for ue in ues])
         return agent_observations(state, tokens, np.stack(desc), self.max_ues), list(range(n))
+
+
+TOLERANCE = 1e-9  # relative: the env's own states sit exactly on the bounds
+
+
+def _above(value: float, bound: float) -> bool:
+    return value > bound * (1 + TOLERANCE)
+
+
+def check_training_range(k: int, ue: UEState, d_min_m: float, d_max_m: float, max_bits: float | None,
+                         max_time_s: float | None) -> None:
+    """422 (``RequestError`` naming ``ues[k].FIELD``) for a state outside what the policy was trained on:
+    a distance outside ``[d_min, d_max]``, more bits left than the largest feature or input the UE's DNN
+    sends, more front-part time left than its longest front part. Not clamped: a decision for a state
+    the policy never saw is a guess, and the caller should know."""
+    d = ue.distance_m
+    if d < d_min_m * (1 - TOLERANCE) or _above(d, d_max_m):
+        raise RequestError(f"ues[{k}].distance_m", f"{d:g} m is outside [{d_min_m:g}, {d_max_m:g}] m, the "
+                           "distances the policy was trained on")
+    if max_bits is not None and _above(ue.bits_left, max_bits):
+        raise RequestError(f"ues[{k}].bits_left", f"{ue.bits_left:g} is above {max_bits:g} bits, the largest "
+                           f"feature or input {ue.ue_id} sends")
+    if max_time_s is not None and _above(ue.local_time_left_s, max_time_s):
+        raise RequestError(f"ues[{k}].local_time_left_s", f"{ue.local_time_left_s:g} s is above {max_time_s:g} s, "
+                           f"the longest front part {ue.ue_id} runs")
 
 
 def _check_finite(state: np.ndarray, pos: list[int]) -> None:

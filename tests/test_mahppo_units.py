@@ -133,6 +133,12 @@ def test_advantages_come_from_the_one_shared_critic_for_every_actor():
     ({"lr": -1e-4}, "lr = -0.0001"),
     ({"clip_mode": "both"}, "clip_mode = 'both'"),
     ({"gamma": 1.5}, "gamma = 1.5"),
+    ({"gamma": True}, "gamma = True must be a number"),
+    ({"grad_clip": -1.0}, "grad_clip = -1.0 must be a finite number > 0 (or null: no clipping)"),
+    ({"grad_clip": float("nan")}, "grad_clip = nan"),
+    ({"normalize_advantages": "no"}, "normalize_advantages = 'no' must be true or false"),
+    ({"normalize_advantages": 0}, "normalize_advantages = 0 must be true or false"),
+    ({"zeta": True}, "zeta = True"),
 ])
 def test_validate_rejects_bad_hyperparameters_by_name(changes, message):
     config = MAHPPOConfig().mahppo(**changes)

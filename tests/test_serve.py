@@ -77,7 +77,7 @@ def client(served):
 def _pool(rng: np.random.Generator, n: int = N) -> list[dict]:
     total = rng.integers(1, 300, n)
     return [{"ue_id": f"ue_{i}", "tasks_left": int(rng.integers(0, total[i] + 1)), "total_tasks": int(total[i]),
-             "local_time_left_s": float(rng.uniform(0, 0.05)), "bits_left": float(rng.uniform(0, 2e5)),
+             "local_time_left_s": float(rng.uniform(0, 0.045)), "bits_left": float(rng.uniform(0, 2e5)),
              "distance_m": float(rng.uniform(1, 100))} for i in range(n)]
 
 

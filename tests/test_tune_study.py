@@ -46,6 +46,9 @@ def test_trial_configs_and_overrides():
     ({"grid": {"lr": ["1e-5"]}}, "lr = '1e-5'"),  # YAML reads 1e-5 (no dot) as a string
     ({"grid": {"batch_size": [512]}}, "batch_size = 512"),
     ({"grid": {"beta": [-1.0]}}, "beta = -1.0"),
+    ({"grid": {"grad_clip": [-1.0]}}, "grad_clip = -1.0 must be a finite number > 0"),  # would flip the sign
+    ({"fixed": {"normalize_advantages": "no"}}, "normalize_advantages = 'no' must be true or false"),
+    ({"fixed": {"normalize_advantages": 1}}, "normalize_advantages = 1 must be true or false"),
     ({"grid": {"lr": []}}, "grid.lr must be a non-empty list"),
     ({"seeds": 0}, "seeds"),
     ({"steps": "many"}, "steps = 'many'"),

@@ -37,12 +37,12 @@ def _value(text: str) -> Any:
 
 def collect_runs(study: Study, uri: str | None = None) -> dict[Any, list[Any]]:
     """The study's finished MLflow runs grouped by the value of the swept key."""
-    from mahppo.algorithms.tracking import client, tracking_uri
+    from mahppo.algorithms.tracking import client, redact_uri, tracking_uri
 
     cl = client(uri)
     exp = cl.get_experiment_by_name(study.experiment)
     if exp is None:
-        raise ValueError(f"no MLflow experiment {study.experiment!r} in {tracking_uri(uri)}: run "
+        raise ValueError(f"no MLflow experiment {study.experiment!r} in {redact_uri(tracking_uri(uri))}: run "
                          f"`mahppo tune --study {study.name}` first")
     runs = cl.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=5000)
     groups: dict[Any, list[Any]] = {}

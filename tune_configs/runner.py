@@ -92,9 +92,10 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
               verbose: int = 1) -> dict[str, Any]:
     """Run (or resume) ``study``; returns a summary with the trials and the winner."""
     from mahppo.algorithms.run import init_ray
-    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.algorithms.tracking import check_reachable, redact_uri, remember_uri, tracking_uri
 
-    uri = tracking_uri(uri)
+    uri = remember_uri(tracking_uri(uri))  # the restored callback's redacted URI resolves to it
+    check_reachable(uri)  # before Ray starts
     exp_dir = experiment_dir(study.name, storage)
     if resume and "://" not in exp_dir and (Path(exp_dir) / "study.json").is_file():
         study = Study(**json.loads((Path(exp_dir) / "study.json").read_text()))  # the study as started
@@ -118,7 +119,7 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
     # Tune creates grid trials lazily: an interrupted study may not even list its later trials.
     unfinished = max(len(grid), len(study.points) * len(study.seeds)) - grid.num_terminated - grid.num_errors
     summary: dict[str, Any] = {"study": study.name, "experiment": study.experiment, "tune_dir": exp_dir,
-                               "tracking_uri": uri, "trials": trials, "errors": grid.num_errors,
+                               "tracking_uri": redact_uri(uri), "trials": trials, "errors": grid.num_errors,
                                "unfinished": unfinished}
     if unfinished:  # interrupted (Ctrl-C): no winner until `--resume` has finished the rest
         summary["winner"] = None
@@ -142,7 +143,7 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str, regis
     --policy``), write ``winner.json`` there and register the run's checkpoint in the model registry."""
     from mahppo.algorithms.checkpoints import copy_for_acting
     from mahppo.algorithms.policy import find_checkpoint
-    from mahppo.algorithms.tracking import client
+    from mahppo.algorithms.tracking import client, redact_uri
     from mahppo.tune_configs.tracking import TRIAL_TAG, register_winner
 
     cfg = flat_config(result.config)
@@ -163,7 +164,8 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str, regis
         copy_for_acting(find_checkpoint(local), tmp)  # the weights-only export: no pickles
     info: dict[str, Any] = {"study": study.name, "point": {study.vary: cfg.get(study.vary)}, "seed": cfg.get("seed"),
                             "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
-                            "metrics": metrics, "mlflow_run_id": run_id, "tracking_uri": uri, "export": str(dest)}
+                            "metrics": metrics, "mlflow_run_id": run_id, "tracking_uri": redact_uri(uri),
+                            "export": str(dest)}
     if register and run_id:
         info["model_uri"] = register_winner(uri, f"mahppo-{study.name}", run_id, metrics,
                                             description=f"winner of study {study.name}: "

@@ -40,7 +40,9 @@ class MlflowTrialCallback(Callback):
         self._checkpoints: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the experiment state
-        return {"uri": self.uri, "experiment": self.experiment, "_runs": {}, "_checkpoints": {}}
+        from mahppo.algorithms.tracking import redact_uri  # no password in tuner.pkl (see remember_uri)
+
+        return {"uri": redact_uri(self.uri), "experiment": self.experiment, "_runs": {}, "_checkpoints": {}}
 
     def tracker(self, trial: Any) -> Tracker:
         """The trial's run: an unfinished run of the same trial is continued (retry, ``--resume``)."""

@@ -136,3 +136,13 @@ def resolve_policy(spec: str):
         return load_policy(spec)
     raise ValueError(f"--policy {spec!r}: not a baseline ({', '.join(BASELINES)}, fixed:B,C,P) "
                      "and no such directory")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
+    return value

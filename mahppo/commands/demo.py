@@ -23,15 +23,19 @@ def demo_experiment(**updates: object):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from mahppo.algorithms.tracking import check_reachable, remember_uri, ui_command
     from mahppo.algorithms.train import train
     from mahppo.marl_env.metrics import format_cell
+    from mahppo.serve.proxy import enable_for_local_ray
 
+    enable_for_local_ray()  # before training starts the local Ray: its Serve proxy gets the read deadline
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    uri = args.mlflow_uri or f"sqlite:///{(out / 'mlflow.db').resolve()}"
+    uri = remember_uri(args.mlflow_uri) or f"sqlite:///{(out / 'mlflow.db').resolve()}"
+    check_reachable(uri)
     experiment = demo_experiment(num_ues=args.num_ues, steps=args.steps, seed=args.seed, lr=args.lr, mlflow_uri=uri)
     print(f"== 1/3 train MAHPPO ({experiment.run.steps} env steps, N={experiment.env.num_ues}) on a local Ray; "
-          f"MLflow: {uri}")
+          f"MLflow: {ui_command(uri).rsplit(' ', 1)[-1]}")
     resume = (out / "train" / "run.json").exists() and args.resume
     summary = train(experiment, out / "train", resume=resume, overwrite=not resume)  # the demo owns demo_out/train
     print(f"\n== 2/3 comparison written to {out / 'train' / 'evaluation.md'}; "
@@ -51,7 +55,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for d in reply["decisions"]:
         print(f"  {d['ue_id']}: partition point {d['partition_point']}, channel {d['channel']}, "
               f"power {d['power_w']:.3f} W")
-    print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri}")
+    print(f"\nMLflow UI: {ui_command(uri)}")
     return 0
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from mahppo.commands._args import add_env_arguments, env_updates
+from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
 from mahppo.marl_env.metrics import format_table
 from mahppo.serve.client import check_port_free, example_pool
+from mahppo.serve.guards import load_api_key
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -24,6 +26,9 @@ APP_NAME = "mahppo"
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from mahppo.serve.app import QUIET_LOGGING, AppArgs, build_app
+    from mahppo.serve.guards import api_key_file, key_file_is_private
+    from mahppo.serve.lifecycle import preflight, run_app, start_reaper
+    from mahppo.serve.proxy import enable_for_local_ray
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: must be 1..65535")
@@ -36,10 +41,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         source["checkpoint"] = str(download_model(args.model_uri))  # fail here, not in the replica
     else:
         source["checkpoint"] = args.checkpoint
+    key_file = api_key_file(args.api_key_file)
     app_args = AppArgs(**source, max_batch_size=args.max_batch_size,
-                       batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas)
+                       batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas,
+                       read_timeout_s=args.read_timeout, api_key_file=key_file)
     application = build_app(app_args)  # FileNotFoundError for a directory without a checkpoint
     check_port_free(args.host, args.port)
+    preflight(application._bound_deployment.init_args[0])  # the replica's load, here, in seconds
+    if key_file is None and not _is_loopback(args.host):
+        print(f"warning: serving on {args.host} without --api-key-file: anyone who reaches the port can ask "
+              "for decisions", file=sys.stderr)
+    elif key_file and not key_file_is_private(key_file):
+        print(f"warning: {key_file} is readable by other users (chmod 600 it)", file=sys.stderr)
 
     import ray
     from ray import serve
@@ -49,18 +62,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def _on_signal(signum: int, frame: Any) -> None:
         stop.set()
 
-    ray.init(address=args.address or "local", num_cpus=None if args.address else (os.cpu_count() or 2),
-             include_dashboard=False, log_to_driver=args.verbose)
+    reaper = None
+    if not args.address:  # our own Ray: harden its HTTP proxy, and take it down with us even on SIGKILL
+        enable_for_local_ray(args.read_timeout)
+        reaper = start_reaper()
+    if args.address:
+        from mahppo.cluster import connect
+
+        connect(args.address, log_to_driver=args.verbose)  # token authentication handled
+    else:
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=args.verbose)
     # after ray.init, which installs its own SIGTERM handler (it would kill us without a clean shutdown)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         serve.start(http_options={"host": args.host, "port": args.port},
                     logging_config=None if args.access_log else QUIET_LOGGING)
-        serve.run(application, name=APP_NAME, route_prefix="/",
-                  logging_config=None if args.access_log else QUIET_LOGGING)
+        try:
+            run_app(application, name=APP_NAME, route_prefix="/",
+                    logging_config=None if args.access_log else QUIET_LOGGING)
+        except RuntimeError as exc:
+            raise ValueError(str(exc)) from None
         from mahppo.serve.client import DecisionClient
 
-        info = DecisionClient(f"http://{_client_host(args.host)}:{args.port}").model()
+        client = DecisionClient(f"http://{_client_host(args.host)}:{args.port}",
+                                api_key=load_api_key(key_file) if key_file else None)
+        info = client.model()
         print(f"serving {info['policy_id']} (N={info['num_ues']}, C={info['num_channels']}) on "
               f"http://{args.host}:{args.port}  docs: /docs  Ctrl-C to stop", flush=True)
         while not stop.wait(0.5):
@@ -73,7 +99,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             ray.shutdown()
             for s, handler in old.items():
                 signal.signal(s, handler)
+            if reaper is not None:
+                reaper.stdin.close()  # (it finds nothing left to stop)
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _client_host(host: str) -> str:
@@ -93,16 +132,18 @@ def _read_pool(path: str) -> tuple[list[dict[str, Any]], bool | None]:
     raise ValueError(f"--state-file {path}: expected {{\"ues\": [...]}} or a list of UE states")
 
 
-def _client(url: str):
+def _client(url: str, key_file: str | None = None):
     from mahppo.serve.client import DecisionClient
+    from mahppo.serve.guards import api_key_file
 
-    return DecisionClient(url)
+    key_file = api_key_file(key_file)
+    return DecisionClient(url, api_key=load_api_key(key_file) if key_file else None)
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
     from mahppo.serve.client import DecisionError
 
-    client = _client(args.url)
+    client = _client(args.url, args.api_key_file)
     try:
         if args.state_file:
             ues, det = _read_pool(args.state_file)
@@ -131,7 +172,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from mahppo.serve.client import DecisionError, RemotePolicy
 
     try:
-        remote = RemotePolicy(_client(args.via), deterministic=not args.stochastic)
+        remote = RemotePolicy(_client(args.via, args.api_key_file), deterministic=not args.stochastic)
         defaults = dict(remote.env_defaults)
         kwargs = {"scenario": "test", **env_updates(args)}
         if "num_ues" in kwargs or "ue_specs" in kwargs:
@@ -171,6 +212,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     p.add_argument("--verbose", action="store_true", help="show the replicas' logs")
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    p.add_argument("--api-key-file", default=None, metavar="FILE",
+                   help="every route but /healthz then needs `Authorization: Bearer KEY` (KEY: the file's one line; "
+                   "default $MAHPPO_API_KEY_FILE); use it whenever --host is not loopback")
+    p.add_argument("--read-timeout", type=_positive_float, default=10.0, metavar="S",
+                   help="a client must send its whole request (headers and body) within S seconds, else 408 (10)")
     p.set_defaults(handler=_cmd_serve)
 
     q = sub.add_parser("query", help="send one state pool to a served policy and print the decisions",
@@ -181,6 +227,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='JSON: {"ues": [{"ue_id": "ue_0", "tasks_left": ..., ...}, ...]} or the list alone; - = stdin')
     q.add_argument("--stochastic", action="store_true", help="sample each branch instead of its mode")
     q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.add_argument("--api-key-file", default=None, metavar="FILE", help="the server's bearer key (default "
+                   "$MAHPPO_API_KEY_FILE)")
     q.set_defaults(handler=_cmd_query)
 
     s = sub.add_parser("simulate", help="run the env with every decision fetched from a served policy",
@@ -192,4 +240,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--stochastic", action="store_true", help="sampled decisions (no longer reproducible)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--api-key-file", default=None, metavar="FILE", help="the server's bearer key (default "
+                   "$MAHPPO_API_KEY_FILE)")
     s.set_defaults(handler=_cmd_simulate)

@@ -27,8 +27,10 @@ def experiment_from_args(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from mahppo.algorithms.tracking import check_reachable, remember_uri, tracking_uri
     from mahppo.algorithms.train import read_experiment, train
 
+    remember_uri(getattr(args, "mlflow_uri", None))  # run.json keeps it without credentials (--resume)
     if args.resume:
         out = Path(args.resume)
         experiment = read_experiment(out)
@@ -38,6 +40,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         experiment = experiment_from_args(args)
         run = experiment.run
         out = Path(args.out or f"runs/{run.algo}-n{experiment.env.num_ues}-seed{run.seed}")
+    if experiment.run.tracked:
+        check_reachable(tracking_uri(experiment.run.mlflow_uri))  # seconds, not MLflow's minutes of retries
     summary = train(experiment, out, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.json)
     if args.json:
         print(json.dumps(summary, default=float))

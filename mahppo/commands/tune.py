@@ -5,17 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -28,15 +19,16 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     study = load_study(study_spec).with_overrides(samples=args.samples, steps=args.steps)  # before Ray starts
 
-    from mahppo.algorithms.tracking import tracking_uri, ui_command
+    from mahppo.algorithms.tracking import check_reachable, redact_uri, remember_uri, tracking_uri, ui_command
     from mahppo.tune_configs.runner import run_study
 
-    uri = tracking_uri(args.mlflow_uri)
+    uri = remember_uri(tracking_uri(args.mlflow_uri))  # a resumed study's state holds it redacted
+    check_reachable(uri)  # before Ray starts
     if args.resume and (args.samples or args.steps):
         print("note: --resume keeps the seeds and the budget the study started with")
     n = len(study.points) * len(study.seeds)
     print(f"study {study.name}: {len(study.points)} points x {len(study.seeds)} seeds = {n} trials, "
-          f"{study.steps} env steps each; MLflow experiment {study.experiment!r} in {uri}")
+          f"{study.steps} env steps each; MLflow experiment {study.experiment!r} in {redact_uri(uri)}")
     print(f"  watch it: {ui_command(uri)}")
     summary = run_study(study, storage=args.storage, uri=uri, address=args.address, resume=args.resume,
                         export=args.export, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,

@@ -1,0 +1,121 @@
+"""What keeps the decision-maker safe to expose: a bearer key on every route but ``/healthz``, and the
+health probe that turns a policy with non-finite outputs into a 503.
+
+Pure ASGI / torch, no Ray: unit-testable on its own, used by ``serve.app``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+API_KEY_ENV = "MAHPPO_API_KEY_FILE"  # the default of `--api-key-file` / `api_key_file`
+MIN_KEY_CHARS = 16
+OPEN_PATHS = frozenset({"/healthz"})  # answered without a key (load balancers, liveness probes)
+
+
+def load_api_key(path: str | Path) -> str:
+    """The key in ``path`` (surrounding whitespace stripped); ``ValueError`` naming the file otherwise."""
+    p = Path(path).expanduser()
+    try:
+        key = p.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"--api-key-file {p}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--api-key-file {p}: not a text file") from None
+    if len(key) < MIN_KEY_CHARS or any(c.isspace() for c in key) or not key.isprintable():
+        raise ValueError(f"--api-key-file {p}: the key must be one line of at least {MIN_KEY_CHARS} printable "
+                         "characters without spaces (make one with "
+                         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    return key
+
+
+def key_file_is_private(path: str | Path) -> bool:
+    """False when group or others may read the key file."""
+    return not (os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def api_key_file(explicit: str | None) -> str | None:
+    """``explicit``, else ``$MAHPPO_API_KEY_FILE``, as an absolute path (the replica may run elsewhere)."""
+    path = explicit or os.environ.get(API_KEY_ENV) or None
+    return str(Path(path).expanduser().resolve()) if path else None
+
+
+def route_path(scope: dict) -> str:
+    """The path the app routes on: without the ``root_path`` (Serve's ``route_prefix``)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] or "/" if root and path.startswith(root) else path
+
+
+def _json_response(status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> list[dict]:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return [{"type": "http.response.start", "status": status, "headers": headers + (extra or [])},
+            {"type": "http.response.body", "body": body}]
+
+
+UNAUTHORIZED = (b'{"detail": "authorization: this route needs the header `Authorization: Bearer KEY`", '
+                b'"field": "authorization", "errors": [{"field": "authorization", "message": '
+                b'"missing or wrong bearer key"}]}')
+
+
+class ApiKeyMiddleware:
+    """ASGI middleware: 401 unless ``Authorization: Bearer <state.api_key>`` (when a key is set).
+
+    ``/healthz`` stays open. The check runs before the body is read, in constant time."""
+
+    def __init__(self, inner: Any, state: Any):
+        self.inner = inner
+        self.state = state
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        key: str | None = getattr(self.state, "api_key", None)
+        if key is None or scope["type"] not in ("http", "websocket") or route_path(scope) in OPEN_PATHS:
+            await self.inner(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given = token.strip()
+                break
+        if hmac.compare_digest(given, key.encode()):
+            await self.inner(scope, receive, send)
+            return
+        for message in _json_response(401, UNAUTHORIZED, [(b"www-authenticate", b'Bearer realm="mahppo"')]):
+            await send(message)
+
+
+def policy_problem(policy: Any, normalizer: Any, agents: list[str]) -> str | None:
+    """Why ``policy`` cannot give finite decisions, or None when it can: non-finite weights, or a
+    non-finite (or failing) action, mode or sampled, on probe state pools across the trained distances
+    (every UE at d_min, midway, at d_max), put through the served normaliser."""
+    import torch
+
+    from mahppo.serve.schema import DecideRequest
+
+    for agent, module in getattr(policy, "modules", {}).items():
+        for name, p in module.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                return f"{agent}: non-finite weights in {name}"
+    bounds = normalizer if hasattr(normalizer, "d_min_m") else normalizer.base  # per-UE or shared policy
+    d_lo, d_hi = float(bounds.d_min_m), float(bounds.d_max_m)
+    pools = [[{"ue_id": a, "tasks_left": 200, "local_time_left_s": 0.0, "bits_left": 0.0, "distance_m": d}
+              for a in agents] for d in (d_lo, (d_lo + d_hi) / 2, d_hi)]
+    for deterministic in (True, False):
+        mode = "mode" if deterministic else "sampled"
+        for pool in pools:
+            x, _ = normalizer.inputs(DecideRequest.model_validate({"ues": pool}).ues)
+            try:
+                _, _, powers = policy.act_batch(x if getattr(policy, "shared", False) else x[None, :],
+                                                deterministic=deterministic)
+            except (RuntimeError, ValueError) as exc:  # e.g. sampling from NaN probabilities
+                return f"the policy fails on a probe state ({mode}): {str(exc).splitlines()[0]}"
+            if not np.all(np.isfinite(powers)):
+                return f"non-finite transmit power on a probe state ({mode})"
+    return None

@@ -1,0 +1,142 @@
+"""``--address`` against a token-authenticated cluster: a real ``ray start --head`` on 127.0.0.1.
+
+The head runs with its own temp dir, ports and token file, and is stopped by ending its ``--block``
+process (never ``ray stop``, which would stop every Ray of this user on the machine). Clients run in
+subprocesses with their own HOME, so the token "where Ray keeps it" is under our control.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+CLIENT = """
+import sys, time
+import ray
+from mahppo.algorithms.run import init_ray
+t0 = time.monotonic()  # the connection alone (imports take long on a busy machine)
+try:
+    init_ray(sys.argv[1])
+except ValueError as exc:
+    print("ERROR", exc, round(time.monotonic() - t0, 1))
+    raise SystemExit(2)
+print("CPU", ray.cluster_resources().get("CPU"), round(time.monotonic() - t0, 1))
+ray.shutdown()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _procs_with(text: str) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if text.encode() in (p / "cmdline").read_bytes():
+                    out.append(int(p.name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.fixture(scope="module")
+def token_cluster():
+    """(address, token): a one-CPU head with token authentication on, stopped afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="rtok", dir="/tmp"))  # short: Ray's socket paths must fit
+    token = secrets.token_hex(32)
+    (tmp / "token").write_text(token)
+    port = _free_port()
+    ports = []
+    for flag in ("--node-manager-port", "--object-manager-port", "--ray-client-server-port",
+                 "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port",
+                 "--metrics-export-port"):
+        ports += [flag, str(_free_port())]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp / "token"))
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--include-dashboard", "false",
+                             "--disable-usage-stats", "--temp-dir", str(tmp / "r"), *ports],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}", token
+    finally:
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        time.sleep(1)
+        for pid in _procs_with(str(tmp)):  # anything of this head still there (only ours: its temp dir)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _client(address: str, home: Path, token: str | None = None, **env_extra: str) -> tuple[int, str]:
+    ray_dir = home / ".ray"
+    ray_dir.mkdir(parents=True, exist_ok=True)
+    if token is not None:
+        (ray_dir / "auth_token").write_text(token)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+    env.update(HOME=str(home), **env_extra)
+    r = subprocess.run([sys.executable, "-c", CLIENT, address], env=env, capture_output=True, text=True, timeout=180)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("CPU", "ERROR"))]
+    return r.returncode, (lines[-1] if lines else r.stdout[-500:] + r.stderr[-1500:])
+
+
+def test_the_token_in_the_default_place_is_used_out_of_the_box(token_cluster, tmp_path):
+    address, token = token_cluster
+    rc, out = _client(address, tmp_path / "home", token)  # ~/.ray/auth_token, RAY_AUTH_MODE unset
+    assert rc == 0 and out.startswith("CPU 1.0"), out
+
+
+def test_no_token_fails_in_seconds_saying_what_to_set(token_cluster, tmp_path):
+    address, _ = token_cluster
+    rc, out = _client(address, tmp_path / "home")
+    assert rc == 2, out
+    assert f"--address {address}: the cluster uses token authentication and no token was found here:" in out
+    assert "~/.ray/auth_token" in out and "RAY_AUTH_TOKEN_PATH" in out
+    assert float(out.rsplit(" ", 1)[1]) < 10
+
+
+@pytest.mark.slow
+def test_a_wrong_token_is_named(token_cluster, tmp_path):
+    address, _ = token_cluster
+    rc, out = _client(address, tmp_path / "home", "0" * 64)
+    assert rc == 2 and "is not its token" in out and str(tmp_path / "home" / ".ray" / "auth_token") in out, out
+
+
+@pytest.mark.slow
+def test_auth_mode_disabled_is_named(token_cluster, tmp_path):
+    address, token = token_cluster
+    rc, out = _client(address, tmp_path / "home", token, RAY_AUTH_MODE="disabled")
+    assert rc == 2 and "RAY_AUTH_MODE is set to disabled here" in out, out
+
+
+def test_nothing_at_the_address_fails_in_seconds(tmp_path):
+    rc, out = _client(f"127.0.0.1:{_free_port()}", tmp_path / "home")
+    assert rc == 2 and "no Ray cluster answers there" in out, out
+    assert float(out.rsplit(" ", 1)[1]) < 10
