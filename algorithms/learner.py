@@ -13,6 +13,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from mahppo.algorithms.codec import BRANCHES
 from mahppo.algorithms.connectors import CentralizedGAE
+from mahppo.algorithms.lean_learner import LeanTorchLearner
 from mahppo.algorithms.modules import CRITIC_ID
 
 
@@ -26,7 +27,7 @@ def clipped_surrogate(logp_new: list[torch.Tensor], logp_old: list[torch.Tensor]
     return sum(torch.min(r * adv, torch.clamp(r, 1 - clip_eps, 1 + clip_eps) * adv) for r in ratios)
 
 
-class MAHPPOTorchLearner(PPOTorchLearner):
+class MAHPPOTorchLearner(LeanTorchLearner, PPOTorchLearner):
     """PPO's learner with a centralized critic and per-branch clipping of the hybrid actors."""
 
     def build(self) -> None:

@@ -41,7 +41,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 import tree
-from mahppo.algorithms.modules import HybridActorModule
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
@@ -62,6 +61,8 @@ from ray.rllib.utils.metrics import (
     RLMODULE_INFERENCE_TIMER,
     WEIGHTS_SEQ_NO,
 )
+
+from mahppo.algorithms.modules import HybridActorModule
 
 logger = logging.getLogger(__name__)
 
@@ -523,7 +524,7 @@ def _np(value: Any) -> np.ndarray:
     a = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     if a.dtype.kind == "f" and a.dtype != np.float32:
         return a.astype(np.float32)
-    if a.dtype.kind in "iu" and a.dtype != np.int32:
+    if a.dtype.kind == "i" and a.dtype != np.int32:
         return a.astype(np.int32)
     return a
 
