@@ -19,6 +19,7 @@ from mahppo.algorithms.params import MAHPPOParams
 from mahppo.marl_env.config import EnvConfig
 
 ALGOS = ("mahppo", "ippo")
+SAMPLERS = ("vector", "rllib")  # algorithms/sampler.py's VectorEnvRunner, or RLlib's own loop
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class RunSettings:
     num_envs_per_env_runner: int = field(default=8, metadata={"help": "vectorised envs per sampler"})
     num_learners: int = field(default=0, metadata={"help": "remote learners (0: learn in the driver)"})
     num_gpus_per_learner: float = field(default=0.0, metadata={"help": "GPUs per learner (0 on CPU machines)"})
+    sampler: str = field(default="vector", metadata={
+        "help": "vector: vectorised env runner (algorithms/sampler.py); rllib: RLlib's own sampling loop",
+        "choices": SAMPLERS})
     checkpoint_every: int = field(default=5, metadata={"help": "checkpoint every so many iterations"})
     eval_every: int = field(default=2, metadata={"help": "test-scenario evaluation every so many iterations"})
     address: str | None = field(default=None, metadata={"help": "Ray cluster address (default: a local Ray)"})
@@ -48,6 +52,8 @@ class RunSettings:
         v = self.num_gpus_per_learner
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ValueError(f"num_gpus_per_learner = {v!r} must be a number >= 0")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler = {self.sampler!r} must be one of {SAMPLERS}")
         if self.algo not in ALGOS:
             raise ValueError(f"algo = {self.algo!r} must be one of {ALGOS}")
         for name in ("mlflow",):

@@ -31,6 +31,7 @@ from mahppo.algorithms.modules import (
     SharedActorModule,
 )
 from mahppo.algorithms.params import CLIP_MODES, MAHPPOParams  # noqa: F401 (re-exported)
+from mahppo.algorithms.sampler import use_sampler
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.env import CollabInferenceEnv
 from mahppo.marl_env.observations import MAX_POINTS
@@ -141,6 +142,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     config.multi_agent(policies=set(agents), policy_mapping_fn=mapping)
     config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
+    use_sampler(config, run.sampler)  # "vector": algorithms/sampler.py; "rllib": RLlib's own loop
     config.learners(num_learners=run.num_learners, num_gpus_per_learner=run.num_gpus_per_learner)
     config.debugging(seed=run.seed)
     config.reporting(metrics_num_episodes_for_smoothing=20)

@@ -45,6 +45,18 @@ def init_ray(address: str | None = None) -> None:
         ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
 
 
+def check_gpus(per_learner: float, learners: int) -> None:
+    """Fail fast (instead of waiting forever for resources) when the cluster lacks the GPUs asked for."""
+    import ray
+
+    if per_learner <= 0:
+        return
+    have = float(ray.cluster_resources().get("GPU", 0))
+    if have < per_learner * learners:
+        raise ValueError(f"num_gpus_per_learner = {per_learner:g} needs {per_learner * learners:g} GPUs; "
+                         f"the Ray cluster has {have:g}")
+
+
 def set_torch_threads(n: int = 1) -> None:
     """Small MLPs: one thread each for sampler and learner, so they do not fight over 2 cores."""
     import torch
@@ -90,6 +102,7 @@ class Run:
         self.experiment = experiment.validate()
         set_torch_threads(1)
         init_ray(experiment.run.address)
+        check_gpus(experiment.run.num_gpus_per_learner, max(1, experiment.run.num_learners))
         self.algo = build_config(self.experiment).build_algo()
         self.iteration = 0
         self.env_steps = 0

@@ -62,11 +62,11 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
+from mahppo.algorithms.experiment import SAMPLERS
 from mahppo.algorithms.modules import HybridActorModule
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("vector", "rllib")
 _EPISODE_CALLBACKS = ("on_episode_created", "on_episode_start", "on_episode_step", "on_episode_end")
 _NOT_EXTRA = (Columns.ACTIONS, Columns.ACTIONS_FOR_ENV)
 
