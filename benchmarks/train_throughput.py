@@ -59,6 +59,16 @@ def _to_shared(agent_id, episode=None, **kwargs):
     return "shared"
 
 
+def _sample_1024(runner) -> int:
+    return sum(len(e) for e in runner.sample(num_timesteps=1024))
+
+
+def _node_id(runner) -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
 def _clock():
     return time.perf_counter(), time.process_time()
 
@@ -116,6 +126,25 @@ def measure(num_ues: int, path: str, *, envs: int, iterations: int, shared: bool
     return row
 
 
+def sampling_scale_out(num_ues: int, runners: int, *, envs: int, rounds: int) -> dict[str, float]:
+    """Sampling only, on ``runners`` remote env runners in parallel (each samples 1024 env steps)."""
+    cfg = config_for(num_ues, "vector", envs)
+    cfg.env_runners(num_env_runners=runners)
+    algo = cfg.build_algo()
+    try:
+        group = algo.env_runner_group
+        group.foreach_env_runner(_sample_1024, local_env_runner=False)  # warm-up
+        t = time.perf_counter()
+        steps = 0
+        for _ in range(rounds):
+            steps += sum(group.foreach_env_runner(_sample_1024, local_env_runner=False))
+        wall = time.perf_counter() - t
+        nodes = len(set(group.foreach_env_runner(_node_id, local_env_runner=False)))
+    finally:
+        algo.stop()
+    return {"steps_s": steps / wall, "nodes": nodes}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--num-ues", type=int, nargs="+", default=[3, 10, 50])
@@ -124,13 +153,31 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3, help="measured iterations per figure (after 1 warm-up)")
     p.add_argument("--shared", action="store_true", help="also one shared actor for all UEs")
     p.add_argument("--out", default=None, help="also write the table (markdown) here")
+    p.add_argument("--runners", type=int, nargs="+", default=None,
+                   help="instead: sampling only on this many remote env runners (e.g. 1 2)")
+    p.add_argument("--address", default=None, help="Ray cluster to use (default: a local Ray)")
     args = p.parse_args()
 
     import ray
     import torch
 
     torch.set_num_threads(1)
-    ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    if args.runners:
+        print(f"load average before: {os.getloadavg()}; cluster: {ray.cluster_resources()}")
+        print("| N | env runners | nodes used | sampling (env steps/s) | vs 1 runner |\n|---|---|---|---|---|")
+        base = None
+        for n in args.num_ues:
+            for k in args.runners:
+                r = sampling_scale_out(n, k, envs=args.envs, rounds=args.iterations)
+                base = r["steps_s"] if k == args.runners[0] else base
+                print(f"| {n} | {k} | {r['nodes']} | {r['steps_s']:,.0f} | {r['steps_s'] / base:.2f}x |", flush=True)
+        print(f"load average after: {os.getloadavg()}")
+        ray.shutdown()
+        return
     head = ("| N | actors | path | sampling (env steps/s) | learning (env steps/s) | loop (env steps/s) | "
             "loop s/iter | CPU: sampling / learning / loop | peak RSS GiB |\n|---|---|---|---|---|---|---|---|---|")
     lines = [head]
