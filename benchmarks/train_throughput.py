@@ -26,9 +26,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _paths():
-    from mahppo.algorithms.learner import MAHPPOTorchLearner
     from ray.rllib.core.learner.learner import Learner
     from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+
+    from mahppo.algorithms.learner import MAHPPOTorchLearner
 
     class RLlibLearnerStep(MAHPPOTorchLearner):
         """MAHPPO's loss with RLlib's own optimizer set-up, gradient step and minibatch iterator."""
@@ -41,22 +42,16 @@ def _paths():
 
 
 def config_for(num_ues: int, path: str, envs: int, shared: bool = False):
+    from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.mahppo import build_config
-    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 
     sampler, learner_cls = _paths()[path]
-    cfg = build_config({"num_ues": num_ues, "max_frames": 60}, num_envs_per_env_runner=envs, sampler=sampler)
+    flat = {"num_ues": num_ues, "num_envs_per_env_runner": envs, "sampler": sampler}
+    if shared:  # the shared actor (agent-centric observations), same N every episode
+        flat.update(actor="shared", obs_mode="agent", max_ues=max(16, num_ues))
+    cfg = build_config(Experiment().with_flat(flat))
     cfg.learners(learner_class=learner_cls)
-    if shared:  # one actor for every UE (same obs and action spaces: all UEs run the same DNN)
-        specs = cfg.rl_module_spec.rl_module_specs
-        cfg.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={"shared": specs["ue_0"],
-                                                                        "critic": specs["critic"]}))
-        cfg.multi_agent(policies={"shared"}, policy_mapping_fn=_to_shared)
     return cfg
-
-
-def _to_shared(agent_id, episode=None, **kwargs):
-    return "shared"
 
 
 def _sample_1024(runner) -> int:
