@@ -183,16 +183,18 @@ class VectorEnvRunner(MultiAgentEnvRunner):
     def __init__(self, config: Any, **kwargs: Any):
         super().__init__(config=config, **kwargs)
         self._copies: list[_Copy] = []
-        self._blockers = fast_path_blockers(self.config)
+        self._blockers = self._runner_blockers()
         if self.env is not None:
             self._setup_copies()
-        if self.module is not None:
-            for mid in self.module.keys():
-                if self.module[mid].is_stateful():
-                    self._blockers.append(f"stateful module {mid}")
         self._owner: str | None = None  # whose episodes the env copies are in: "vector" or "rllib"
         self._warned = False
         self._width: dict[tuple[str, str], int] = {}  # (column, module) -> last-dim width
+
+    def _runner_blockers(self) -> list[str]:
+        why = fast_path_blockers(self.config)
+        if self.module is not None:
+            why += [f"stateful module {mid}" for mid in self.module.keys() if self.module[mid].is_stateful()]
+        return why
 
     def _setup_copies(self) -> None:
         self._copies = []
@@ -223,7 +225,7 @@ class VectorEnvRunner(MultiAgentEnvRunner):
     def make_env(self) -> None:
         super().make_env()
         if getattr(self, "_copies", None) is not None and self.env is not None:
-            self._blockers = fast_path_blockers(self.config)
+            self._blockers = self._runner_blockers()
             self._setup_copies()
             self._owner = None
 
