@@ -6,7 +6,7 @@
 """
 
 from mahppo.marl_env.config import EnvConfig, UESpec
-from mahppo.marl_env.env import CollabInferenceEnv, parallel_env
+from mahppo.marl_env.parallel import CollabInferenceEnv, parallel_env
 from mahppo.marl_env.profiles import DNNProfile, default_profiles, load_profile_file
 
 __all__ = [
