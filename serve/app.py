@@ -25,8 +25,15 @@ from ray import serve
 from ray.serve import Application
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mahppo.marl_env.core import clip_power
-from mahppo.serve.schema import DecideRequest, DecideResponse, RequestError, format_loc, normalizer_for
+from mahppo.serve.schema import (
+    DecideRequest,
+    DecideResponse,
+    RequestError,
+    act_on,
+    decision_body,
+    format_loc,
+    normalizer_for,
+)
 
 DEPLOYMENT_NAME = "DecisionMaker"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -209,12 +216,7 @@ class DecisionMaker:
         state, pos = self.normalizer.inputs(request.ues)
         pts, chs, pws = await self._act((state, request.deterministic))
         self.requests += 1
-        if not np.all(np.isfinite(pws)):  # a broken checkpoint, never the request's fault
-            return _error(500, "policy", f"{self.policy.name} produced a non-finite power")
-        pws = clip_power(pws, self.model_info["p_max_w"])  # the power a UE applies: the simulator's rule
-        body = {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
-                               "power_w": float(pws[p])} for ue, p in zip(request.ues, pos, strict=True)],
-                "policy_id": self.policy.name}
+        body = decision_body(request.ues, pos, (pts, chs, pws), self.policy.name, self.model_info["p_max_w"])
         # already the shape of DecideResponse (the documented schema): skip re-validating it
         return Response(json.dumps(body).encode(), media_type="application/json")
 
@@ -227,17 +229,8 @@ class DecisionMaker:
             idx = [i for i, (_, det) in enumerate(items) if det is mode]
             if not idx:
                 continue
-            if self.policy.shared:
-                sizes = [len(items[i][0]) for i in idx]
-                pts, chs, pws = self.policy.act_batch(np.concatenate([items[i][0] for i in idx]), deterministic=mode)
-                bounds = np.cumsum([0, *sizes])
-                for r, i in enumerate(idx):
-                    sl = slice(bounds[r], bounds[r + 1])
-                    out[i] = (pts[sl, 0], chs[sl, 0], pws[sl, 0])
-            else:
-                pts, chs, pws = self.policy.act_batch(np.stack([items[i][0] for i in idx]), deterministic=mode)
-                for r, i in enumerate(idx):
-                    out[i] = (pts[r], chs[r], pws[r])
+            for i, actions in zip(idx, act_on(self.policy, [items[i][0] for i in idx], mode), strict=True):
+                out[i] = actions
             self.batches += 1
         return out
 
