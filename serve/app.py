@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mahppo.serve.docs import docs_page
 from mahppo.serve.schema import (
     DecideRequest,
     DecideResponse,
@@ -45,8 +46,16 @@ app = FastAPI(
     version="1",
     description="Per-frame decisions (partition point, channel, transmit power) for every UE of a cell, "
     "from a trained MAHPPO policy. POST the state pool to /v1/decide.",
+    docs_url=None,  # FastAPI's pages load their JavaScript from a CDN: /docs is served locally below
+    redoc_url=None,
 )
 app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
+
+
+@app.get("/docs", include_in_schema=False)
+async def _docs() -> HTMLResponse:
+    """The API documentation, self-contained (no CDN; works on an offline edge server)."""
+    return HTMLResponse(docs_page(app.title))
 
 
 class _BodyTooLarge(StarletteHTTPException):
