@@ -57,14 +57,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, compare, track and serve on embedded defaults (a few minutes)")
-    p.add_argument("--out", default="demo_out")
+    p.add_argument("--out", default="demo_out", help="folder for everything the demo writes, MLflow store "
+                   "and artefacts included (default demo_out)")
     d = demo_experiment()
     p.add_argument("--steps", type=int, default=None, help=f"env steps to train (default: {d.run.steps})")
     p.add_argument("--num-ues", type=int, default=None, help=f"N UEs (default: {d.env.num_ues})")
     p.add_argument("--seed", type=int, default=None, help=f"seed (default: {d.run.seed})")
     p.add_argument("--lr", type=float, default=None,
                    help=f"learning rate (default: {d.algo.lr}, faster in a short budget than the paper's 1e-4)")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--mlflow-uri", default=None)
+    p.add_argument("--port", type=int, default=8765, help="port of the short-lived Serve on 127.0.0.1 (default 8765)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo run")
     p.set_defaults(handler=_cmd_demo)
