@@ -10,6 +10,8 @@ command, ``mahppo demo``). Each one is listed with why it is harmless here; noth
   ``RLModule.__init__`` for backwards compatibility ("TODO (sven): Deprecate this"), which is what
   warns. Nothing on our side uses the deprecated path.
 - Tune: "Install gputil for GPU system monitoring." (GPU monitoring is not needed on CPU machines).
+- Serve: its INFO start-up lines ("Started Serve", "Connecting to existing Serve app ... will not be
+  applied", "Application ... is ready"); ``mahppo serve`` prints its own line when it is ready.
 - MLflow: the INFO lines of SQLite store creation and migration, and SQLAlchemy's ``noload``
   deprecation raised inside MLflow's store; MLflow's artefact download progress bars.
 """
@@ -27,7 +29,15 @@ HARMLESS: dict[str, tuple[str, ...]] = {
     "ray._common.deprecation": ("RLModule(config=[RLModuleConfig object])",),
     "ray.tune.utils.util": ("Install gputil",),
 }
-QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic", "mlflow.pyfunc", "mlflow.models.model")
+# INFO chatter: MLflow's store creation and migrations, model validation; Serve's start-up lines
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic", "mlflow.pyfunc", "mlflow.models.model", "ray.serve")
+
+
+class _WarningsAndUp(logging.Filter):
+    """Drops INFO and below (for loggers such as Serve's that reset their own level when they start)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
 
 class _DropMessages(logging.Filter):
@@ -47,6 +57,9 @@ def install() -> None:
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
             logger.addFilter(_DropMessages(fragments))
     for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        if not any(isinstance(f, _WarningsAndUp) for f in logger.filters):
+            logger.addFilter(_WarningsAndUp())
     warnings.filterwarnings("ignore", message=r".*The ``noload`` loader strategy is deprecated")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -107,3 +107,28 @@ def test_tune_json_is_one_document_and_its_hints_work_as_printed(tmp_path, monke
     assert fig["runs"] == 1 and fig["sweep"] == summary["sweep"] and (tmp_path / "tune_tiny.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store", "tiny.yaml", "tune_runs", "tune_tiny.png"]
     assert (tmp_path / "store" / "mlruns").is_dir()  # the artefacts next to the store, no ./mlruns
+
+
+@pytest.mark.slow
+def test_fresh_demo_prints_no_warning_and_writes_only_under_demo_out(tmp_path):
+    """A new user's first command, in an empty directory (1024 env steps instead of 20 000)."""
+    import os
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_"))}
+    done = subprocess.run([sys.executable, "-m", "mahppo", "demo", "--steps", "1024", "--port", str(port)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).replace("\r", "\n").splitlines()
+    noisy = [ln for ln in lines if re.search(r"warn|deprecat|error|raylet", ln, re.I)]
+    assert noisy == []
+    assert [p.name for p in tmp_path.iterdir()] == ["demo_out"]
+    out = tmp_path / "demo_out"
+    assert {"mlflow.db", "mlruns", "train", "decisions.json"} <= {p.name for p in out.iterdir()}
+    assert any((out / "mlruns").rglob("MLmodel")) or any((out / "mlruns").rglob("mahppo_policy.json"))

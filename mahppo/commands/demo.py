@@ -45,7 +45,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print("\n== 3/3 serve: the serve package is not installed in this build")
         return 0
     print("\n== 3/3 serve the policy on 127.0.0.1 and ask it for one frame's decisions")
-    reply = serve_and_query(summary["checkpoint"], port=args.port)
+    reply = serve_and_query(summary["checkpoint"], port=args.port, shutdown_ray=True)  # the demo is done with Ray
     (out / "decisions.json").write_text(json.dumps(reply, indent=2))
     print(f"POST {reply['url']} (policy {reply['policy_id']}); state pool: every UE 50 m away, 200 tasks")
     for d in reply["decisions"]:
