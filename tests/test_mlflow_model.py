@@ -195,3 +195,24 @@ def test_the_model_artefacts_live_next_to_the_store(champion):
     root = Path(run.info.artifact_uri)
     assert root.is_relative_to(champion["store"])
     assert (root / "model" / "MLmodel").is_file()
+
+
+def test_the_trained_policy_refuses_a_cell_with_another_dnn_or_profile(champion, tmp_path):
+    """(Uses this module's trained policy.) Same N, points and channels, but other costs: refused."""
+    from importlib import resources
+
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.marl_env.config import EnvConfig
+
+    policy = load_policy(champion["policy"])
+    policy.check_cell(EnvConfig.from_kwargs(num_ues=N))  # the cell it was trained on
+    with pytest.raises(ValueError, match=r"ue_1 was trained on dnn 'resnet18'; the cell gives 'vgg11'"):
+        policy.check_cell(EnvConfig.from_kwargs(dnn="resnet18,vgg11,resnet18"))
+    table = json.loads((resources.files("mahppo.marl_env") / "data" / "jetson_nano_profiles.json").read_text())
+    for point in table["models"]["resnet18"]:
+        point["front_latency_s"] *= 2  # a slower device, same DNN name and shape
+    slow = tmp_path / "slow_device.json"
+    slow.write_text(json.dumps(table))
+    with pytest.raises(ValueError, match=r"ue_0 was trained on the 'resnet18' profile of the shipped Jetson Nano "
+                                         r"profiles; the cell's 'resnet18' profile \(.*slow_device.json\) has other"):
+        policy.check_cell(EnvConfig.from_kwargs(num_ues=N, profile_file=str(slow)))
