@@ -106,6 +106,9 @@ def test_tune_json_is_one_document_and_its_hints_work_as_printed(tmp_path, monke
     fig = json.loads(capsys.readouterr().out)
     assert fig["runs"] == 1 and fig["sweep"] == summary["sweep"] and (tmp_path / "tune_tiny.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store", "tiny.yaml", "tune_runs", "tune_tiny.png"]
+    (tmp_path / "tiny.yaml").unlink()  # `report NAME` also works from the store (the study as it ran)
+    assert main(["tune", "report", "tiny", "--mlflow-uri", uri, "--out", "again.png", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sweep"] == summary["sweep"]
     assert (tmp_path / "store" / "mlruns").is_dir()  # the artefacts next to the store, no ./mlruns
 
 

@@ -19,6 +19,7 @@ SWEEP_TAG = "sweep"  # the sweep id, on the parent run and on every trial run
 ROLE_TAG = "role"  # "sweep" on the parent run
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
 SWEEP_FILE = "sweep.json"
+STUDY_ARTIFACT = "study.json"  # the study as the sweep ran it, an artefact of the sweep's run
 
 
 def new_sweep_id() -> str:
@@ -36,7 +37,34 @@ def start_sweep(uri: str, study: Any) -> dict[str, str]:
               "points": spec["points"], "fixed": spec["fixed"]}
     t = Tracker.start(uri, study.experiment, f"sweep {sweep_id}", params=params,
                       tags={SWEEP_TAG: sweep_id, ROLE_TAG: "sweep", "study": study.name})
+    t.client.log_dict(t.run_id, spec, STUDY_ARTIFACT)  # the study as run: `tune report NAME` reads it back
     return {"id": sweep_id, "run_id": t.run_id}
+
+
+def study_from_store(name: str, uri: str | None = None, sweep: str | None = None) -> Any:
+    """The ``Study`` a sweep of ``tune-<name>`` ran (its latest sweep, or ``sweep``), read back from the
+    tracking store: ``mahppo tune report NAME`` works for a study run from any file. None if the store
+    has no such sweep."""
+    import tempfile
+
+    from mahppo.algorithms.tracking import client
+    from mahppo.tune_configs.study import Study
+
+    cl = client(uri)
+    exp = cl.get_experiment_by_name(f"tune-{name}")
+    if exp is None:
+        return None
+    where = f"tags.{ROLE_TAG} = 'sweep'" + (f" and tags.{SWEEP_TAG} = '{sweep}'" if sweep else "")
+    runs = cl.search_runs([exp.experiment_id], filter_string=where, order_by=["attributes.start_time DESC"],
+                          max_results=1)
+    if not runs:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = cl.download_artifacts(runs[0].info.run_id, STUDY_ARTIFACT, tmp)
+        except Exception:  # an older sweep without the artefact
+            return None
+        return Study(**json.loads(Path(path).read_text()))
 
 
 def trial_tags(sweep: dict[str, str] | None) -> dict[str, str]:

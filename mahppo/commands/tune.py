@@ -93,7 +93,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from mahppo.tune_configs.report import draw_report
     from mahppo.tune_configs.study import load_study
 
-    study = load_study(study_spec)
+    try:
+        study = load_study(study_spec)
+    except ValueError:  # not a shipped study: a study run from a file elsewhere, as the store recorded it
+        from mahppo.tune_configs.sweeps import study_from_store
+
+        study = study_from_store(study_spec, args.mlflow_uri, args.sweep)
+        if study is None:
+            raise
     out = args.out or f"tune_{study.name}.png"
     info = draw_report(study, out, uri=args.mlflow_uri, sweep=args.sweep)
     if args.json:
