@@ -68,7 +68,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("shutting down", flush=True)
     finally:
         try:
-            serve.shutdown()
+            if args.address:  # a cluster outlives us: take our Serve instance off it
+                serve.shutdown()
+            # a local Ray goes down with Serve on it; serve.shutdown() first would only add the raylet's
+            # benign "graceful_shutdown failed ... / Failed to push error to driver" lines
         finally:
             ray.shutdown()
             for s, handler in old.items():
