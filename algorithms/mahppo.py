@@ -33,8 +33,8 @@ from mahppo.algorithms.modules import (
 from mahppo.algorithms.params import CLIP_MODES, MAHPPOParams  # noqa: F401 (re-exported)
 from mahppo.algorithms.sampler import use_sampler
 from mahppo.marl_env.config import EnvConfig
-from mahppo.marl_env.env import CollabInferenceEnv
 from mahppo.marl_env.observations import MAX_POINTS
+from mahppo.marl_env.parallel import CollabInferenceEnv
 
 if TYPE_CHECKING:
     from mahppo.algorithms.experiment import Experiment

@@ -24,8 +24,9 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from mahppo.algorithms.checkpoints import find_for_acting, load_acting_modules
 from mahppo.algorithms.modules import SHARED_ID, HybridActorModule, SharedActorModule
-from mahppo.algorithms.run import read_meta
+from mahppo.algorithms.run import POLICY_META, read_meta
 from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.profiles import same_profile
 
 
 class FusedActors:
@@ -130,6 +131,13 @@ class TrainedPolicy:
                 if a.dnn != b.dnn:
                     raise ValueError(f"policy {self.name}: ue_{i} was trained on dnn {a.dnn!r}; the cell gives "
                                      f"{b.dnn!r} (a per-UE policy is tied to its DNNs)")
+            for i, (a, b) in enumerate(zip(trained.profiles, config.profiles, strict=True)):
+                if not same_profile(a, b):
+                    raise ValueError(
+                        f"policy {self.name}: ue_{i} was trained on the {a.name!r} profile of "
+                        f"{trained.profile_file or 'the shipped Jetson Nano profiles'}; the cell's {b.name!r} "
+                        f"profile ({config.profile_file or 'the shipped Jetson Nano profiles'}) has other costs "
+                        "per partition point (check --profile)")
 
     def reset(self, view: Any, seed: int | None = None) -> None:
         self.check_cell(view.config)
@@ -202,9 +210,15 @@ def _agent_index(agent: str) -> int:
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory (its weights-only export verified), or the newest usable checkpoint of a
-    ``mahppo train --out`` dir as its ``checkpoints.json`` records it."""
-    return find_for_acting(Path(path))
+    """A checkpoint directory (its weights-only export verified), the newest usable checkpoint of a
+    ``mahppo train --out`` dir as its ``checkpoints.json`` records it, or the checkpoint inside an MLflow
+    pyfunc model directory (``serve.mlflow_model``: the Tune champion)."""
+    path = Path(path)
+    if (path / "MLmodel").is_file():
+        found = sorted(p.parent for p in (path / "artifacts").glob(f"*/{POLICY_META}"))
+        if found:
+            return find_for_acting(found[0])
+    return find_for_acting(path)
 
 
 MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")

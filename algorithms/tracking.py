@@ -157,13 +157,49 @@ def client(uri: str | None = None) -> Any:
 
 
 def experiment_id(cl: Any, name: str) -> str:
-    """The id of experiment ``name`` (created, or restored if it was deleted)."""
+    """The id of experiment ``name`` (created, or restored if it was deleted). A new experiment in a
+    local SQLite store keeps its artefacts next to the store (``<store dir>/mlruns/<name>``), not in
+    the working directory's ``./mlruns``."""
     exp = cl.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             cl.restore_experiment(exp.experiment_id)
         return exp.experiment_id
-    return cl.create_experiment(name)
+    return cl.create_experiment(name, artifact_location=artifact_location(cl.tracking_uri, name))
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """``<dir of the SQLite file>/mlruns/<experiment>`` for a local SQLite store; None (the server's or
+    MLflow's default) for any other store."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+    return str(Path(uri[len(prefix):]).resolve().parent / "mlruns" / safe)
+
+
+def provenance_tags() -> dict[str, str]:
+    """What produced a run: the package version and, in a git checkout, the commit (MLflow's own
+    ``mlflow.source.git.commit`` tag, shown in its UI)."""
+    import mahppo
+
+    tags = {"mahppo.version": mahppo.__version__}
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -196,7 +232,8 @@ class Tracker:
         if run_id is not None:
             cl.update_run(run_id, status="RUNNING")
             return cls(cl, run_id)
-        run = cl.create_run(experiment_id(cl, experiment), run_name=run_name, tags=dict(tags or {}))
+        run = cl.create_run(experiment_id(cl, experiment), run_name=run_name,
+                            tags={**provenance_tags(), **dict(tags or {})})
         tracker = cls(cl, run.info.run_id)
         tracker.log_params(params or {})
         return tracker

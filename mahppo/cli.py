@@ -27,10 +27,14 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mahppo import __version__
+
     parser = argparse.ArgumentParser(
         prog="mahppo",
         description="Multi-agent collaborative inference at the edge (MAHPPO on Ray).",
     )
+    parser.add_argument("--version", action="version", version=f"mahppo {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
@@ -39,10 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mahppo import quiet
+    from mahppo.commands._args import json_output
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet.install()  # known-harmless Ray/RLlib/MLflow messages (listed in mahppo/quiet.py)
     try:
-        return int(args.handler(args) or 0)
+        with json_output(getattr(args, "json", False)):  # --json: stdout holds the one JSON document
+            return int(args.handler(args) or 0)
     except (UsageError, ValueError, FileNotFoundError) as exc:
         print(f"mahppo {args.command}: error: {exc}", file=sys.stderr)
         return 2

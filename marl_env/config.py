@@ -44,7 +44,7 @@ class EnvConfig:
 
     num_ues: int = 5  # N
     num_channels: int = 2  # C
-    dnn: str = "resnet18"  # DNN of every UE when ``ue_specs`` is not given
+    dnn: str = "resnet18"  # DNN of every UE, or one per UE ("resnet18,vgg11,..."), when no ``ue_specs``
     ue_specs: tuple[UESpec, ...] | None = None
     profile_file: str | None = None  # None: the shipped Jetson Nano profiles
     frame_s: float = 0.5  # T0
@@ -73,7 +73,15 @@ class EnvConfig:
                 raise ValueError(f"unknown env option {key!r} (known: {', '.join(sorted(known))})")
         specs = kwargs.get("ue_specs")
         if specs is not None:
+            if isinstance(specs, str | bytes) or not hasattr(specs, "__len__"):
+                raise ValueError(f"ue_specs = {specs!r} must be a list of UE specs")
+            n = kwargs.get("num_ues")
+            if n is not None and n != len(specs):
+                raise ValueError(f"num_ues = {n!r} conflicts with ue_specs ({len(specs)} UEs): give one of "
+                                 "them, or as many specs as UEs")
             kwargs["ue_specs"] = tuple(_as_spec(s, i) for i, s in enumerate(specs))  # type: ignore[arg-type]
+        elif "num_ues" not in kwargs and isinstance(kwargs.get("dnn"), str):
+            kwargs["num_ues"] = max(1, len(dnn_names(kwargs["dnn"])))  # type: ignore[arg-type]
         if kwargs.get("profile_file") is not None:
             kwargs["profile_file"] = str(kwargs["profile_file"])
         for key in ("num_ues_range", "dnn_pool"):
@@ -89,7 +97,10 @@ class EnvConfig:
             return self.ue_specs
         if self.dnn_pool:
             return tuple(UESpec(dnn=self.dnn_pool[i % len(self.dnn_pool)]) for i in range(self.num_ues))
-        return tuple(UESpec(dnn=self.dnn) for _ in range(self.num_ues))
+        names = dnn_names(self.dnn)
+        if len(names) == 1:
+            names = names * self.num_ues
+        return tuple(UESpec(dnn=name) for name in names)
 
     @property
     def varies(self) -> bool:
@@ -124,6 +135,12 @@ class EnvConfig:
                 f"num_ues = {self.num_ues} is above the maximum of {MAX_UES}: training it with one actor per UE "
                 f"would need about {training_memory_gib(self.num_ues):,.0f} GiB of memory "
                 f"({MAX_UES} UEs: about {training_memory_gib(MAX_UES):.1f} GiB)")
+        if self.ue_specs is None:
+            if not isinstance(self.dnn, str) or not dnn_names(self.dnn):
+                raise ValueError(f"dnn = {self.dnn!r} must be a DNN name or a comma-separated list, one per UE")
+            if len(dnn_names(self.dnn)) not in (1, self.num_ues):
+                raise ValueError(f"dnn = {self.dnn!r} names {len(dnn_names(self.dnn))} DNNs for num_ues = "
+                                 f"{self.num_ues}: give one DNN for every UE or one per UE")
         _check_int("num_channels", self.num_channels, 1)
         for name in ("frame_s", "bandwidth_hz", "noise_w", "path_loss_exponent", "task_rate",
                      "p_max_w", "d_min_m"):
@@ -184,6 +201,9 @@ class EnvConfig:
         return self
 
     def with_updates(self, **changes: object) -> EnvConfig:
+        specs = changes.get("ue_specs", self.ue_specs)
+        if "num_ues" in changes and specs is not None and changes["num_ues"] != len(specs):  # type: ignore[arg-type]
+            raise ValueError(f"num_ues = {changes['num_ues']!r} conflicts with ue_specs ({len(specs)} UEs)")  # type: ignore[arg-type]
         return replace(self, **changes).validated()  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, object]:
@@ -206,6 +226,11 @@ class EnvConfig:
         if not isinstance(data, dict):
             raise ValueError(f"env config = {data!r} must be a mapping")
         return cls.from_kwargs(**data)
+
+
+def dnn_names(dnn: str) -> list[str]:
+    """``"resnet18,vgg11"`` -> ``["resnet18", "vgg11"]`` (one name: every UE runs it)."""
+    return [name.strip() for name in dnn.split(",") if name.strip()]
 
 
 def _as_spec(spec: object, i: int) -> UESpec:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mahppo.marl_env.config import EnvConfig
-from mahppo.marl_env.env import CollabInferenceEnv
 from mahppo.marl_env.metrics import EpisodeMetrics, mean_metrics
+from mahppo.marl_env.parallel import CollabInferenceEnv
 from mahppo.marl_env.policies import Policy
 
 # Evaluation runs episodes to completion (as the authors do); this cap stops a policy that never

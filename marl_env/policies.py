@@ -16,7 +16,7 @@ from mahppo.marl_env.core import frame_reward
 
 if TYPE_CHECKING:
     from mahppo.marl_env.config import EnvConfig
-    from mahppo.marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.parallel import CollabInferenceEnv
     from mahppo.marl_env.view import SystemView
 
 Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -153,7 +153,7 @@ class StaticSearchPolicy(FixedPolicy):
         self._acts = self._cache[key]
 
     def _search(self, config: EnvConfig) -> Actions:
-        from mahppo.marl_env.env import CollabInferenceEnv
+        from mahppo.marl_env.parallel import CollabInferenceEnv
 
         sim = CollabInferenceEnv(config.with_updates(max_frames=None, render_mode=None))
         n, c, pmax = sim.system.n, config.num_channels, config.p_max_w

@@ -55,6 +55,13 @@ class DNNProfile:
         return float(self.front_energy_j[-1])
 
 
+def same_profile(a: DNNProfile, b: DNNProfile) -> bool:
+    """Whether two profiles give a UE the same costs at every point (name and numbers, not the source)."""
+    return a.name == b.name and all(
+        np.array_equal(getattr(a, f), getattr(b, f)) for f in ("bits", "front_latency_s", "front_power_w",
+                                                               "front_energy_j"))
+
+
 def _bad(path: str, field: str, value: object, why: str) -> ValueError:
     return ValueError(f"profile file {path}: field {field} = {value!r}: {why}")
 

@@ -25,7 +25,7 @@ from mahppo.marl_env.observations import agent_observations
 
 if TYPE_CHECKING:
     from mahppo.marl_env.config import EnvConfig
-    from mahppo.marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.parallel import CollabInferenceEnv
     from mahppo.marl_env.profiles import DNNProfile
 
 

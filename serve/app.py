@@ -20,15 +20,23 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mahppo.marl_env.core import clip_power
+from mahppo.serve.docs import docs_page
 from mahppo.serve.guards import ApiKeyMiddleware, api_key_file, load_api_key, policy_problem
-from mahppo.serve.schema import DecideRequest, DecideResponse, RequestError, format_loc, normalizer_for
+from mahppo.serve.schema import (
+    DecideRequest,
+    DecideResponse,
+    RequestError,
+    act_on,
+    decision_body,
+    format_loc,
+    normalizer_for,
+)
 
 DEPLOYMENT_NAME = "DecisionMaker"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -45,10 +53,18 @@ app = FastAPI(
     version="1",
     description="Per-frame decisions (partition point, channel, transmit power) for every UE of a cell, "
     "from a trained MAHPPO policy. POST the state pool to /v1/decide.",
+    docs_url=None,  # FastAPI's pages load their JavaScript from a CDN: /docs is served locally below
+    redoc_url=None,
 )
 app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
 app.state.read_timeout_s = DEFAULT_READ_TIMEOUT_S
 app.state.api_key = None
+
+
+@app.get("/docs", include_in_schema=False)
+async def _docs() -> HTMLResponse:
+    """The API documentation, self-contained (no CDN; works on an offline edge server)."""
+    return HTMLResponse(docs_page(app.title))
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -263,11 +279,7 @@ class DecisionMaker:
         self.requests += 1
         if not np.all(np.isfinite(pws)):  # a broken checkpoint, never the request's fault
             self.problem = self.problem or f"non-finite transmit power for a request (policy {self.policy.name})"
-            return _error(500, "policy", f"{self.policy.name} produced a non-finite power")
-        pws = clip_power(pws, self.model_info["p_max_w"])  # the power a UE applies: the simulator's rule
-        body = {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
-                               "power_w": float(pws[p])} for ue, p in zip(request.ues, pos, strict=True)],
-                "policy_id": self.policy.name}
+        body = decision_body(request.ues, pos, (pts, chs, pws), self.policy.name, self.model_info["p_max_w"])
         # already the shape of DecideResponse (the documented schema): skip re-validating it
         return Response(json.dumps(body).encode(), media_type="application/json")
 
@@ -280,17 +292,8 @@ class DecisionMaker:
             idx = [i for i, (_, det) in enumerate(items) if det is mode]
             if not idx:
                 continue
-            if self.policy.shared:
-                sizes = [len(items[i][0]) for i in idx]
-                pts, chs, pws = self.policy.act_batch(np.concatenate([items[i][0] for i in idx]), deterministic=mode)
-                bounds = np.cumsum([0, *sizes])
-                for r, i in enumerate(idx):
-                    sl = slice(bounds[r], bounds[r + 1])
-                    out[i] = (pts[sl, 0], chs[sl, 0], pws[sl, 0])
-            else:
-                pts, chs, pws = self.policy.act_batch(np.stack([items[i][0] for i in idx]), deterministic=mode)
-                for r, i in enumerate(idx):
-                    out[i] = (pts[r], chs[r], pws[r])
+            for i, actions in zip(idx, act_on(self.policy, [items[i][0] for i in idx], mode), strict=True):
+                out[i] = actions
             self.batches += 1
         return out
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1") -> dict[str, Any]:
+def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1",
+                    shutdown_ray: bool = False) -> dict[str, Any]:
     """Serve ``checkpoint`` on the running (or a new local) Ray, send the test scenario's first state
-    pool to ``POST /v1/decide`` over HTTP, and return the model card and the decisions."""
+    pool to ``POST /v1/decide`` over HTTP, and return the model card and the decisions. Ray is shut down
+    after if this call started it or ``shutdown_ray`` (the caller is done with Ray), else only Serve."""
     import ray
     from ray import serve
 
@@ -35,6 +37,9 @@ def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1") 
         return {"url": f"http://{host}:{port}/v1/decide", "policy_id": info["policy_id"], "state_pool": pool,
                 "decisions": decisions}
     finally:
-        serve.shutdown()
-        if started:
+        if started or shutdown_ray:
+            # Ray goes down with everything on it. serve.shutdown() first would only add the controller's
+            # benign "graceful_shutdown failed ... will be retried" line from the raylet.
             ray.shutdown()
+        else:
+            serve.shutdown()

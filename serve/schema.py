@@ -247,6 +247,43 @@ def normalizer_for(policy: Any) -> StateNormalizer | CellNormalizer:
     return StateNormalizer.for_env(policy.agents, policy.env_defaults)
 
 
+def act_on(policy: Any, inputs: list[np.ndarray], deterministic: bool) -> list[tuple[np.ndarray, ...]]:
+    """One forward pass for several requests' network inputs (``normalizer.inputs``), one mode: per-UE
+    policies stack the global states; a shared policy concatenates every request's UE rows. Returns each
+    request's ``(points, channels, powers)``."""
+    if getattr(policy, "shared", False):
+        pts, chs, pws = policy.act_batch(np.concatenate(inputs), deterministic=deterministic)
+        bounds = np.cumsum([0, *(len(x) for x in inputs)])
+        return [(pts[a:b, 0], chs[a:b, 0], pws[a:b, 0]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    pts, chs, pws = policy.act_batch(np.stack(inputs), deterministic=deterministic)
+    return [(pts[r], chs[r], pws[r]) for r in range(len(inputs))]
+
+
+def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray, ...], policy_id: str,
+                  p_max_w: float) -> dict[str, Any]:
+    """The ``/v1/decide`` reply (``DecideResponse``'s shape) from one state pool's actions (indexed by
+    ``pos``); powers as the UE applies them (the simulator's clip). A non-finite power is the policy's
+    fault (500), never the request's."""
+    from mahppo.marl_env.core import clip_power
+
+    pts, chs, pws = actions
+    if not np.all(np.isfinite(pws)):
+        raise RequestError("policy", f"{policy_id} produced a non-finite power", status=500)
+    pws = clip_power(pws, p_max_w)
+    return {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
+                           "power_w": float(pws[p])} for ue, p in zip(ues, pos, strict=True)],
+            "policy_id": policy_id}
+
+
+def decide(policy: Any, normalizer: StateNormalizer | CellNormalizer, request: DecideRequest,
+           p_max_w: float) -> dict[str, Any]:
+    """One state pool -> the ``/v1/decide`` reply, in process (the MLflow pyfunc model's ``predict``): the
+    same steps as the Serve app, with a batch of one."""
+    inputs, pos = normalizer.inputs(request.ues)
+    (actions,) = act_on(policy, [inputs], request.deterministic)
+    return decision_body(request.ues, pos, actions, policy.name, p_max_w)
+
+
 def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:
     """``("body", "ues", 0, "tasks_left")`` -> ``"ues[0].tasks_left"``."""
     parts = list(loc)

@@ -25,7 +25,7 @@ def test_local_baseline_reproduces_the_jetson_nano_full_local_run():
 
 def test_edge_baseline_sends_raw_input_at_pmax():
     env_policy = make_baseline("edge")
-    from mahppo.marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.parallel import CollabInferenceEnv
 
     env = CollabInferenceEnv(TEST3)
     env.reset(seed=0)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from mahppo.algorithms.checkpoints import write_record
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import MECSystem
-from mahppo.marl_env.env import CollabInferenceEnv
+from mahppo.marl_env.parallel import CollabInferenceEnv
 from mahppo.serve.schema import DecideRequest, RequestError, StateNormalizer, format_loc
 
 AGENTS = ["ue_0", "ue_1", "ue_2"]

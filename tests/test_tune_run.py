@@ -58,12 +58,14 @@ def store(tmp_path, monkeypatch):
     return uri
 
 
-def _runs(uri: str, experiment: str) -> list:
+def _runs(uri: str, experiment: str, role: str | None = None) -> list:
+    """The experiment's trial runs (``role="sweep"``: the sweeps' parent runs instead)."""
     from mlflow.tracking import MlflowClient
 
     cl = MlflowClient(uri)
     exp = cl.get_experiment_by_name(experiment)
-    return cl.search_runs([exp.experiment_id]) if exp else []
+    runs = cl.search_runs([exp.experiment_id]) if exp else []
+    return [r for r in runs if r.data.tags.get("role") == role]
 
 
 def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_path, monkeypatch):
@@ -100,7 +102,12 @@ def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_
     best = max(runs, key=lambda r: r.data.metrics["test_reward"])
     assert w["mlflow_run_id"] == best.info.run_id
     assert (tmp_path / "winner" / WINNER_FILE).is_file()
-    assert w["model_uri"] == "models:/mahppo-tiny/1"
+    assert w["model_uri"] == "models:/mahppo-tiny@champion" and w["model_version_uri"] == "models:/mahppo-tiny/1"
+    (sweep,) = _runs(store, "tune-tiny", role="sweep")  # one invocation, one sweep; its trials nest under it
+    assert sweep.info.status == "FINISHED" and sweep.data.tags["sweep"] == summary["sweep"]
+    assert all(r.data.tags["mlflow.parentRunId"] == sweep.info.run_id for r in runs)
+    assert all(r.data.tags["sweep"] == summary["sweep"] for r in runs)
+    assert {"mlflow.source.git.commit", "mahppo.version"} <= set(runs[0].data.tags)
     for spec in (tmp_path / "winner", w["model_uri"]):
         policy = load_policy(spec)
         assert policy.agents == ["ue_0", "ue_1", "ue_2"]
@@ -136,3 +143,28 @@ def test_resume_does_not_rerun_finished_trials(local_ray, store, tmp_path):
 
     hist = MlflowClient(store).get_metric_history(again.info.run_id, "iteration")
     assert len(hist) == iters_before, "the finished trial was trained again"
+    assert second["sweep"] == first["sweep"] and len(_runs(store, "tune-resumable", role="sweep")) == 1
+
+    third = run_study(study, uri=store, resume=True, verbose=0)  # resuming a finished study: nothing new
+    assert third["winner"]["model_version_uri"] == second["winner"]["model_version_uri"] == \
+        "models:/mahppo-resumable/1"
+    assert len(MlflowClient(store).search_model_versions("name = 'mahppo-resumable'")) == 1
+
+
+def test_each_invocation_is_a_sweep_and_the_report_reads_the_latest(local_ray, store, tmp_path):
+    from mahppo.tune_configs.report import collect_runs, draw_report
+    from mahppo.tune_configs.runner import run_study
+
+    study = parse_study({"name": "twice", **TINY, "grid": {"lr": [1.0e-4]}, "steps": 250})
+    first = run_study(study, uri=store, verbose=0, export=tmp_path / "w1")
+    second = run_study(study, uri=store, verbose=0, export=tmp_path / "w2")
+    assert first["sweep"] != second["sweep"]
+    assert len(_runs(store, "tune-twice")) == 2 and len(_runs(store, "tune-twice", role="sweep")) == 2
+    latest = collect_runs(study, store)
+    assert [r.data.tags["sweep"] for runs in latest.values() for r in runs] == [second["sweep"]]
+    older = collect_runs(study, store, sweep=first["sweep"])
+    assert [r.data.tags["sweep"] for runs in older.values() for r in runs] == [first["sweep"]]
+    info = draw_report(study, tmp_path / "fig.png", uri=store)
+    assert info["runs"] == 1 and info["sweep"] == second["sweep"]
+    with pytest.raises(ValueError, match="--sweep 'nope': no such sweep"):
+        collect_runs(study, store, sweep="nope")

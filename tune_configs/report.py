@@ -35,16 +35,25 @@ def _value(text: str) -> Any:
         return text
 
 
-def collect_runs(study: Study, uri: str | None = None) -> dict[Any, list[Any]]:
-    """The study's finished MLflow runs grouped by the value of the swept key."""
+def collect_runs(study: Study, uri: str | None = None, sweep: str | None = None) -> dict[Any, list[Any]]:
+    """The finished trial runs of one sweep of the study (default: its latest), grouped by the value of
+    the swept key."""
     from mahppo.algorithms.tracking import client, redact_uri, tracking_uri
+    from mahppo.tune_configs.sweeps import ROLE_TAG, latest_sweep, sweep_ids, trial_filter
 
     cl = client(uri)
     exp = cl.get_experiment_by_name(study.experiment)
     if exp is None:
         raise ValueError(f"no MLflow experiment {study.experiment!r} in {redact_uri(tracking_uri(uri))}: run "
-                         f"`mahppo tune --study {study.name}` first")
-    runs = cl.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=5000)
+                         f"`mahppo tune --study {study.source or study.name}` first")
+    if sweep is None:
+        sweep = latest_sweep(cl, exp.experiment_id)  # None: a store from before sweeps (every run)
+    elif sweep not in sweep_ids(cl, exp.experiment_id):
+        known = sweep_ids(cl, exp.experiment_id)
+        raise ValueError(f"--sweep {sweep!r}: no such sweep of {study.experiment!r} (sweeps: "
+                         f"{', '.join(known) or 'none'})")
+    runs = [r for r in cl.search_runs([exp.experiment_id], filter_string=trial_filter(sweep), max_results=5000)
+            if r.data.tags.get(ROLE_TAG) != "sweep"]
     groups: dict[Any, list[Any]] = {}
     for run in runs:
         key = param_name(study.vary)
@@ -72,14 +81,16 @@ def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]], n: int = 60) -> tupl
     return x, ys.mean(0), ys.std(0)
 
 
-def draw_report(study: Study, out: str | Path, uri: str | None = None) -> dict[str, Any]:
-    """Write the study's figure to ``out`` (PNG); returns how many runs and values it drew."""
+def draw_report(study: Study, out: str | Path, uri: str | None = None, sweep: str | None = None) -> dict[str, Any]:
+    """Write the figure of one sweep of the study (default: the latest) to ``out`` (PNG); returns how many
+    runs and values it drew, and the sweep."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib.pyplot as plt
 
     from mahppo.algorithms.tracking import client
 
-    groups = collect_runs(study, uri)
+    groups = collect_runs(study, uri, sweep)
+    sweep = _sweep_of(groups)
     cl = client(uri)
     panels = TRADEOFF_PANELS if study.plot == "tradeoff" else CURVE_PANELS
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8))
@@ -118,9 +129,16 @@ def draw_report(study: Study, out: str | Path, uri: str | None = None) -> dict[s
     seeds = sorted({len(v) for v in groups.values()})
     budgets = sorted({r.data.params.get("steps", "?") for runs in groups.values() for r in runs})
     fig.suptitle(f"{study.title}: {n_runs} runs, {'/'.join(map(str, seeds))} seed(s) per value, "
-                 f"{'/'.join(budgets)} env steps each", fontsize=11)
+                 f"{'/'.join(budgets)} env steps each" + (f" (sweep {sweep})" if sweep else ""), fontsize=11)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
-    return {"runs": n_runs, "points": len(groups), "out": str(out)}
+    return {"runs": n_runs, "points": len(groups), "out": str(out), "sweep": sweep}
+
+
+def _sweep_of(groups: dict[Any, list[Any]]) -> str | None:
+    from mahppo.tune_configs.sweeps import SWEEP_TAG
+
+    ids = {r.data.tags.get(SWEEP_TAG) for runs in groups.values() for r in runs}
+    return ids.pop() if len(ids) == 1 else None

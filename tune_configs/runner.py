@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mahppo.tune_configs.study import Study, flat_config
+from mahppo.tune_configs.sweeps import finish_sweep, read_sweep, start_sweep, write_sweep
 
 WINNER_METRIC = "test_reward"
 WINNER_FILE = "winner.json"
@@ -44,8 +45,9 @@ def _trial_dirname(trial: Any) -> str:
 def build_tuner(study: Study, *, storage: str | None = None, uri: str, cpus_per_trial: float = 1,
                 max_concurrent: int = 0, max_failures: int = 2, scheduler: str | None = None,
                 resume: bool = False, extra_config: dict[str, Any] | None = None,
-                callbacks: list | None = None, verbose: int = 1):
-    """A new ``Tuner`` for ``study``, or (``resume``) the restored one of its interrupted run."""
+                callbacks: list | None = None, verbose: int = 1, sweep: dict[str, str] | None = None):
+    """A new ``Tuner`` for ``study``, or (``resume``) the restored one of its interrupted run; the
+    trials' MLflow runs are nested under ``sweep``'s run (``tune_configs.sweeps``)."""
     from ray import tune
 
     from mahppo.tune_configs import trainable as trainable_module
@@ -76,7 +78,7 @@ def build_tuner(study: Study, *, storage: str | None = None, uri: str, cpus_per_
         run_config=tune.RunConfig(
             name=f"tune-{study.name}", storage_path=storage_root(storage),
             stop={"env_steps": study.steps},
-            callbacks=[MlflowTrialCallback(uri, study.experiment), *(callbacks or [])],
+            callbacks=[MlflowTrialCallback(uri, study.experiment, sweep=sweep), *(callbacks or [])],
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=study.checkpoint_every,
                                                     checkpoint_at_end=True, num_to_keep=2),
@@ -102,9 +104,13 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
     if resume and "://" not in exp_dir and not (Path(exp_dir) / "tuner.pkl").is_file():
         raise FileNotFoundError(f"--resume: no interrupted study at {exp_dir} (run it without --resume first)")
     init_ray(address)
+    sweep = read_sweep(exp_dir) if resume else start_sweep(uri, study)  # this invocation's parent run
     tuner = build_tuner(study, storage=storage, uri=uri, cpus_per_trial=cpus_per_trial,
                         max_concurrent=max_concurrent, max_failures=max_failures, scheduler=scheduler,
-                        resume=resume, extra_config=extra_config, callbacks=callbacks, verbose=verbose)
+                        resume=resume, extra_config=extra_config, callbacks=callbacks, verbose=verbose,
+                        sweep=sweep)
+    if not resume:
+        write_sweep(exp_dir, sweep)
     if not resume and "://" not in exp_dir:
         Path(exp_dir).mkdir(parents=True, exist_ok=True)
         (Path(exp_dir) / "study.json").write_text(json.dumps(study.to_json(), indent=2))
@@ -119,18 +125,15 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
     # Tune creates grid trials lazily: an interrupted study may not even list its later trials.
     unfinished = max(len(grid), len(study.points) * len(study.seeds)) - grid.num_terminated - grid.num_errors
     summary: dict[str, Any] = {"study": study.name, "experiment": study.experiment, "tune_dir": exp_dir,
-                               "tracking_uri": redact_uri(uri), "trials": trials, "errors": grid.num_errors,
-                               "unfinished": unfinished}
-    if unfinished:  # interrupted (Ctrl-C): no winner until `--resume` has finished the rest
-        summary["winner"] = None
-        return summary
+                               "tracking_uri": redact_uri(uri), "sweep": sweep["id"] if sweep else None,
+                               "trials": trials, "errors": grid.num_errors, "unfinished": unfinished, "winner": None}
     ok = [r for r in grid if r.error is None and r.checkpoint is not None
           and (r.metrics or {}).get(WINNER_METRIC) is not None]
-    if not ok:
-        summary["winner"] = None
-        return summary
-    best = max(ok, key=lambda r: r.metrics[WINNER_METRIC])
-    summary["winner"] = export_winner(study, best, export or f"{exp_dir}/winner", uri, register=register)
+    if ok and not unfinished:  # interrupted (Ctrl-C): no winner until `--resume` has finished the rest
+        best = max(ok, key=lambda r: r.metrics[WINNER_METRIC])
+        summary["winner"] = export_winner(study, best, export or f"{exp_dir}/winner", uri, register=register,
+                                          sweep=sweep)
+    finish_sweep(uri, sweep, summary)
     return summary
 
 
@@ -138,13 +141,17 @@ def _safe_to_replace(dest: Path) -> bool:
     return not dest.exists() or (dest.is_dir() and (not any(dest.iterdir()) or (dest / WINNER_FILE).is_file()))
 
 
-def export_winner(study: Study, result: Any, export: str | Path, uri: str, register: bool = True) -> dict[str, Any]:
+def export_winner(study: Study, result: Any, export: str | Path, uri: str, register: bool = True,
+                  sweep: dict[str, str] | None = None) -> dict[str, Any]:
     """Copy the winner's checkpoint into ``export`` (loadable by ``load_policy``/``mahppo evaluate
-    --policy``), write ``winner.json`` there and register the run's checkpoint in the model registry."""
+    --policy``), write ``winner.json`` there and register the run's policy as an MLflow pyfunc model
+    (``serve.mlflow_model``) with the alias ``champion``: ``models:/mahppo-<study>@champion``. Registering
+    the same run again (``--resume`` of a finished study) adds no version."""
     from mahppo.algorithms.checkpoints import copy_for_acting
     from mahppo.algorithms.policy import find_checkpoint
     from mahppo.algorithms.tracking import client, redact_uri
-    from mahppo.tune_configs.tracking import TRIAL_TAG, register_winner
+    from mahppo.serve.mlflow_model import register_champion
+    from mahppo.tune_configs.tracking import TRIAL_TAG
 
     cfg = flat_config(result.config)
     metrics = {k: float(v) for k, v in result.metrics.items()
@@ -162,14 +169,17 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str, regis
     shutil.rmtree(tmp, ignore_errors=True)
     with result.checkpoint.as_directory() as local:
         copy_for_acting(find_checkpoint(local), tmp)  # the weights-only export: no pickles
-    info: dict[str, Any] = {"study": study.name, "point": {study.vary: cfg.get(study.vary)}, "seed": cfg.get("seed"),
+    info: dict[str, Any] = {"study": study.name, "sweep": sweep["id"] if sweep else None,
+                            "point": {study.vary: cfg.get(study.vary)}, "seed": cfg.get("seed"),
                             "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
                             "metrics": metrics, "mlflow_run_id": run_id, "tracking_uri": redact_uri(uri),
                             "export": str(dest)}
     if register and run_id:
-        info["model_uri"] = register_winner(uri, f"mahppo-{study.name}", run_id, metrics,
-                                            description=f"winner of study {study.name}: "
-                                                        f"{study.vary}={cfg.get(study.vary)} seed {cfg.get('seed')}")
+        reg = register_champion(uri, f"mahppo-{study.name}", run_id, tmp,
+                                tags={f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()},
+                                description=f"winner of study {study.name}: {study.vary}={cfg.get(study.vary)} "
+                                            f"seed {cfg.get('seed')}")
+        info["model_uri"], info["model_version_uri"] = reg["model_uri"], reg["version_uri"]
     (tmp / WINNER_FILE).write_text(json.dumps(info, indent=2, default=str))
     shutil.rmtree(dest, ignore_errors=True)
     tmp.replace(dest)

@@ -170,10 +170,31 @@ def load_study(spec: str | Path) -> Study:
 
     path = study_path(spec)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=study_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     return parse_study(data, source=str(path))
+
+
+def study_loader() -> type:
+    """PyYAML's ``SafeLoader`` reading numbers as YAML 1.2 does: ``1e-4`` is a float (YAML 1.1, and so
+    ``yaml.safe_load``, wants ``1.0e-4`` and reads ``1e-4`` as a string)."""
+    import re
+
+    import yaml
+
+    class StudyLoader(yaml.SafeLoader):
+        pass
+
+    StudyLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return StudyLoader
 
 
 def parse_study(data: Any, source: str = "<study>") -> Study:

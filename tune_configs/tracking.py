@@ -17,6 +17,7 @@ from ray.tune import Callback
 
 from mahppo.algorithms.tracking import Tracker, client, experiment_id
 from mahppo.tune_configs.study import flat_config, trial_experiment
+from mahppo.tune_configs.sweeps import SWEEP_TAG, trial_tags
 
 TRIAL_TAG = "tune_trial_id"
 RESULT_KEYS_SKIPPED = ("training_iteration", "timestamp", "pid", "done", "time_this_iter_s", "time_since_restore",
@@ -33,24 +34,30 @@ class MlflowTrialCallback(Callback):
     """Tune callback: one ``Tracker`` (MLflow run) per trial in the study's experiment, logged from the
     driver; params are ``Experiment.flat()`` names, metrics ``algorithms.run.METRICS`` names."""
 
-    def __init__(self, uri: str, experiment: str):
+    def __init__(self, uri: str, experiment: str, sweep: dict[str, str] | None = None):
         self.uri = uri
         self.experiment = experiment
+        self.sweep = sweep  # the invocation's parent run (tune_configs.sweeps); trials nest under it
         self._runs: dict[str, Tracker] = {}
         self._checkpoints: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the experiment state
         from mahppo.algorithms.tracking import redact_uri  # no password in tuner.pkl (see remember_uri)
 
-        return {"uri": redact_uri(self.uri), "experiment": self.experiment, "_runs": {}, "_checkpoints": {}}
+        return {"uri": redact_uri(self.uri), "experiment": self.experiment, "sweep": self.sweep, "_runs": {},
+                "_checkpoints": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"sweep": None, **state})
 
     def tracker(self, trial: Any) -> Tracker:
         """The trial's run: an unfinished run of the same trial is continued (retry, ``--resume``)."""
         tid = trial.trial_id
         if tid not in self._runs:
             cl = client(self.uri)
-            found = cl.search_runs([experiment_id(cl, self.experiment)],
-                                   filter_string=f"tags.{TRIAL_TAG} = '{tid}'", max_results=1)
+            where = f"tags.{TRIAL_TAG} = '{tid}'" + (f" and tags.{SWEEP_TAG} = '{self.sweep['id']}'"
+                                                     if self.sweep else "")
+            found = cl.search_runs([experiment_id(cl, self.experiment)], filter_string=where, max_results=1)
             cfg = flat_config(trial.config)
             if found:
                 self._runs[tid] = Tracker.start(self.uri, self.experiment, "", run_id=found[0].info.run_id)
@@ -58,7 +65,7 @@ class MlflowTrialCallback(Callback):
                 self._runs[tid] = Tracker.start(
                     self.uri, self.experiment, trial_name(cfg), params=trial_experiment(trial.config).flat(),
                     tags={TRIAL_TAG: tid, "study": str(cfg.get("study", "")),
-                          "point": f"{cfg.get('vary')}={cfg.get(str(cfg.get('vary')))}"})
+                          "point": f"{cfg.get('vary')}={cfg.get(str(cfg.get('vary')))}", **trial_tags(self.sweep)})
         return self._runs[tid]
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -133,21 +140,3 @@ def plot_run_curves(cl: Any, run_id: str, out: Path) -> bool:
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return True
-
-
-def register_winner(uri: str, model_name: str, run_id: str, metrics: dict[str, float],
-                    description: str = "") -> str:
-    """Register ``runs:/RUN_ID/checkpoint`` as a new version of ``model_name``; returns ``models:/NAME/V``."""
-    from mlflow.exceptions import MlflowException
-
-    cl = client(uri)
-    try:
-        cl.create_registered_model(model_name, description="MAHPPO policies picked by `mahppo tune`")
-    except MlflowException as exc:
-        if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
-            raise
-    run = cl.get_run(run_id)
-    source = f"{run.info.artifact_uri.rstrip('/')}/checkpoint"
-    tags = {f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()}
-    mv = cl.create_model_version(model_name, source=source, run_id=run_id, tags=tags, description=description)
-    return f"models:/{model_name}/{mv.version}"

@@ -8,6 +8,9 @@ option the user does not give stays ``None`` and the dataclass default applies.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import sys
 import types
 import typing
 from dataclasses import MISSING, fields
@@ -15,6 +18,36 @@ from pathlib import Path
 from typing import Any
 
 from mahppo.marl_env.policies import BASELINES
+
+_json_stream: Any = None  # where emit_json writes while a --json command runs (the real stdout)
+
+
+@contextlib.contextmanager
+def json_output(enabled: bool):
+    """With ``--json``: everything printed goes to stderr, except ``emit_json``'s one document."""
+    global _json_stream
+    if not enabled:
+        yield
+        return
+    _json_stream = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _json_stream = None
+
+
+def emit_json(document: Any) -> None:
+    """Write the command's one JSON document to stdout (the real one under ``json_output``)."""
+    stream = _json_stream if _json_stream is not None else sys.stdout
+    stream.write(json.dumps(document, default=_json_default) + "\n")
+    stream.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
 
 
 def positive_int(text: str) -> int:

@@ -32,7 +32,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="training crop size (default 32 for the demo set, 224 for --data)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the driver (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split and the training (default 0)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ft-lr", type=float, default=1e-4, help="stage-2 Adam learning rate (default 1e-4)")
     p.add_argument("--base", default=None, help="base-model checkpoint (default: train one first)")
     p.add_argument("--base-epochs", type=int, default=3, help="epochs when training the base (default 3)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per training batch (default 32)")
     p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch (smoke runs)")
     p.add_argument("--bits", type=int, default=8, help="quantization bit-width c_q (default 8)")
     p.add_argument("--xi", type=float, default=0.1, help="cross-entropy weight of Eq. 4 (default 0.1)")
@@ -75,9 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "`mahppo compress --base FILE` loads.")
     _add_data_args(tb)
     tb.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
-    tb.add_argument("--lr", type=float, default=1e-3)
-    tb.add_argument("--batch-size", type=int, default=32)
-    tb.add_argument("--max-batches", type=int, default=None)
+    tb.add_argument("--lr", type=float, default=1e-3, help="learning rate of the base model (default 1e-3)")
+    tb.add_argument("--batch-size", type=int, default=32, help="images per training batch (default 32)")
+    tb.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch (smoke runs)")
     tb.set_defaults(handler=_handle_train_base)
 
 

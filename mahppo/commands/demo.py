@@ -49,7 +49,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print("\n== 3/3 serve: the serve package is not installed in this build")
         return 0
     print("\n== 3/3 serve the policy on 127.0.0.1 and ask it for one frame's decisions")
-    reply = serve_and_query(summary["checkpoint"], port=args.port)
+    reply = serve_and_query(summary["checkpoint"], port=args.port, shutdown_ray=True)  # the demo is done with Ray
     (out / "decisions.json").write_text(json.dumps(reply, indent=2))
     print(f"POST {reply['url']} (policy {reply['policy_id']}); state pool: every UE 50 m away, 200 tasks")
     for d in reply["decisions"]:
@@ -61,14 +61,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train, compare, track and serve on embedded defaults (a few minutes)")
-    p.add_argument("--out", default="demo_out")
+    p.add_argument("--out", default="demo_out", help="folder for everything the demo writes, MLflow store "
+                   "and artefacts included (default demo_out)")
     d = demo_experiment()
     p.add_argument("--steps", type=int, default=None, help=f"env steps to train (default: {d.run.steps})")
     p.add_argument("--num-ues", type=int, default=None, help=f"N UEs (default: {d.env.num_ues})")
     p.add_argument("--seed", type=int, default=None, help=f"seed (default: {d.run.seed})")
     p.add_argument("--lr", type=float, default=None,
                    help=f"learning rate (default: {d.algo.lr}, faster in a short budget than the paper's 1e-4)")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--mlflow-uri", default=None)
+    p.add_argument("--port", type=int, default=8765, help="port of the short-lived Serve on 127.0.0.1 (default 8765)")
+    p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo run")
     p.set_defaults(handler=_cmd_demo)

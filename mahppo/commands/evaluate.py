@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from mahppo.commands._args import add_env_arguments, env_updates, positive_int, resolve_policy
+from mahppo.commands._args import add_env_arguments, emit_json, env_updates, positive_int, resolve_policy
 from mahppo.marl_env.metrics import format_table
 from mahppo.marl_env.policies import BASELINES
 
@@ -22,7 +21,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
     metrics = evaluate(policy, config, episodes=args.episodes, seed=args.seed)
     if args.json:
-        print(json.dumps({"policy": args.policy, **metrics}))
+        emit_json({"policy": args.policy, **metrics})
     else:
         print(format_table({args.policy: metrics}))
     return 0
@@ -35,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", required=True,
                    help=f"{' | '.join(BASELINES)} | fixed:B,C,P[;B,C,P...] | a trained policy directory")
     add_env_arguments(p)
-    p.add_argument("--episodes", type=positive_int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=positive_int, default=1, help="episodes to average over (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the env (and of random baselines) (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_evaluate)

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mahppo.commands._args import add_env_arguments, env_updates
+from mahppo.commands._args import add_env_arguments, emit_json, env_updates
 from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
 from mahppo.marl_env.metrics import format_table
@@ -94,7 +94,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("shutting down", flush=True)
     finally:
         try:
-            serve.shutdown()
+            if args.address:  # a cluster outlives us: take our Serve instance off it
+                serve.shutdown()
+            # a local Ray goes down with Serve on it; serve.shutdown() first would only add the raylet's
+            # benign "graceful_shutdown failed ... / Failed to push error to driver" lines
         finally:
             ray.shutdown()
             for s, handler in old.items():
@@ -156,7 +159,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ValueError(f"--url {args.url}: cannot reach the decision-maker ({exc})") from None
     if args.json:
-        print(json.dumps({"ues": ues, "decisions": decisions}))
+        emit_json({"ues": ues, "decisions": decisions})
         return 0
     print("| ue_id | partition_point | channel | power_w |\n|---|---|---|---|")
     for d in decisions:
@@ -188,7 +191,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             raise
         raise ValueError(f"--via {args.via}: cannot reach the decision-maker ({exc})") from None
     if args.json:
-        print(json.dumps({"policy": remote.name, "via": args.via, **metrics, "requests": remote.requests}))
+        emit_json({"policy": remote.name, "via": args.via, **metrics, "requests": remote.requests})
     else:
         print(format_table({f"{remote.name} via HTTP": metrics}))
         print(f"{remote.requests} decisions fetched in {wall:.1f} s "
@@ -205,7 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model-uri", metavar="URI", help="an MLflow URI: models:/NAME/VER or runs:/ID/checkpoint")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI for --model-uri (default ./mlflow.db)")
     p.add_argument("--host", default=DEFAULT_HOST, help="bind address (default 127.0.0.1: loopback only)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
     p.add_argument("--replicas", type=_positive_int, default=None, help="replicas of the deployment (1)")
     p.add_argument("--max-batch-size", type=_positive_int, default=32, help="requests per forward pass")
     p.add_argument("--batch-wait-ms", type=float, default=1.0, help="how long a batch waits to fill")
@@ -222,7 +225,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("query", help="send one state pool to a served policy and print the decisions",
                        description="POST a state pool to URL/v1/decide. Without --state-file, the test "
                        "scenario's first state pool for the served N.")
-    q.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    q.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
+                   help=f"the decision-maker (default http://{DEFAULT_HOST}:{DEFAULT_PORT})")
     q.add_argument("--state-file", default=None, metavar="F",
                    help='JSON: {"ues": [{"ue_id": "ue_0", "tasks_left": ..., ...}, ...]} or the list alone; - = stdin')
     q.add_argument("--stochastic", action="store_true", help="sample each branch instead of its mode")
@@ -236,8 +240,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "from URL/v1/decide and print the same metrics as `mahppo evaluate`.")
     s.add_argument("--via", required=True, metavar="URL", help="the decision-maker, e.g. http://127.0.0.1:8000")
     add_env_arguments(s)
-    s.add_argument("--episodes", type=_positive_int, default=1)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--episodes", type=_positive_int, default=1, help="episodes to average over (default 1)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the env (default 0)")
     s.add_argument("--stochastic", action="store_true", help="sampled decisions (no longer reproducible)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--api-key-file", default=None, metavar="FILE", help="the server's bearer key (default "

@@ -7,10 +7,15 @@ defaults shown by ``--help`` are the dataclasses' own.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from mahppo.commands._args import add_dataclass_arguments, add_env_arguments, dataclass_updates, env_updates
+from mahppo.commands._args import (
+    add_dataclass_arguments,
+    add_env_arguments,
+    dataclass_updates,
+    emit_json,
+    env_updates,
+)
 
 
 def experiment_from_args(args: argparse.Namespace):
@@ -44,7 +49,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_reachable(tracking_uri(experiment.run.mlflow_uri))  # seconds, not MLflow's minutes of retries
     summary = train(experiment, out, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.json)
     if args.json:
-        print(json.dumps(summary, default=float))
+        emit_json(summary)
     else:
         print(f"env steps: {summary['env_steps']}  wall time: {summary['wall_time_s']:.1f} s  "
               f"({summary['env_steps_per_s']:.0f} env steps/s)")

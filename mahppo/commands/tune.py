@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from mahppo.commands._args import emit_json
 from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
 
@@ -34,29 +34,48 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                         export=args.export, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
                         max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                         verbose=0 if args.json else 1)
+    summary["next"] = _next_steps(args, study_spec, summary)
     if args.json:
-        print(json.dumps(summary, default=str))
+        emit_json(summary)
         return 130 if summary.get("unfinished") else 1 if summary["winner"] is None else 0
     for t in summary["trials"]:
         status = f"error: {t['error']}" if t["error"] else f"test reward {t['test_reward']:.4f}" \
             if t["test_reward"] is not None else "no result"
         print(f"  {study.vary}={t['point']} seed {t['seed']}: {status}")
     w = summary["winner"]
+    hint = summary["next"]
     if summary.get("unfinished"):
-        print(f"interrupted with {summary['unfinished']} trial(s) unfinished; continue with: "
-              f"mahppo tune --study {study_spec} --resume" + (f" --storage {args.storage}" if args.storage else ""))
+        print(f"interrupted with {summary['unfinished']} trial(s) unfinished; continue with: {hint['resume']}")
         return 130
     if w is None:
         print("no trial finished with a test-scenario reward: nothing exported")
         return 1
-    print(f"winner: {study.vary}={w['point'][study.vary]} seed {w['seed']} "
+    print(f"sweep {summary['sweep']}: winner {study.vary}={w['point'][study.vary]} seed {w['seed']} "
           f"(test reward {w['metrics'].get('test_reward', float('nan')):.4f})")
-    print(f"  exported to {w['export']}  ->  mahppo evaluate --policy {w['export']}")
+    print(f"  exported to {w['export']}  ->  {hint['evaluate']}")
     if w.get("model_uri"):
-        print(f"  registered as {w['model_uri']}  ->  mahppo evaluate --policy {w['model_uri']}")
+        print(f"  registered as {w['model_uri']} ({w.get('model_version_uri')})  ->  {hint['serve']}")
     print(f"MLflow: {ui_command(uri)}")
-    print(f"figure: mahppo tune report {study.name}")
+    print(f"figure: {hint['report']}")
     return 0
+
+
+def _next_steps(args: argparse.Namespace, study_spec: str, summary: dict) -> dict[str, str]:
+    """The commands to run next, exactly as they work from this directory (printed, and in --json)."""
+    import shlex
+
+    store = ["--mlflow-uri", args.mlflow_uri] if args.mlflow_uri else []
+    storage = ["--storage", args.storage] if args.storage else []
+    env = f"MLFLOW_TRACKING_URI={shlex.quote(summary['tracking_uri'])} " if args.mlflow_uri else ""
+    out = {"resume": shlex.join(["mahppo", "tune", "--study", study_spec, "--resume", *storage, *store]),
+           "report": shlex.join(["mahppo", "tune", "report", study_spec, *store])}
+    w = summary.get("winner")
+    if w:
+        out["evaluate"] = shlex.join(["mahppo", "evaluate", "--policy", w["export"]])
+        if w.get("model_uri"):
+            out["serve"] = shlex.join(["mahppo", "serve", "--model-uri", w["model_uri"], *store])
+            out["evaluate_model"] = env + shlex.join(["mahppo", "evaluate", "--policy", w["model_uri"]])
+    return out
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -66,10 +85,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from mahppo.tune_configs.report import draw_report
     from mahppo.tune_configs.study import load_study
 
-    study = load_study(study_spec)
+    try:
+        study = load_study(study_spec)
+    except ValueError:  # not a shipped study: a study run from a file elsewhere, as the store recorded it
+        from mahppo.tune_configs.sweeps import study_from_store
+
+        study = study_from_store(study_spec, args.mlflow_uri, args.sweep)
+        if study is None:
+            raise
     out = args.out or f"tune_{study.name}.png"
-    info = draw_report(study, out, uri=args.mlflow_uri)
-    print(f"{out}: {info['runs']} runs over {info['points']} values of {study.vary}")
+    info = draw_report(study, out, uri=args.mlflow_uri, sweep=args.sweep)
+    if args.json:
+        emit_json({"study": study.name, **info})
+    else:
+        print(f"{out}: {info['runs']} runs over {info['points']} values of {study.vary}"
+              + (f" (sweep {info['sweep']})" if info.get("sweep") else ""))
     return 0
 
 
@@ -99,5 +129,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or "
                    "sqlite:///mlflow.db)")
     p.add_argument("--out", default=None, help="report: the PNG to write (default tune_STUDY.png)")
-    p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.add_argument("--sweep", default=None, metavar="ID",
+                   help="report: which sweep (one `mahppo tune` invocation) to draw (default: the latest)")
+    p.add_argument("--json", action="store_true",
+                   help="write one JSON document to stdout (the summary; logs go to stderr)")
     p.set_defaults(handler=_cmd_tune)

@@ -1,0 +1,195 @@
+"""A trained policy as an MLflow pyfunc model whose ``predict`` is ``POST /v1/decide``.
+
+``predict({"ues": [...], "deterministic": true})`` returns ``{"decisions": [...], "policy_id": ...}``,
+the very reply of the Serve app for the same body: the same schema (``serve.schema.DecideRequest``),
+the same normalisation (``StateNormalizer``) and the same reply builder (``decision_body``). A list of
+bodies (or a DataFrame of several rows) gives a list of replies.
+
+The model directory holds the policy's acting checkpoint (weights-only export and sidecar, no pickles)
+under ``artifacts/checkpoint`` (so ``load_policy`` and ``mahppo serve --model-uri`` read it too), a
+signature derived from the pydantic schema, and an input example (the test scenario's first state
+pool). ``register_champion`` logs it into a run, registers it
+and points the alias ``champion`` at it, once per run (registering the same run again adds no version).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+
+from mahppo.serve.schema import DecideRequest, Decision, RequestError, decide, format_loc, normalizer_for
+
+MODEL_ARTIFACT_PATH = "model"  # where the pyfunc model goes in the run's artefacts
+CHECKPOINT_ARTIFACT = "checkpoint"  # the key of the checkpoint in the pyfunc model's artifacts
+CHAMPION_ALIAS = "champion"
+
+
+# The model's code, saved with it (MLflow's "models from code": no pickled object in the model).
+MODEL_CODE = """import mlflow
+from mahppo.serve.mlflow_model import DecisionModel
+
+mlflow.models.set_model(DecisionModel())
+"""
+
+
+class DecisionModel(mlflow.pyfunc.PythonModel):
+    """The edge decision-maker in process: the policy's actors and its env's state scales."""
+
+    # The signature is given explicitly (from the pydantic schema); ``predict`` has no type hints for
+    # MLflow to validate against (it would otherwise wrap ``predict`` and warn about the missing hints).
+    _skip_type_hint_validation = True
+
+    def load_context(self, context: Any) -> None:
+        from mahppo.algorithms.policy import load_policy
+        from mahppo.marl_env.config import EnvConfig
+
+        self.policy = load_policy(context.artifacts[CHECKPOINT_ARTIFACT])
+        self.normalizer = normalizer_for(self.policy)
+        self.p_max_w = EnvConfig.from_kwargs(**self.policy.env_defaults).p_max_w
+
+    def predict(self, context, model_input, params=None):
+        """One ``/v1/decide`` body -> its reply; several bodies -> a list of replies. A bad body raises
+        ``RequestError`` (a ``ValueError``) naming the field, as the server's 4xx does."""
+        bodies, many = _bodies(model_input)
+        replies = [decide(self.policy, self.normalizer, _request(body), self.p_max_w) for body in bodies]
+        return replies if many else replies[0]
+
+
+def _request(body: Any) -> DecideRequest:
+    from pydantic import ValidationError
+
+    try:
+        return DecideRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise RequestError(format_loc(first.get("loc", ())), str(first.get("msg", "invalid"))) from None
+
+
+def _plain(value: Any) -> Any:
+    """numpy / pandas values (what MLflow's schema enforcement hands over) as plain JSON values."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not _missing(v)}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _missing(value: Any) -> bool:
+    """An optional field MLflow filled with None / NaN because the caller left it out."""
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def _bodies(model_input: Any) -> tuple[list[Any], bool]:
+    """The request bodies in ``model_input`` and whether it held several."""
+    import pandas as pd
+
+    if isinstance(model_input, pd.DataFrame):
+        rows = [_plain(r) for r in model_input.to_dict(orient="records")]
+        return rows, len(rows) != 1
+    if isinstance(model_input, list):
+        return [_plain(b) for b in model_input], True
+    return [_plain(model_input)], False
+
+
+_SCALARS = {int: "long", str: "string", bool: "boolean"}
+
+
+def _object_type(model: type) -> Any:
+    """An MLflow ``Object`` type from a pydantic model's fields (required ones stay required). A float
+    field is ``Any`` to MLflow, because its ``double`` refuses integers (``"bits_left": 50176``), which the
+    server accepts; the pydantic schema checks it in ``predict``, as the server does."""
+    from mlflow.types.schema import AnyType, DataType, Object, Property
+
+    props = []
+    for name, f in model.model_fields.items():
+        args = [a for a in typing.get_args(f.annotation) if a is not type(None)]  # X | None -> X
+        kind = _SCALARS.get(args[0] if len(args) == 1 else f.annotation)  # type: ignore[arg-type]
+        props.append(Property(name, DataType[kind] if kind else AnyType(), required=f.is_required()))
+    return Object(props)
+
+
+def model_signature() -> Any:
+    """Input: ``DecideRequest``; output: ``DecideResponse`` (derived from the pydantic schema)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+    from mahppo.serve.schema import UEState
+
+    inputs = Schema([ColSpec(Array(_object_type(UEState)), "ues"),
+                     ColSpec(DataType.boolean, "deterministic", required=False)])
+    outputs = Schema([ColSpec(Array(_object_type(Decision)), "decisions"), ColSpec(DataType.string, "policy_id")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def input_example(checkpoint: str | Path) -> dict[str, Any]:
+    """The test scenario's first state pool for the policy's cell (what ``mahppo query`` sends)."""
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.serve.client import example_pool
+
+    policy = load_policy(checkpoint)
+    n = EnvConfig.from_kwargs(**policy.env_defaults).num_ues
+    agents = [f"ue_{i}" for i in range(n)] if getattr(policy, "shared", False) else policy.agents
+    return {"ues": example_pool({"agents": agents}), "deterministic": True}
+
+
+def save_decision_model(checkpoint: str | Path, path: str | Path) -> Path:
+    """Write the pyfunc model of ``checkpoint`` (a checkpoint or ``mahppo train --out`` dir) to ``path``."""
+    import mahppo
+    from mahppo.algorithms.checkpoints import copy_for_acting
+    from mahppo.algorithms.policy import find_checkpoint
+
+    ckpt = find_checkpoint(Path(checkpoint).expanduser().resolve())
+    with tempfile.TemporaryDirectory() as tmp:
+        code = Path(tmp) / "decision_model.py"
+        code.write_text(MODEL_CODE)
+        acting = copy_for_acting(ckpt, Path(tmp) / CHECKPOINT_ARTIFACT)  # weights and sidecar, no pickles
+        mlflow.pyfunc.save_model(
+            path=str(path), python_model=str(code), artifacts={CHECKPOINT_ARTIFACT: str(acting)},
+            signature=model_signature(), input_example=input_example(ckpt),
+            pip_requirements=[f"mahppo=={mahppo.__version__}", f"mlflow=={mlflow.__version__}"])
+    return Path(path)
+
+
+def register_champion(uri: str, model_name: str, run_id: str, checkpoint: str | Path, *,
+                      tags: dict[str, str] | None = None, description: str = "") -> dict[str, Any]:
+    """Log ``checkpoint`` as a pyfunc model into run ``run_id`` (artefact ``model``), register it as a
+    version of ``model_name`` and set the alias ``champion`` on it. Idempotent: if the run already has a
+    version, that version becomes the champion and nothing new is logged or registered.
+
+    Returns ``{"model_uri": "models:/NAME@champion", "version_uri": "models:/NAME/V", "version": V}``.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    cl = MlflowClient(tracking_uri=uri)
+    try:
+        cl.create_registered_model(model_name, description="MAHPPO policies picked by `mahppo tune`")
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc).lower():
+            raise
+    versions = cl.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    if versions:
+        mv = max(versions, key=lambda v: int(v.version))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_decision_model(checkpoint, Path(tmp) / MODEL_ARTIFACT_PATH)
+            cl.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT_PATH), artifact_path=MODEL_ARTIFACT_PATH)
+        source = f"{cl.get_run(run_id).info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT_PATH}"
+        mv = cl.create_model_version(model_name, source=source, run_id=run_id, tags=tags or {},
+                                     description=description)
+    cl.set_registered_model_alias(model_name, CHAMPION_ALIAS, mv.version)
+    return {"model_uri": f"models:/{model_name}@{CHAMPION_ALIAS}", "version_uri": f"models:/{model_name}/{mv.version}",
+            "version": int(mv.version)}
