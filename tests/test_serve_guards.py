@@ -180,7 +180,7 @@ def test_the_bounds_themselves_are_accepted():
 
 
 def test_every_state_the_env_produces_is_in_range():
-    from mahppo.marl_env.env import CollabInferenceEnv
+    from mahppo.marl_env.parallel import CollabInferenceEnv
     from mahppo.serve.client import state_pool
 
     norm = _norm()
