@@ -15,7 +15,7 @@ import yaml
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")]
 
-CONFIG_YAML = Path(__file__).resolve().parents[1] / "serve" / "config.yaml"
+CONFIG_YAML = Path(__file__).resolve().parents[2] / "serve" / "config.yaml"
 N = 3
 
 

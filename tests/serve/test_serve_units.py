@@ -22,7 +22,7 @@ AGENTS = ["ue_0", "ue_1", "ue_2"]
 ENV = {"num_ues": 3, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")  # ray.serve's own
 
-CONFIG_YAML = Path(__file__).resolve().parents[1] / "serve" / "config.yaml"
+CONFIG_YAML = Path(__file__).resolve().parents[2] / "serve" / "config.yaml"
 
 
 def _ues(n: int = 3) -> list[dict]:

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from mahppo.serve.schema import DecideRequest, RequestError, StateNormalizer
 
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ["ue_0", "ue_1", "ue_2"]
 ENV = {"num_ues": 3, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
 KEY = "k" * 12 + "-test-key-0123"

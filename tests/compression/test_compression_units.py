@@ -29,7 +29,7 @@ from mahppo.compression.models import (
 from mahppo.compression.profiles import JETSON_NANO_POWER_W, jalad_bits, median_latency
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Feature sizes at 3x224x224 from the authors' measured profile (raw_bits / 32).
 PAPER_FEATURES = {
