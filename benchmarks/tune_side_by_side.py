@@ -33,7 +33,7 @@ def main() -> None:
                                  "fixed": {"num_ues": 3, "memory_size": 256, "batch_size": 64, "reuse_time": 1},
                                  "seeds": 1, "steps": args.steps, "eval_every": 2})
             t0 = time.perf_counter()
-            run_study(study, uri=f"sqlite:///{tmp}/mlflow.db", max_concurrent=conc, register=False, verbose=0)
+            run_study(study, uri=f"sqlite:///{tmp}/mlflow.db", max_concurrent=conc, register=None, verbose=0)
             out[label] = round(time.perf_counter() - t0, 1)
     out["speedup"] = round(out["one_at_a_time_s"] / out["side_by_side_s"], 2)
     print(json.dumps(out))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ def build_tuner(study: Study, *, storage: str | None = None, uri: str, cpus_per_
 
 
 def run_study(study: Study, *, storage: str | None = None, uri: str | None = None, address: str | None = None,
-              resume: bool = False, export: str | Path | None = None, register: bool = True,
+              resume: bool = False, export: str | Path | None = None,
+              register: Callable[..., dict] | None = None,
               scheduler: str | None = None, cpus_per_trial: float = 1, max_concurrent: int = 0,
               max_failures: int = 2, extra_config: dict[str, Any] | None = None, callbacks: list | None = None,
               verbose: int = 1) -> dict[str, Any]:
@@ -141,16 +143,17 @@ def _safe_to_replace(dest: Path) -> bool:
     return not dest.exists() or (dest.is_dir() and (not any(dest.iterdir()) or (dest / WINNER_FILE).is_file()))
 
 
-def export_winner(study: Study, result: Any, export: str | Path, uri: str, register: bool = True,
+def export_winner(study: Study, result: Any, export: str | Path, uri: str,
+                  register: Callable[..., dict] | None = None,
                   sweep: dict[str, str] | None = None) -> dict[str, Any]:
     """Copy the winner's checkpoint into ``export`` (loadable by ``load_policy``/``mahppo evaluate
-    --policy``), write ``winner.json`` there and register the run's policy as an MLflow pyfunc model
-    (``serve.mlflow_model``) with the alias ``champion``: ``models:/mahppo-<study>@champion``. Registering
-    the same run again (``--resume`` of a finished study) adds no version."""
+    --policy``), write ``winner.json`` there and, with ``register`` (``mahppo tune`` passes
+    ``serve.mlflow_model.register_champion``: the app layer wires the two), register the run's policy as an
+    MLflow pyfunc model with the alias ``champion``: ``models:/mahppo-<study>@champion``. Registering the
+    same run again (``--resume`` of a finished study) adds no version."""
     from mahppo.algorithms.checkpoints import copy_for_acting
     from mahppo.algorithms.policy import find_checkpoint
     from mahppo.algorithms.tracking import client, redact_uri
-    from mahppo.serve.mlflow_model import register_champion
     from mahppo.tune_configs.tracking import TRIAL_TAG
 
     cfg = flat_config(result.config)
@@ -174,8 +177,8 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str, regis
                             "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
                             "metrics": metrics, "mlflow_run_id": run_id, "tracking_uri": redact_uri(uri),
                             "export": str(dest)}
-    if register and run_id:
-        reg = register_champion(uri, f"mahppo-{study.name}", run_id, tmp,
+    if register is not None and run_id:
+        reg = register(uri, f"mahppo-{study.name}", run_id, tmp,
                                 tags={f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()},
                                 description=f"winner of study {study.name}: {study.vary}={cfg.get(study.vary)} "
                                             f"seed {cfg.get('seed')}")

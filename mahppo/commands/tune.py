@@ -30,7 +30,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     print(f"study {study.name}: {len(study.points)} points x {len(study.seeds)} seeds = {n} trials, "
           f"{study.steps} env steps each; MLflow experiment {study.experiment!r} in {redact_uri(uri)}")
     print(f"  watch it: {ui_command(uri)}")
+    from mahppo.serve.mlflow_model import register_champion  # the app layer wires Tune to the Serve model
+
     summary = run_study(study, storage=args.storage, uri=uri, address=args.address, resume=args.resume,
+                        register=register_champion,
                         export=args.export, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
                         max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                         verbose=0 if args.json else 1)

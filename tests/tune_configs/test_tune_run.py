@@ -10,6 +10,7 @@ import pytest
 import ray
 from ray import tune
 
+from mahppo.serve.mlflow_model import register_champion
 from mahppo.tune_configs.study import parse_study
 
 pytestmark = pytest.mark.slow
@@ -79,7 +80,7 @@ def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_
     study = parse_study({"name": "tiny", **TINY})
     marker = tmp_path / "failed_once"
     fail_once(monkeypatch, str(marker))
-    summary = run_study(study, uri=store, export=tmp_path / "winner", verbose=0)
+    summary = run_study(study, register=register_champion, uri=store, export=tmp_path / "winner", verbose=0)
     assert marker.exists(), "the injected failure did not fire"
     assert summary["errors"] == 0 and summary["unfinished"] == 0
     assert len(summary["trials"]) == 2 and all(t["env_steps"] >= 500 for t in summary["trials"])
@@ -127,14 +128,15 @@ def test_resume_does_not_rerun_finished_trials(local_ray, store, tmp_path):
     from mahppo.tune_configs.runner import run_study
 
     study = parse_study({"name": "resumable", **TINY, "steps": 250})  # 1 iteration per trial
-    first = run_study(study, uri=store, max_concurrent=1, verbose=0, callbacks=[_InterruptAfterFirstTrial()])
+    first = run_study(study, register=register_champion, uri=store, max_concurrent=1, verbose=0,
+                      callbacks=[_InterruptAfterFirstTrial()])
     assert first["unfinished"] == 1 and first["winner"] is None
     runs = _runs(store, "tune-resumable")
     done = [r for r in runs if r.info.status == "FINISHED"]
     assert len(done) == 1
     iters_before = done[0].data.metrics["iteration"]
 
-    second = run_study(study, uri=store, resume=True, verbose=0)
+    second = run_study(study, register=register_champion, uri=store, resume=True, verbose=0)
     assert second["unfinished"] == 0 and second["errors"] == 0 and second["winner"] is not None
     runs = _runs(store, "tune-resumable")
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
@@ -145,7 +147,8 @@ def test_resume_does_not_rerun_finished_trials(local_ray, store, tmp_path):
     assert len(hist) == iters_before, "the finished trial was trained again"
     assert second["sweep"] == first["sweep"] and len(_runs(store, "tune-resumable", role="sweep")) == 1
 
-    third = run_study(study, uri=store, resume=True, verbose=0)  # resuming a finished study: nothing new
+    # resuming a finished study: nothing new
+    third = run_study(study, register=register_champion, uri=store, resume=True, verbose=0)
     assert third["winner"]["model_version_uri"] == second["winner"]["model_version_uri"] == \
         "models:/mahppo-resumable/1"
     assert len(MlflowClient(store).search_model_versions("name = 'mahppo-resumable'")) == 1
@@ -156,8 +159,8 @@ def test_each_invocation_is_a_sweep_and_the_report_reads_the_latest(local_ray, s
     from mahppo.tune_configs.runner import run_study
 
     study = parse_study({"name": "twice", **TINY, "grid": {"lr": [1.0e-4]}, "steps": 250})
-    first = run_study(study, uri=store, verbose=0, export=tmp_path / "w1")
-    second = run_study(study, uri=store, verbose=0, export=tmp_path / "w2")
+    first = run_study(study, register=register_champion, uri=store, verbose=0, export=tmp_path / "w1")
+    second = run_study(study, register=register_champion, uri=store, verbose=0, export=tmp_path / "w2")
     assert first["sweep"] != second["sweep"]
     assert len(_runs(store, "tune-twice")) == 2 and len(_runs(store, "tune-twice", role="sweep")) == 2
     latest = collect_runs(study, store)
