@@ -80,7 +80,7 @@ def _body(seed: int, ints: bool = False, with_total: bool = True) -> dict:
     ues = []
     for i in range(N):
         ue = {"ue_id": f"ue_{i}", "tasks_left": int(rng.integers(0, total[i] + 1)),
-              "local_time_left_s": float(rng.uniform(0, 0.05)), "bits_left": float(rng.uniform(0, 2e5)),
+              "local_time_left_s": float(rng.uniform(0, 0.045)), "bits_left": float(rng.uniform(0, 2e5)),
               "distance_m": float(rng.uniform(1, 100))}
         if ints:  # integers where the schema says float: the server accepts them
             ue["bits_left"], ue["distance_m"] = int(ue["bits_left"]), int(ue["distance_m"])
