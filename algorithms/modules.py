@@ -32,7 +32,27 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class HybridActorModule(TorchRLModule):
+class _HybridActor(TorchRLModule):
+    """What every hybrid actor shares: ``dist_inputs(obs)`` (the codec's row) is its forward pass, and
+    the codec's distribution class serves inference, exploration and training."""
+
+    def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
+
+    def get_inference_action_dist_cls(self):
+        return self.action_dist_cls
+
+    def get_exploration_action_dist_cls(self):
+        return self.action_dist_cls
+
+    def get_train_action_dist_cls(self):
+        return self.action_dist_cls
+
+
+class HybridActorModule(_HybridActor):
     """One UE's actor with three output branches over a shared trunk."""
 
     def setup(self) -> None:
@@ -53,17 +73,6 @@ class HybridActorModule(TorchRLModule):
         h = self.trunk(obs)
         return self.head.encode(self.point_head(h), self.channel_head(h), self.power_head(h))
 
-    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
-
-    def get_inference_action_dist_cls(self):
-        return self.action_dist_cls
-
-    def get_exploration_action_dist_cls(self):
-        return self.action_dist_cls
-
-    def get_train_action_dist_cls(self):
-        return self.action_dist_cls
 
 
 class CentralCriticModule(TorchRLModule, ValueFunctionAPI):
@@ -109,7 +118,7 @@ class SetEncoder(nn.Module):
         return torch.cat([mean, top], dim=-1)
 
 
-class SharedActorModule(TorchRLModule):
+class SharedActorModule(_HybridActor):
     """One actor for every UE of any cell (``--actor shared``): parameter sharing over agents.
 
     Input: the agent-centric observation of ``marl_env.observations`` (own features + DNN descriptor,
@@ -153,17 +162,6 @@ class SharedActorModule(TorchRLModule):
         channels = self.channel_head(h) + self.channel_prior * nn.functional.one_hot(slot, c).to(h.dtype)
         return self.head.encode(points, channels, self.power_head(h))
 
-    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
-
-    def get_inference_action_dist_cls(self):
-        return self.action_dist_cls
-
-    def get_exploration_action_dist_cls(self):
-        return self.action_dist_cls
-
-    def get_train_action_dist_cls(self):
-        return self.action_dist_cls
 
 
 class SetCriticModule(TorchRLModule, ValueFunctionAPI):
