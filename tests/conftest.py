@@ -19,3 +19,13 @@ def ray_session():
     yield ray
     if started and ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture
+def copy(run, tmp_path):
+    """A copy of the module's ``run`` folder (a training run) that a test may damage."""
+    import shutil
+
+    dst = tmp_path / "run"
+    shutil.copytree(run, dst)
+    return dst

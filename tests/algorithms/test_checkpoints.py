@@ -48,11 +48,6 @@ def run(algo, tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def copy(run, tmp_path):
-    dst = tmp_path / "run"
-    shutil.copytree(run, dst)
-    return dst
 
 
 def notes():

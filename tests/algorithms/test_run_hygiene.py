@@ -28,11 +28,6 @@ def run(ray_session, tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def copy(run, tmp_path):
-    dst = tmp_path / "run"
-    shutil.copytree(run, dst)
-    return dst
 
 
 def cli(capsys, *argv: str) -> tuple[int, str]:

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from mahppo.serve.client import free_port
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")]
 
 N = 3
 MODEL = "mahppo-pyfunc"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +49,7 @@ def champion(tmp_path_factory):
         exp = cl.create_experiment("tune-pyfunc", artifact_location=str(tmp / "store" / "mlruns" / "tune-pyfunc"))
         run_id = cl.create_run(exp, run_name="winner").info.run_id
         reg = register_champion(uri, MODEL, run_id, out)
-        port = _free_port()
+        port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
         serve.run(build_app({"model_uri": reg["model_uri"], "tracking_uri": uri}), name="pyfunc",
                   route_prefix="/", logging_config=QUIET_LOGGING)

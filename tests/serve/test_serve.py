@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from pathlib import Path
 
@@ -12,17 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
+from mahppo.serve.client import free_port
+
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")]
 
 CONFIG_YAML = Path(__file__).resolve().parents[2] / "serve" / "config.yaml"
 N = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +46,7 @@ def served(tmp_path_factory):
         assert main(["train", "--actor", "shared", "--num-ues", "2-4", "--dnn", "resnet18,vgg11", "--steps", "600",
                      "--memory-size", "256", "--batch-size", "64", "--reuse-time", "2",
                      "--num-envs-per-env-runner", "4", "--out", str(shared), "--json"]) == 0
-        port = _free_port()
+        port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
         app_cfg = yaml.safe_load(CONFIG_YAML.read_text())["applications"][0]
         serve.run(build_app({**app_cfg["args"], "checkpoint": str(out)}), name=app_cfg["name"],

@@ -13,15 +13,11 @@ from pathlib import Path
 import pytest
 from test_serve_guards import KEY, untrained_checkpoint
 
+from mahppo.serve.client import free_port
+
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
 READ_TIMEOUT_S = 2.0
 APP = "mahppo"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +37,7 @@ def serve_env(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpts")
     good, nan = untrained_checkpoint(out / "good"), untrained_checkpoint(out / "nan", nan=True)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    port = _free_port()
+    port = free_port()
 
     def deploy(**args):
         run_app(build_app({"checkpoint": str(good), "read_timeout_s": READ_TIMEOUT_S, **args}), name=APP,
@@ -209,7 +205,7 @@ def test_cli_refuses_a_nan_policy_before_starting_ray(serve_env, capsys):
 
     _, ckpts, _ = serve_env
     t0 = time.monotonic()
-    assert main(["serve", "--checkpoint", str(ckpts["nan"]), "--port", str(_free_port())]) == 2
+    assert main(["serve", "--checkpoint", str(ckpts["nan"]), "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert "the policy's outputs are not finite (ue_0: non-finite weights" in err
     assert time.monotonic() - t0 < 20
@@ -234,7 +230,7 @@ def test_sigkill_of_mahppo_serve_leaves_no_ray_processes(serve_env, tmp_path):
     from mahppo.serve.client import DecisionClient
 
     _, ckpts, _ = serve_env
-    port = _free_port()
+    port = free_port()
     key_file = tmp_path / "key"
     key_file.write_text(KEY)
     key_file.chmod(0o600)
