@@ -66,11 +66,16 @@ def set_torch_threads(n: int = 1) -> None:
 
 
 def test_scenario(env: EnvConfig) -> EnvConfig:
-    """The evaluation twin of a training env: same UEs, C, beta and profile; test scenario, no cut."""
+    """The evaluation twin of a training env: same UEs, C, beta and profile; test scenario, no cut.
+
+    A training env that draws its cell per episode (``num_ues_range`` / ``dnn_pool``) is evaluated on
+    its nominal cell (the largest N, the pool's DNNs round robin), the same cell every time."""
+    if env.varies:
+        env = env.with_updates(num_ues_range=None, dnn_pool=None, ue_specs=tuple(env.specs))
     return env.with_updates(scenario="test", max_frames=None, render_mode=None)
 
 
-def result_metrics(result: dict[str, Any], num_ues: int) -> dict[str, float]:
+def result_metrics(result: dict[str, Any], num_ues: float) -> dict[str, float]:
     """Flat metrics of one RLlib result: training return per UE, value loss, policy loss and the
     entropy of each branch (means over actor modules). NaNs are dropped."""
     out: dict[str, float] = {"iteration": float(result.get("training_iteration", 0)),
@@ -119,7 +124,9 @@ class Run:
         t0 = time.perf_counter()
         result = self.algo.train()
         self.elapsed_s += time.perf_counter() - t0
-        metrics = result_metrics(result, self.experiment.env.num_ues)
+        env = self.experiment.env  # RLlib sums the team reward over the agents of an episode: per UE,
+        r = env.num_ues_range      # divide by the (mean) N of the training cells
+        metrics = result_metrics(result, (r[0] + r[1]) / 2 if r else env.num_ues)
         self.iteration = int(metrics["iteration"])
         self.env_steps = int(metrics["env_steps"])
         if not self._last_test or self.iteration % self.experiment.run.eval_every == 0 or self.done:

@@ -69,3 +69,12 @@ def test_the_cli_builds_the_experiment_it_was_given():
     assert e.env.num_ues_range == (2, 6) and e.env.dnn_pool == ("resnet18", "vgg11")
     assert e.algo.actor == "shared" and e.algo.lr == 3e-4 and e.algo.normalize_advantages is False
     assert e.run.seed == 4 and e.run.steps == RunSettings().steps
+
+
+def test_a_varying_training_cell_is_evaluated_on_its_fixed_nominal_cell():
+    from mahppo.algorithms.run import test_scenario
+
+    e = Experiment().with_flat({"actor": "shared", "num_ues_range": (2, 5), "dnn_pool": ("resnet18", "vgg11")})
+    cell = test_scenario(e.env)
+    assert not cell.varies and cell.scenario == "test" and cell.max_frames is None
+    assert [s.dnn for s in cell.specs] == ["resnet18", "vgg11", "resnet18", "vgg11", "resnet18"]
