@@ -170,7 +170,7 @@ class EnvConfig:
                 raise ValueError("num_ues_range: give either ue_specs (a fixed cell) or a range of N, not both")
             if self.obs_mode != "agent":
                 raise ValueError(f"num_ues_range = {r!r} needs obs_mode = 'agent' (the global state's size "
-                                 "is tied to N)")
+                                 "is tied to N; with mahppo train: --actor shared)")
             object.__setattr__(self, "num_ues", r[1])
         if self.dnn_pool is not None:
             if not (isinstance(self.dnn_pool, tuple) and self.dnn_pool
@@ -179,7 +179,7 @@ class EnvConfig:
             if self.ue_specs is not None:
                 raise ValueError("dnn_pool: give either ue_specs (a fixed cell) or a DNN pool, not both")
         if self.obs_mode == "agent" and self.num_ues > self.max_ues:
-            raise ValueError(f"num_ues = {self.num_ues} exceeds max_ues = {self.max_ues} (raise max_ues)")
+            raise ValueError(f"num_ues = {self.num_ues} exceeds max_ues = {self.max_ues} (raise max_ues, --max-ues)")
         if self.render_mode not in (None, "ansi", "human"):
             raise ValueError(f"render_mode = {self.render_mode!r} must be None, 'ansi' or 'human'")
         if self.profile_file is not None and not Path(self.profile_file).is_file():

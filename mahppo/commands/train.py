@@ -26,7 +26,7 @@ def experiment_from_args(args: argparse.Namespace):
     updates = {**env_updates(args), **dataclass_updates(args, MAHPPOParams), **dataclass_updates(args, RunSettings)}
     if updates.get("mlflow_uri"):
         updates["mlflow"] = True
-    return Experiment().with_flat(updates, where="mahppo train")
+    return Experiment().with_flat(updates, where="settings")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
