@@ -45,6 +45,15 @@ class RLlibCollabEnv(ParallelPettingZooEnv):
 
     def __init__(self, config: dict | None = None):
         super().__init__(CollabInferenceEnv(EnvConfig.from_dict(dict(config or {}))))
+        # RLlib's wrapper takes the agents (and their spaces) of its first reset; a cell whose N is
+        # drawn per episode may later have more: every possible agent is known from the start.
+        possible = list(self.par_env.possible_agents)
+        self._agent_ids = set(possible)
+        self.possible_agents = possible
+        self.observation_spaces = {a: self.par_env.observation_space(a) for a in possible}
+        self.action_spaces = {a: self.par_env.action_space(a) for a in possible}
+        self.observation_space = gym.spaces.Dict(self.observation_spaces)
+        self.action_space = gym.spaces.Dict(self.action_spaces)
 
 
 class MAHPPOConfig(PPOConfig):
@@ -109,7 +118,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
         sizes = {"max_ues": env_config.max_ues, "embed": 128}
         config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
             SHARED_ID: RLModuleSpec(module_class=SharedActorModule, observation_space=obs_space, action_space=space,
-                                    model_config={**sizes, "trunk": [256, 128], "branch": 64}),
+                                    model_config={**sizes, "trunk": [256, 128], "branch": 64, "token_freqs": 8}),
             CRITIC_ID: RLModuleSpec(module_class=SetCriticModule, observation_space=obs_space, action_space=space,
                                     learner_only=True, model_config={**sizes, "hidden": [256, 128, 64]}),
         }))
@@ -143,6 +152,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
     use_sampler(config, run.sampler)  # "vector": algorithms/sampler.py; "rllib": RLlib's own loop
+    config.training(lr=params.lr_for(run.steps))
     config.learners(num_learners=run.num_learners, num_gpus_per_learner=run.num_gpus_per_learner)
     config.debugging(seed=run.seed)
     config.reporting(metrics_num_episodes_for_smoothing=20)

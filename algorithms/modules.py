@@ -118,6 +118,17 @@ class SetEncoder(nn.Module):
         return torch.cat([mean, top], dim=-1)
 
 
+def token_features(token: torch.Tensor, freqs: int) -> torch.Tensor:
+    """``[sin(pi j t), cos(pi j t)]`` for ``j = 1..freqs`` of rank tokens ``t`` in (0, 1) (``[..., 1]``).
+
+    Fed as one scalar among the UE's features, the rank was not used: the shared actor's channel
+    entropy stayed at its prior's and every UE got nearly the same decision; as Fourier features the
+    network tells ranks apart at once, so UEs can take different roles (``benchmarks/any_cell.py``)."""
+    j = torch.arange(1, freqs + 1, dtype=token.dtype, device=token.device)
+    angle = torch.pi * token * j
+    return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+
+
 class SharedActorModule(_HybridActor):
     """One actor for every UE of any cell (``--actor shared``): parameter sharing over agents.
 
@@ -140,11 +151,14 @@ class SharedActorModule(_HybridActor):
         self.n_points, self.n_channels, self.p_max = self.head.n_points, self.head.n_channels, self.head.p_max
         self.own = nn.Sequential(_mlp([FEATURES, hidden, hidden]), nn.ReLU())
         self.others = SetEncoder(FEATURES, hidden, context=FEATURES)
-        self.trunk = nn.Sequential(_mlp([3 * hidden + 1, *trunk]), nn.ReLU())
-        self.point_head = _mlp([trunk[-1], branch, self.n_points])
-        self.channel_head = _mlp([trunk[-1], branch, self.n_channels])
-        self.power_head = _mlp([trunk[-1], branch, 2])
-        # a learnable prior that spreads UEs over the channels by their tie-break rank (round robin);
+        # the rank token as Fourier features, into the trunk and beside it into the three branches
+        self.token_freqs = int(cfg.get("token_freqs", 0))
+        f = 2 * self.token_freqs
+        self.trunk = nn.Sequential(_mlp([3 * hidden + 1 + f, *trunk]), nn.ReLU())
+        self.point_head = _mlp([trunk[-1] + f, branch, self.n_points])
+        self.channel_head = _mlp([trunk[-1] + f, branch, self.n_channels])
+        self.power_head = _mlp([trunk[-1] + f, branch, 2])
+        # a learnable prior that spreads UEs over the channels by their rank (round robin);
         # the network learns how much to follow it (see marl_env.observations)
         self.channel_prior = nn.Parameter(torch.tensor(float(cfg.get("channel_prior", 1.0))))
         self.action_dist_cls = self.head.dist_cls
@@ -154,7 +168,12 @@ class SharedActorModule(_HybridActor):
 
         own, others, mask = _used_slots(*split_observation(obs, self.max_ues))
         count = mask.sum(-1, keepdim=True) / max(1, self.max_ues - 1)
-        h = self.trunk(torch.cat([self.own(own), self.others(others, mask, context=own), count], dim=-1))
+        parts = [self.own(own), self.others(others, mask, context=own), count]
+        if self.token_freqs:
+            rank = token_features(own[..., TOKEN:TOKEN + 1], self.token_freqs)
+            h = torch.cat([self.trunk(torch.cat([*parts, rank], dim=-1)), rank], dim=-1)
+        else:
+            h = self.trunk(torch.cat(parts, dim=-1))
         valid = own[..., POINT_MASK][..., :self.n_points] > 0.5
         points = self.point_head(h).masked_fill(~valid, -1e9)
         c = self.n_channels

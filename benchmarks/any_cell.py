@@ -43,7 +43,8 @@ def cell_key(num_ues: int | None, specs: tuple[str, ...] | None) -> str:
 
 
 def train_one(study: str, actor: str, seed: int, steps: int, out: Path, *, num_ues: int | None = None,
-              num_range: tuple[int, int] | None = None, lr: float | None = None) -> Path:
+              num_range: tuple[int, int] | None = None, lr: float | None = None,
+              extra: dict | None = None) -> Path:
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.train import train
 
@@ -54,6 +55,7 @@ def train_one(study: str, actor: str, seed: int, steps: int, out: Path, *, num_u
         updates["num_ues"] = num_ues
     if lr:
         updates["lr"] = lr
+    updates.update(extra or {})
     cell = f"r{num_range[0]}-{num_range[1]}" if num_range else f"n{num_ues}"
     run_dir = out / "runs" / f"{study}-{actor}-{cell}-s{seed}"
     summary = train(Experiment().with_flat(updates), run_dir, progress=False, final_eval=False, overwrite=True)
@@ -83,8 +85,12 @@ def main() -> None:
     ap.add_argument("--eval-ues", nargs="+", type=int, default=list(range(2, 13)))
     ap.add_argument("--lr", type=float, default=None, help="override the paper's 1e-4")
     ap.add_argument("--tag", default="", help="suffix of the study name (e.g. lr3e-4)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="flat Experiment overrides (e.g. lr_schedule=linear zeta=0.01); JSON values")
     ap.add_argument("--out", default="bench_out/any_cell")
     ap.add_argument("--replot", action="store_true")
+    ap.add_argument("--only", nargs="*", default=[], metavar="STUDY",
+                    help="report only these studies (e.g. n3-lin3e-4 per-n-lin3e-4 mixed-rankfeat)")
     ap.add_argument("--include", nargs="*", default=[], metavar="DIR",
                     help="also report the runs of these benchmark folders (e.g. a study run apart)")
     args = ap.parse_args()
@@ -108,6 +114,15 @@ def main() -> None:
     def done(**match) -> bool:
         return any(all(r.get(k) == v for k, v in match.items()) for r in data["runs"])
 
+    extra = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            extra[key] = json.loads(value)
+        except ValueError:
+            extra[key] = value
     if not args.replot and args.study:
         from mahppo.algorithms.run import init_ray, set_torch_threads
 
@@ -125,7 +140,8 @@ def main() -> None:
             if done(study=study, actor=actor, seed=seed, train_ues=n, train_range=list(rng) if rng else None):
                 continue
             t0 = time.perf_counter()
-            run_dir = train_one(study, actor, seed, args.steps, out, num_ues=n, num_range=rng, lr=args.lr)
+            run_dir = train_one(study, actor, seed, args.steps, out, num_ues=n, num_range=rng, lr=args.lr,
+                                extra=extra)
             wall = json.loads((run_dir / "wall.json").read_text())["wall_time_s"]
             cells = [(k, None) for k in ([n] if n else args.eval_ues)] + ([(None, MIXED_CELL)] if rng else [])
             evals = {}
@@ -139,6 +155,7 @@ def main() -> None:
                     "energy_vs_local": m["energy_per_task_j"] / b["local"]["energy_per_task_j"]}
             data["runs"].append({"study": study, "actor": actor, "seed": seed, "train_ues": n,
                                  "train_range": list(rng) if rng else None, "steps": args.steps, "lr": args.lr,
+                                 "set": extra,
                                  "wall_time_s": wall, "total_s": time.perf_counter() - t0, "evals": evals,
                                  "dir": str(run_dir)})
             save()
@@ -147,6 +164,8 @@ def main() -> None:
     for other in args.include:
         extra = json.loads((Path(other) / "results.json").read_text())
         data = {"runs": data["runs"] + extra["runs"], "baselines": {**extra["baselines"], **data["baselines"]}}
+    if args.only:
+        data["runs"] = [r for r in data["runs"] if r["study"] in args.only]
     report(data, out)
 
 
@@ -163,7 +182,11 @@ def report(data: dict, out: Path) -> None:
             groups.setdefault((r["study"], r["actor"], cell), []).append({**e, "wall": r["wall_time_s"]})
     lines = ["| study | actor | cell | seeds | reward | static-search | Local | latency x Local | energy x Local | "
              "better than static-search | wall (s) |", "|" + "---|" * 11]
-    for (study, actor, cell), rows in sorted(groups.items()):
+    def order(item: tuple) -> tuple:
+        (study, actor, cell), _ = item
+        return (study, actor, int(cell[1:]) if cell.startswith("n") else 10**6)
+
+    for (study, actor, cell), rows in sorted(groups.items(), key=order):
         b = data["baselines"].get(cell, {})
         ss = b.get("static-search", {}).get("reward", float("nan"))
         lo = b.get("local", {}).get("reward", float("nan"))
@@ -179,23 +202,30 @@ def report(data: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(8, 4.4))
     ns = sorted({int(c[1:]) for (_, _, c) in groups if c.startswith("n")})
-    for (study, actor), style in (((s, a), "-o") for s, a in sorted({(k[0], k[1]) for k in groups})):
-        pts = [(int(c[1:]), np.mean([r["reward"] for r in rows]), np.std([r["reward"] for r in rows]))
-               for (s, a, c), rows in groups.items() if s == study and a == actor and c.startswith("n")]
-        if pts:
-            pts.sort()
-            x, y, e = zip(*pts, strict=True)
-            ax.errorbar(x, y, yerr=e, fmt=style, capsize=3, label=f"{study} ({actor})")
+    series: dict[tuple[str, str], list[tuple[int, list[float]]]] = {}
+    for (study, actor, cell), rows in groups.items():  # per-N studies of one actor form one line
+        if cell.startswith("n"):
+            kind = "one policy for N in 2..10" if study.startswith("mixed") else "one policy per N"
+            series.setdefault((actor, kind), []).append((int(cell[1:]), [r["reward"] for r in rows]))
+    for (actor, kind), pts in sorted(series.items()):
+        pts.sort()
+        x = [n for n, _ in pts]
+        ax.errorbar(x, [np.mean(v) for _, v in pts], yerr=[np.std(v) for _, v in pts], fmt="-o", capsize=3,
+                    label=f"{actor} actor: {kind}")
     for name, style in (("static-search", "k:"), ("local", "k--")):
         pts = [(n, data["baselines"][f"n{n}"][name]["reward"]) for n in ns if f"n{n}" in data["baselines"]]
         if pts:
             ax.plot(*zip(*pts, strict=True), style, marker="_", markersize=14, label=name)
     ax.set_xlabel("N (UEs in the cell, test scenario)")
     ax.set_ylabel("episode reward (sum of Eq. 12)")
-    ax.set_yscale("symlog")
+    ax.set_yscale("symlog", linthresh=1.0)  # rewards from about -0.1 to -20: linear above -1
+    lo, hi = ax.get_ylim()
+    ax.set_yticks([t for t in (-0.1, -0.25, -0.5, -1, -2, -5, -10, -20, -50, -100) if lo <= t <= hi])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()

@@ -43,7 +43,7 @@ def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
     kind = {"ippo": {"algo": "ippo"}, "shared": {"actor": "shared"}}.get(algo, {})
     settings = Experiment().with_flat({"num_ues": args.num_ues, "steps": args.steps, "seed": seed, "dnn": args.dnn,
                                        "beta": args.beta, "eval_every": 2, "checkpoint_every": 10, "lr": args.lr,
-                                       "reuse_time": args.reuse_time, **kind})
+                                       "reuse_time": args.reuse_time, "lr_schedule": args.lr_schedule, **kind})
     run_dir = out / f"{algo}-seed{seed}"
     stop, box = threading.Event(), [0.0]
     watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--algos", nargs="+", default=["mahppo", "ippo"], choices=["mahppo", "shared", "ippo"],
                     help="mahppo: per-UE actors (the paper); shared: the shared actor; ippo: the ablation")
     ap.add_argument("--lr", type=float, default=1e-4, help="learning rate (paper: 1e-4)")
+    ap.add_argument("--lr-schedule", default="constant", choices=["constant", "linear"],
+                    help="constant (the paper) or linear decay (mahppo train's default)")
     ap.add_argument("--reuse-time", type=int, default=10, help="K (paper: 10)")
     ap.add_argument("--out", default="bench_out/fig8")
     ap.add_argument("--quiet", action="store_true")

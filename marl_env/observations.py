@@ -7,13 +7,15 @@ for any cell (up to ``max_ues`` UEs, any order, any mix of DNNs):
 Per UE a feature row of ``F = 4 + 1 + D`` numbers:
 
 - the four state features of Sec. 4.3, ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``;
-- a tie-break token: in a cell of identical UEs (the test scenario: every UE 50 m away with 200 tasks
+- a rank token: the UE's rank in the cell by distance to the edge server (nearest first), spread
+  evenly over (0, 1) (``(rank + 0.5) / N``). In training cells it tells a shared policy where a UE
+  stands among the others (who is "near", who is "far": the near-far power split of static-search);
+  and it breaks ties: in a cell of identical UEs (the test scenario: every UE 50 m away with 200 tasks
   and the same DNN) a function that treats UEs alike must give them the same decision, but the best
-  decisions differ per UE (static-search puts them on different channels and powers). The tokens of a
-  cell are its UEs' ranks, spread evenly over (0, 1) (``(rank + 0.5) / N``), so a shared policy can
-  tell identical UEs apart, and split them (e.g. half the UEs per channel), without depending on their
-  order: the env deals the ranks at random per episode, the server ranks the ``ue_id`` strings' hashes
-  (``tokens_for``: an id keeps its place among the others);
+  decisions differ per UE (static-search puts them on different channels and powers). Equal distances
+  are ranked by a tie-break key, never by the UEs' order: the env draws the keys at random per
+  episode, the server uses a stable hash of each ``ue_id`` (``tokens_for``: an id keeps its place
+  among equals);
 - the descriptor of its DNN (``D = 4 * MAX_POINTS + 1``), from its profile: per partition point
   ``b < MAX_POINTS`` the bits sent over the raw input's (``f_b / f_0``, Eq. 6), the front latency in
   frames (``(t_f + t_c) / T0``), the front energy over ``p_max T0`` and a 1 where ``b`` is one of its
@@ -33,7 +35,7 @@ from mahppo.marl_env.profiles import DNNProfile
 
 MAX_POINTS = 8  # B_n + 2 <= 8: up to six partition points inside a model
 STATE_FEATURES = 4
-TOKEN = STATE_FEATURES  # index of the tie-break token in a feature row
+TOKEN = STATE_FEATURES  # index of the rank token in a feature row
 DESCRIPTOR_SIZE = 4 * MAX_POINTS + 1
 FEATURES = STATE_FEATURES + 1 + DESCRIPTOR_SIZE
 # offset of the valid-point mask inside a feature row
@@ -46,12 +48,23 @@ def rank_tokens(ranks: np.ndarray) -> np.ndarray:
     return (ranks + 0.5) / max(len(ranks), 1)
 
 
-def tokens_for(ue_ids: list[str]) -> np.ndarray:
-    """The tokens of a cell from its UEs' ids: ranks of a stable hash of each id."""
+def distance_tokens(distance_m: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """Rank tokens by distance (nearest first), equal distances ranked by ``tiebreak`` (distinct keys)."""
+    distance_m = np.asarray(distance_m, dtype=np.float64)
+    order = np.lexsort((np.asarray(tiebreak), distance_m))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return rank_tokens(ranks)
+
+
+def tokens_for(ue_ids: list[str], distance_m: np.ndarray | None = None) -> np.ndarray:
+    """The tokens of a cell from its UEs' ids (and distances): rank by distance, ties by a stable hash
+    of each id."""
     import hashlib
 
-    keys = [hashlib.blake2b(u.encode(), digest_size=8).digest() for u in ue_ids]
-    return rank_tokens(np.argsort(np.argsort(keys, kind="stable"), kind="stable"))
+    keys = np.array([int.from_bytes(hashlib.blake2b(u.encode(), digest_size=7).digest(), "big") for u in ue_ids],
+                    dtype=np.int64)
+    return distance_tokens(np.zeros(len(ue_ids)) if distance_m is None else distance_m, keys)
 
 
 def dnn_descriptor(profile: DNNProfile, frame_s: float, bandwidth_hz: float, p_max_w: float) -> np.ndarray:
@@ -77,7 +90,7 @@ def obs_size(max_ues: int) -> int:
 def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.ndarray, max_ues: int) -> np.ndarray:
     """Every UE's agent-centric observation, ``[n, obs_size(max_ues)]`` (float32).
 
-    ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``tokens``: ``[n]`` tie-break tokens;
+    ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``tokens``: ``[n]`` rank tokens;
     ``descriptors``: ``[n, D]`` (``dnn_descriptor``).
     """
     feats = np.concatenate([np.asarray(state, dtype=np.float32).reshape(-1, STATE_FEATURES),

@@ -24,7 +24,7 @@ from pettingzoo import ParallelEnv
 
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import DONE, FrameResult, MECSystem, frame_reward
-from mahppo.marl_env.observations import agent_observations, dnn_descriptor, obs_size, rank_tokens, tokens_for
+from mahppo.marl_env.observations import agent_observations, distance_tokens, dnn_descriptor, obs_size, tokens_for
 from mahppo.marl_env.profiles import resolve_profile
 from mahppo.marl_env.view import SystemView
 
@@ -40,7 +40,8 @@ class CollabInferenceEnv(ParallelEnv):
 
     - ``"global"`` (the paper, Sec. 4.3; default): every agent observes the global state ``[4N]``,
       per UE ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``, UEs concatenated.
-    - ``"agent"``: agent ``i`` observes its own 4 state features and its DNN's descriptor, then the
+    - ``"agent"``: agent ``i`` observes its own 4 state features, its rank token (its rank by
+      distance, equal distances ranked at random per episode) and its DNN's descriptor, then the
       other UEs' rows as a set padded to ``max_ues - 1`` and its mask (``marl_env.observations``):
       one layout for any N, any UE order and any mix of DNNs.
 
@@ -171,11 +172,12 @@ class CollabInferenceEnv(ParallelEnv):
         if self.config.varies:
             self._use_cell(self.config.draw_cell(self._rng))
         self.system.reset(self._rng)
-        # tie-break tokens (marl_env.observations): ranks dealt at random per episode for "agent"
-        # observations; the paper's global observation has none (ranks of the ids, so its random stream
-        # stays the paper's)
-        self.tokens = (rank_tokens(self._rng.permutation(self.system.n)) if self.config.obs_mode == "agent"
-                       else tokens_for(self.possible_agents[:self.system.n]))
+        # rank tokens (marl_env.observations): rank by distance, equal distances by keys drawn at random
+        # per episode, for "agent" observations; the paper's global observation has none (ranks of the
+        # ids, so its random stream stays the paper's)
+        n = self.system.n
+        self.tokens = (distance_tokens(self.system.distance, self._rng.permutation(n))
+                       if self.config.obs_mode == "agent" else tokens_for(self.possible_agents[:n]))
         self.agents = self.possible_agents[:self.system.n]
         self._last = None
         self._state = self.system.state()

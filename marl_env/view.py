@@ -100,7 +100,7 @@ class SystemView:
 
     @property
     def tokens(self) -> np.ndarray:
-        """Each UE's tie-break token of this episode (``marl_env.observations``)."""
+        """Each UE's rank token of this episode (by distance, ties broken at random) (``marl_env.observations``)."""
         return _ro(self._env.tokens)
 
     def state(self) -> np.ndarray:

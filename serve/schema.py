@@ -153,8 +153,9 @@ class CellNormalizer:
 
     Any ``ue_id`` strings (unique), any N up to ``max_ues``, each UE's DNN from its ``dnn`` field (a
     name in the policy's profile file; default the DNN it was trained with). The state features and
-    the observation are ``marl_env``'s own functions, the very ones the env uses; a UE's tie-break
-    token is the rank of its ``ue_id``'s hash in the pool (``marl_env.observations.tokens_for``).
+    the observation are ``marl_env``'s own functions, the very ones the env uses; a UE's rank token is
+    its rank by distance in the pool, equal distances ranked by its ``ue_id``'s hash
+    (``marl_env.observations.tokens_for``).
     """
 
     def __init__(self, env_defaults: dict[str, Any], max_ues: int):
@@ -204,7 +205,7 @@ class CellNormalizer:
                          l_scale, n_scale)
         state = normalize_state(*raw, self.base.d_min_m, self.base.d_max_m)
         _check_finite(state, list(range(n)))
-        tokens = tokens_for([ue.ue_id for ue in ues])
+        tokens = tokens_for([ue.ue_id for ue in ues], raw[4])
         return agent_observations(state, tokens, np.stack(desc), self.max_ues), list(range(n))
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 def demo_experiment(**updates: object):
     """The demo's Experiment: the headline cell (N = 3, ResNet18, C = 2, beta 0.47), 20 000 env steps,
-    lr 3e-4 (learns faster in a short budget than the paper's 1e-4), tracked in MLflow."""
+    the default actor and hyperparameters, tracked in MLflow."""
     from mahppo.algorithms.experiment import Experiment
 
-    base = {"steps": 20_000, "lr": 3e-4, "mlflow": True, "mlflow_experiment": "mahppo-demo"}
+    base = {"steps": 20_000, "mlflow": True, "mlflow_experiment": "mahppo-demo"}
     return Experiment().with_flat({**base, **{k: v for k, v in updates.items() if v is not None}}, where="mahppo demo")
 
 
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-ues", type=int, default=None, help=f"N UEs (default: {d.env.num_ues})")
     p.add_argument("--seed", type=int, default=None, help=f"seed (default: {d.run.seed})")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (default: {d.algo.lr}, faster in a short budget than the paper's 1e-4)")
+                   help=f"learning rate (default: {d.algo.lr}, decaying linearly; the paper: 1e-4)")
     p.add_argument("--port", type=int, default=8765, help="port of the short-lived Serve on 127.0.0.1 (default 8765)")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo run")

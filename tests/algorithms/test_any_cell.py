@@ -23,7 +23,7 @@ def _modules(num_channels: int = 2, seed: int = 0):
     env = marl_env.parallel_env(**{**cfg.to_dict(), "num_ues": 2})
     space, obs = shared_action_space(cfg), env.observation_space("ue_0")
     actor = RLModuleSpec(module_class=SharedActorModule, observation_space=obs, action_space=space,
-                         model_config={"max_ues": MAX}).build()
+                         model_config={"max_ues": MAX, "token_freqs": 8}).build()  # as build_config
     critic = RLModuleSpec(module_class=SetCriticModule, observation_space=obs, action_space=space,
                           model_config={"max_ues": MAX}).build()
     return actor, critic
@@ -50,7 +50,7 @@ def test_agent_observation_layout_is_own_row_then_the_others_then_their_mask():
     np.testing.assert_allclose(others[2, 1, :4], state[1])  # ue_2 sees ue_0 then ue_1
     np.testing.assert_array_equal(mask, np.array([[1, 1, 0, 0, 0, 0, 0]] * 3, dtype=np.float32))
     assert np.all(own[:, POINT_MASK][:, :6] == 1) and np.all(own[:, POINT_MASK][:, 6:] == 0)
-    assert len(set(own[:, TOKEN])) == 3  # identical UEs get different tie-break tokens
+    assert len(set(own[:, TOKEN])) == 3  # identical UEs (all at 50 m) get different rank tokens
 
 
 def test_the_shared_actor_gives_permuted_decisions_for_a_permuted_ue_order():
@@ -161,3 +161,44 @@ def test_a_ue_added_through_ue_specs_is_decided_by_the_same_policy():
         assert m["tasks_completed"] > 0
     with pytest.raises(ValueError, match="at most max_ues = 8"):
         evaluate(policy, EnvConfig.from_kwargs(num_ues=9, scenario="test", max_frames=5))
+
+
+def test_rank_tokens_order_the_ues_by_distance_nearest_first():
+    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, ue_specs=[
+        {"distance_m": 80.0}, {"distance_m": 10.0}, {"distance_m": 45.0}, {"distance_m": 99.0}])
+    env.reset(seed=0)
+    np.testing.assert_allclose(env.tokens, [(2 + 0.5) / 4, (0 + 0.5) / 4, (1 + 0.5) / 4, (3 + 0.5) / 4])
+
+
+def test_equal_distances_are_ranked_by_a_random_tie_break_per_episode():
+    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, num_ues=4, scenario="test")  # all at 50 m
+    orders = set()
+    for seed in range(6):
+        env.reset(seed=seed)
+        assert sorted(env.tokens) == [0.125, 0.375, 0.625, 0.875]
+        orders.add(tuple(np.argsort(env.tokens)))
+    assert len(orders) > 1  # not the UEs' index order every time
+
+
+def test_the_server_ranks_by_distance_then_by_the_ids_hash():
+    from mahppo.marl_env.observations import tokens_for
+
+    near_far = tokens_for(["phone-a", "phone-b", "phone-c"], np.array([90.0, 5.0, 40.0]))
+    np.testing.assert_allclose(near_far, [5 / 6, 1 / 6, 3 / 6])
+    tied = tokens_for(["phone-a", "phone-b", "phone-c"], np.array([50.0, 50.0, 50.0]))
+    assert sorted(tied) == pytest.approx([1 / 6, 3 / 6, 5 / 6])
+    # an id keeps its place among equals whatever the request order
+    again = tokens_for(["phone-c", "phone-a", "phone-b"], np.array([50.0, 50.0, 50.0]))
+    np.testing.assert_allclose(again, [tied[2], tied[0], tied[1]])
+
+
+def test_ranks_reach_the_shared_actor_as_fourier_features_that_tell_them_apart():
+    from mahppo.algorithms.modules import token_features
+
+    tokens = torch.tensor([[1 / 6], [3 / 6], [5 / 6]])  # a 3-UE cell
+    f = token_features(tokens, 8)
+    assert f.shape == (3, 16) and float(f.abs().max()) <= 1.0
+    gaps = torch.cdist(f, f)[~torch.eye(3, dtype=torch.bool)]
+    assert float(gaps.min()) > 1.0  # scalars 1/3 apart become vectors far apart
+    actor, _ = _modules()
+    assert actor.trunk[0][0].in_features == 3 * 128 + 1 + 16 and actor.point_head[0].in_features == 128 + 16

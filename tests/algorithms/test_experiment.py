@@ -55,7 +55,7 @@ def test_train_help_shows_the_dataclass_defaults(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "N UEs, or a range drawn per episode (needs --actor shared) (default: 3)" in text
-    assert f"learning rate of actors and critic (default: {MAHPPOParams().lr})" in text
+    assert f"learning rate of actors and critic (the paper: 1e-4) (default: {MAHPPOParams().lr})" in text
     assert f"(default: {RunSettings().steps})" in text
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mahppo.algorithms.experiment import Experiment
+from mahppo.algorithms.params import PAPER_LR
 from mahppo.algorithms.policy import find_checkpoint, live_policy, load_policy
 from mahppo.algorithms.train import train
 from mahppo.marl_env.config import EnvConfig
@@ -80,7 +81,8 @@ def test_resume_continues_from_the_latest_checkpoint(trained, tmp_path):
 
 def test_ippo_ablation_trains_and_evaluates_from_a_relative_out_dir(ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    experiment = Experiment().with_flat({"num_ues": 2, "steps": 300, "algo": "ippo", **TINY})
+    # the paper's lr: after 300 steps its policy still finishes the test episode within the frame cap
+    experiment = Experiment().with_flat({"num_ues": 2, "steps": 300, "algo": "ippo", **TINY, **PAPER_LR})
     train(experiment, "runs/ippo", progress=False, final_eval=False)
     m = evaluate(load_policy("runs/ippo"), EnvConfig.from_kwargs(num_ues=2, scenario="test"))
     assert m["tasks_completed"] == 400

@@ -16,6 +16,7 @@ from mahppo.algorithms.connectors import CentralizedGAE
 from mahppo.algorithms.learner import clipped_surrogate
 from mahppo.algorithms.mahppo import MAHPPOConfig, MAHPPOParams
 from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule
+from mahppo.algorithms.params import PAPER_LR
 
 
 def tiny_profile(tmp_path):
@@ -97,6 +98,12 @@ def test_power_log_prob_uses_the_unclipped_gaussian_sample():
     torch.testing.assert_close(lp[0], torch.log(torch.tensor([0.5])))
 
 
+def test_linear_lr_schedule_decays_to_one_percent_over_the_run():
+    p = MAHPPOParams(lr=3e-4, lr_schedule="linear")
+    assert p.lr_for(50_000) == [[0, 3e-4], [50_000, pytest.approx(3e-6)]]
+    assert MAHPPOParams(**PAPER_LR).lr_for(50_000) == 1e-4  # the paper: constant
+
+
 class FixedCritic(torch.nn.Module):
     """V(s) = 10 * s[0]: predictable values."""
 
@@ -139,6 +146,7 @@ def test_advantages_come_from_the_one_shared_critic_for_every_actor():
     ({"normalize_advantages": "no"}, "normalize_advantages = 'no' must be true or false"),
     ({"normalize_advantages": 0}, "normalize_advantages = 0 must be true or false"),
     ({"zeta": True}, "zeta = True"),
+    ({"lr_schedule": "cosine"}, "lr_schedule = 'cosine' must be one of ('constant', 'linear')"),
 ])
 def test_validate_rejects_bad_hyperparameters_by_name(changes, message):
     config = MAHPPOConfig().mahppo(**changes)
@@ -153,9 +161,10 @@ def test_unknown_hyperparameter_is_rejected():
 
 
 def test_paper_defaults_map_onto_rllib():
-    p = MAHPPOParams()
-    cfg = MAHPPOConfig().mahppo()
+    p = MAHPPOParams(**PAPER_LR)
+    cfg = MAHPPOConfig().mahppo(**PAPER_LR)
     assert (p.lr, p.memory_size, p.batch_size, p.reuse_time, p.clip_eps, p.zeta) == (1e-4, 1024, 256, 10, 0.2, 0.001)
+    assert cfg.lr == 1e-4 and MAHPPOParams().lr == 3e-4  # the default: 3e-4, decaying linearly (README)
     assert cfg.train_batch_size_per_learner == 1024 and cfg.minibatch_size == 256 and cfg.num_epochs == 10
     assert cfg.gamma == 0.95 and cfg.lambda_ == 0.95 and p.updates_per_iteration == 40
 

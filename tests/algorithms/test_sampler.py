@@ -104,6 +104,21 @@ def test_unsupported_settings_fall_back_to_rllibs_loop_and_say_why():
     assert sum(len(e) for e in episodes) >= 12
 
 
+def test_a_cell_whose_n_is_drawn_per_episode_keeps_the_vector_sampler():
+    # RLlib's PettingZoo wrapper knows only the agents of its first (unseeded) reset; ours knows all
+    # possible agents, so a first draw of N = 2 of 4 does not push sampling onto RLlib's own loop
+    from mahppo.algorithms.mahppo import RLlibCollabEnv
+    from mahppo.marl_env.observations import obs_size
+
+    cfg = _config(shared=True)
+    for _ in range(4):
+        env = RLlibCollabEnv(cfg.env_config)
+        assert env.possible_agents == ["ue_0", "ue_1", "ue_2", "ue_3"]
+        assert all(env.get_observation_space(a).shape == (obs_size(16),) for a in env.possible_agents)
+    runner = VectorEnvRunner(config=cfg)
+    assert runner._blockers == []
+
+
 def test_build_config_picks_the_sampler():
     assert build_config(Experiment()).env_runner_cls is VectorEnvRunner
     assert build_config(Experiment().with_flat({"sampler": "rllib"})).env_runner_cls is None
