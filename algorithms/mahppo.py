@@ -68,7 +68,10 @@ class MAHPPOConfig(PPOConfig):
         return MAHPPOTorchLearner
 
     def mahppo(self, **changes: Any) -> MAHPPOConfig:
-        """Set the paper's hyperparameters (see ``MAHPPOParams``); unknown names are rejected."""
+        """Set the paper's hyperparameters (see ``MAHPPOParams``); unknown names are rejected.
+
+        The learning rate is set as a constant here: ``lr_schedule="linear"`` needs the run's env steps
+        and takes effect in ``build_config`` (``MAHPPOParams.lr_for``)."""
         known = {f.name for f in fields(MAHPPOParams)}
         for key in changes:
             if key not in known:

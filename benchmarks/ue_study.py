@@ -16,6 +16,8 @@ from pathlib import Path
 
 from fig8_convergence import peak_rss_watcher
 
+from mahppo.algorithms.params import PAPER_LR
+
 
 def main() -> None:
     from mahppo.algorithms.experiment import Experiment
@@ -37,7 +39,8 @@ def main() -> None:
         watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
         watcher.start()
         summary = train(Experiment().with_flat({"num_ues": n, "steps": args.steps, "seed": args.seed, "dnn": args.dnn,
-                                                "checkpoint_every": 10}), out / f"n{n}", overwrite=True)
+                                                "checkpoint_every": 10, **PAPER_LR}),  # the paper's lr, as in Fig. 10
+                        out / f"n{n}", overwrite=True)
         stop.set()
         ev = summary["evaluation"]
         rows.append({"num_ues": n, "trained": ev["trained"], "local": ev["local"], "static": ev["static-search"],
