@@ -105,3 +105,36 @@ def test_a_corrupted_run_json_names_the_bad_key():
         Experiment.from_dict({"env": {"num_uez": 3}})
     with pytest.raises(ValueError, match="algo: unknown field 'learning_rate'"):
         Experiment.from_dict({"algo": {"learning_rate": 1e-3}})
+
+
+def _learner_lr(run) -> float:
+    learner = run.algo.learner_group._learner
+    rates = {learner.get_optimizer(mid).param_groups[0]["lr"] for mid in learner.module.keys()}
+    assert len(rates) == 1  # actors and critic share one schedule
+    return rates.pop()
+
+
+def test_a_restored_run_continues_the_linear_lr_schedule_where_it_stopped(ray_session, tmp_path):
+    from mahppo.algorithms.run import Run
+
+    experiment = Experiment().with_flat({"num_ues": 2, "steps": 1024, "eval_every": 100, "lr": 3e-4,
+                                         "lr_schedule": "linear", **TINY})
+    schedule = lambda steps: 3e-4 * (1 - 0.99 * steps / 1024)  # noqa: E731  [[0, lr], [steps, lr / 100]]
+    first = Run(experiment)
+    try:
+        first.step()
+        first.step()
+        first.save(tmp_path / "ckpt")
+    finally:
+        first.stop()
+    second = Run(experiment)
+    try:
+        second.restore(tmp_path / "ckpt")
+        steps_before = second.env_steps
+        second.step()
+        assert second.env_steps > steps_before > 0
+        # the update of this iteration used the lifetime step count (restored), not a fresh schedule
+        assert _learner_lr(second) == pytest.approx(schedule(second.env_steps), rel=0.02)
+        assert _learner_lr(second) < schedule(second.env_steps - steps_before) * 0.9
+    finally:
+        second.stop()
