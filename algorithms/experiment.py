@@ -150,8 +150,11 @@ class Experiment:
         return Experiment.from_dict(data, where)
 
     def flat(self) -> dict[str, Any]:
-        """``{"env.num_ues": 3, "algo.lr": 1e-4, ...}``: MLflow params and report columns."""
-        return {f"{s}.{k}": v for s, part in self.to_dict().items() for k, v in part.items()}
+        """``{"env.num_ues": 3, "algo.lr": 1e-4, ...}``: MLflow params and report columns (``algo.lr``
+        is the rate in effect, the actor's default when unset)."""
+        out = {f"{s}.{k}": v for s, part in self.to_dict().items() for k, v in part.items()}
+        out["algo.lr"] = self.algo.learning_rate
+        return out
 
     def replace(self, **parts: Any) -> Experiment:
         return replace(self, **parts).validate()

@@ -79,7 +79,7 @@ class MAHPPOConfig(PPOConfig):
         p = replace(self.mahppo_params, **changes)
         self.mahppo_params = p
         self.training(
-            lr=p.lr, train_batch_size_per_learner=p.memory_size, minibatch_size=p.batch_size,
+            lr=p.learning_rate, train_batch_size_per_learner=p.memory_size, minibatch_size=p.batch_size,
             num_epochs=p.reuse_time, clip_param=p.clip_eps, entropy_coeff=p.zeta, gamma=p.gamma,
             lambda_=p.lam, use_kl_loss=False, grad_clip=p.grad_clip, grad_clip_by="global_norm",
         )
@@ -139,7 +139,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
         config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
     else:
         config = PPOConfig().training(
-            lr=params.lr, train_batch_size_per_learner=params.memory_size, minibatch_size=params.batch_size,
+            lr=params.learning_rate, train_batch_size_per_learner=params.memory_size, minibatch_size=params.batch_size,
             num_epochs=params.reuse_time, clip_param=params.clip_eps, entropy_coeff=params.zeta,
             gamma=params.gamma, lambda_=params.lam, use_kl_loss=False, grad_clip=params.grad_clip,
         )

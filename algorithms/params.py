@@ -9,6 +9,8 @@ CLIP_MODES = ("per_branch", "joint")
 ACTORS = ("per-ue", "shared")
 LR_SCHEDULES = ("constant", "linear")
 PAPER_LR = {"lr": 1e-4, "lr_schedule": "constant"}  # Sec. 6.3.1 as written (the defaults differ: see MAHPPOParams)
+# the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (README)
+ACTOR_LR = {"per-ue": 3e-4, "shared": 6e-4}
 
 
 def _f(default: object, help: str, **extra: object) -> object:
@@ -18,10 +20,12 @@ def _f(default: object, help: str, **extra: object) -> object:
 @dataclass(frozen=True)
 class MAHPPOParams:
     """MAHPPO's hyperparameters by the paper's names, its defaults (Sec. 6.3.1) except the learning rate:
-    3e-4 decaying linearly, not a constant 1e-4 (``PAPER_LR`` restores it), which the ``any_cell``
-    benchmark measured better and steadier at the paper's own N = 3 / 50k-step budget (README)."""
+    decaying linearly from ``ACTOR_LR`` (3e-4 for the per-UE actors, 6e-4 for the shared one), not a
+    constant 1e-4 (``PAPER_LR`` restores it); the ``any_cell`` benchmark measured these better and
+    steadier (README). ``learning_rate`` is the rate in effect."""
 
-    lr: float = _f(3e-4, "learning rate of actors and critic (the paper: 1e-4)")
+    lr: float | None = _f(None, "learning rate of actors and critic (the paper: 1e-4)",
+                          default_help="3e-4 with --actor per-ue, 6e-4 with --actor shared")
     lr_schedule: str = _f("linear", "linear: lr decays linearly to lr / 100 over the run's env steps; "
                           "constant: lr throughout (the paper)", choices=LR_SCHEDULES)
     memory_size: int = _f(1024, "|M|: transitions per update")
@@ -46,9 +50,10 @@ class MAHPPOParams:
         def number(v: object) -> bool:
             return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
 
-        for name in ("lr", "clip_eps"):
-            if not number(getattr(self, name)) or getattr(self, name) <= 0:
-                raise bad(name, "must be a finite number > 0")
+        if self.lr is not None and (not number(self.lr) or self.lr <= 0):
+            raise bad("lr", "must be a finite number > 0 (or null: the actor's default)")
+        if not number(self.clip_eps) or self.clip_eps <= 0:
+            raise bad("clip_eps", "must be a finite number > 0")
         for name in ("memory_size", "batch_size", "reuse_time"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -73,11 +78,17 @@ class MAHPPOParams:
             raise bad("actor", f"must be one of {ACTORS}")
         return self
 
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the actor's default when unset (``ACTOR_LR``)."""
+        return ACTOR_LR[self.actor] if self.lr is None else float(self.lr)
+
     def lr_for(self, steps: int) -> float | list[list[float]]:
         """RLlib's ``lr``: the number, or a piecewise-linear schedule over sampled env steps."""
+        lr = self.learning_rate
         if self.lr_schedule == "linear":
-            return [[0, self.lr], [int(steps), self.lr * 0.01]]
-        return self.lr
+            return [[0, lr], [int(steps), lr * 0.01]]
+        return lr
 
     @property
     def updates_per_iteration(self) -> int:

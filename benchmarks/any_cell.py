@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--range", nargs=2, type=int, default=[2, 10])
     ap.add_argument("--eval-ues", nargs="+", type=int, default=list(range(2, 13)))
     ap.add_argument("--lr", type=float, default=None,
-                    help="override the default lr (MAHPPOParams.lr: 3e-4, decaying linearly)")
+                    help="override the default lr (params.ACTOR_LR: 3e-4 per-ue, 6e-4 shared, decaying linearly)")
     ap.add_argument("--tag", default="", help="suffix of the study name (e.g. lr3e-4)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="flat Experiment overrides (e.g. lr_schedule=linear zeta=0.01); JSON values")

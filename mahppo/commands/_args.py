@@ -145,7 +145,7 @@ def add_dataclass_arguments(p: argparse.ArgumentParser, cls: type, title: str, *
             continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(d, f.name)
-        help_ = f"{f.metadata.get('help', f.name)} (default: {default})"
+        help_ = f"{f.metadata.get('help', f.name)} (default: {f.metadata.get('default_help', default)})"
         kind = _arg_type(f)
         if kind is bool:
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)

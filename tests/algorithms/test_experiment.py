@@ -55,7 +55,8 @@ def test_train_help_shows_the_dataclass_defaults(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "N UEs, or a range drawn per episode (needs --actor shared) (default: 3)" in text
-    assert f"learning rate of actors and critic (the paper: 1e-4) (default: {MAHPPOParams().lr})" in text
+    assert ("learning rate of actors and critic (the paper: 1e-4) (default: 3e-4 with --actor per-ue, "
+            "6e-4 with --actor shared)") in text
     assert f"(default: {RunSettings().steps})" in text
 
 
@@ -78,3 +79,16 @@ def test_a_varying_training_cell_is_evaluated_on_its_fixed_nominal_cell():
     cell = test_scenario(e.env)
     assert not cell.varies and cell.scenario == "test" and cell.max_frames is None
     assert [s.dnn for s in cell.specs] == ["resnet18", "vgg11", "resnet18", "vgg11", "resnet18"]
+
+
+def test_an_unset_lr_is_the_actors_measured_default_and_an_explicit_one_wins():
+    from mahppo.algorithms.mahppo import build_config
+
+    per_ue, shared = Experiment(), Experiment().with_flat({"actor": "shared"})
+    assert per_ue.algo.lr is None and per_ue.algo.learning_rate == 3e-4
+    assert shared.algo.learning_rate == 6e-4
+    assert shared.flat()["algo.lr"] == 6e-4  # MLflow params carry the rate in effect
+    assert build_config(shared).lr == [[0, 6e-4], [shared.run.steps, pytest.approx(6e-6)]]
+    pinned = shared.with_flat({"lr": 1e-4, "lr_schedule": "constant"})
+    assert pinned.algo.learning_rate == 1e-4 and build_config(pinned).lr == 1e-4
+    assert Experiment.from_dict(json.loads(json.dumps(shared.to_dict()))).algo.learning_rate == 6e-4
