@@ -151,7 +151,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     # simulator clips it (marl_env.core.clip_power), so RLlib's per-step clipping connector is skipped.
     config.environment(RLlibCollabEnv, env_config=env_config.to_dict(), normalize_actions=False,
                        clip_actions=False)
-    config.multi_agent(policies=set(agents), policy_mapping_fn=mapping)
+    config.multi_agent(policies=list(agents), policy_mapping_fn=mapping)
     config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
     use_sampler(config, run.sampler)  # "vector": algorithms/sampler.py; "rllib": RLlib's own loop
