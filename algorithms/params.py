@@ -81,7 +81,11 @@ class MAHPPOParams:
     @property
     def learning_rate(self) -> float:
         """``lr``, or the actor's default when unset (``ACTOR_LR``)."""
-        return ACTOR_LR[self.actor] if self.lr is None else float(self.lr)
+        if self.lr is not None:
+            return float(self.lr)
+        if self.actor not in ACTOR_LR:  # before validate(), e.g. in MAHPPOConfig.mahppo(actor=...)
+            raise ValueError(f"actor = {self.actor!r} must be one of {ACTORS}")
+        return ACTOR_LR[self.actor]
 
     def lr_for(self, steps: int) -> float | list[list[float]]:
         """RLlib's ``lr``: the number, or a piecewise-linear schedule over sampled env steps."""

@@ -92,3 +92,10 @@ def test_an_unset_lr_is_the_actors_measured_default_and_an_explicit_one_wins():
     pinned = shared.with_flat({"lr": 1e-4, "lr_schedule": "constant"})
     assert pinned.algo.learning_rate == 1e-4 and build_config(pinned).lr == 1e-4
     assert Experiment.from_dict(json.loads(json.dumps(shared.to_dict()))).algo.learning_rate == 6e-4
+
+
+def test_the_builder_names_a_bad_actor_instead_of_failing_on_the_lr_lookup():
+    from mahppo.algorithms.mahppo import MAHPPOConfig
+
+    with pytest.raises(ValueError, match=r"actor = 'per_ue' must be one of \('per-ue', 'shared'\)"):
+        MAHPPOConfig().mahppo(actor="per_ue")
