@@ -25,7 +25,14 @@ from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 
 
 class LeanTorchLearner(TorchLearner):
-    """Mixin for a ``TorchLearner`` subclass (put it first in the bases)."""
+    """Mixin for a ``TorchLearner`` subclass (put it first in the bases).
+
+    ``minibatch_per_env_step``: a minibatch holds each module's rows of ``minibatch_size`` env steps
+    (a module with N rows per env step, e.g. one actor shared by N UEs, takes N times as many rows per
+    minibatch, and every module makes the same number of steps); False: ``minibatch_size`` rows of
+    every module (RLlib's rule)."""
+
+    minibatch_per_env_step: bool = False
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         module = self._module[module_id]
@@ -55,7 +62,13 @@ class LeanTorchLearner(TorchLearner):
         if type(batch_iter) is MiniBatchCyclicIterator and IndexedMiniBatches.supports(batch_iter._batch):
             return IndexedMiniBatches(batch_iter._batch, num_epochs=num_epochs, minibatch_size=minibatch_size,
                                       shuffle=shuffle_batch_per_epoch and num_epochs > 1,
-                                      num_total_minibatches=num_total_minibatches)
+                                      num_total_minibatches=num_total_minibatches,
+                                      per_env_step=self.minibatch_per_env_step)
+        if self.minibatch_per_env_step and type(batch_iter) is MiniBatchCyclicIterator:
+            steps = batch_iter._batch.env_steps()
+            if any(len(b) != steps for b in batch_iter._batch.policy_batches.values()):
+                raise NotImplementedError("minibatches per env step need batches of tensors with one row per "
+                                          "sample (no sequences); RLlib's iterator takes rows per module")
         return batch_iter
 
 
@@ -65,13 +78,16 @@ class IndexedMiniBatches:
     Per module, rows are taken in order for the first pass and reshuffled for every later pass
     (as RLlib does); a minibatch that crosses the end of a pass continues into the next one.
     Every column is gathered once per minibatch (``tensor[index]``) instead of being sliced and
-    concatenated as ``SampleBatch`` objects.
+    concatenated as ``SampleBatch`` objects. ``per_env_step``: ``minibatch_size`` counts env steps, and
+    a module takes its rows of that many (``minibatch_size * rows / env_steps``; see ``LeanTorchLearner``).
     """
 
     def __init__(self, batch: MultiAgentBatch, *, num_epochs: int, minibatch_size: int, shuffle: bool,
-                 num_total_minibatches: int = 0):
+                 num_total_minibatches: int = 0, per_env_step: bool = False):
         self._batch = batch
-        self._size = minibatch_size
+        steps = max(1, batch.env_steps())
+        self._sizes = {mid: max(1, round(minibatch_size * len(b) / steps)) if per_env_step else minibatch_size
+                       for mid, b in batch.policy_batches.items()}
         self._epochs = num_epochs
         self._shuffle = shuffle
         self._total = num_total_minibatches
@@ -97,7 +113,7 @@ class IndexedMiniBatches:
             minibatch = {}
             for mid, b in modules.items():
                 n = len(b)
-                s, need, parts = start[mid], self._size, []
+                s, need, parts = start[mid], self._sizes[mid], []
                 while s + need >= n:  # take the rest of this pass, then start a (reshuffled) new one
                     parts.append(order[mid][s:])
                     need -= n - s

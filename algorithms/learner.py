@@ -28,11 +28,16 @@ def clipped_surrogate(logp_new: list[torch.Tensor], logp_old: list[torch.Tensor]
 
 
 class MAHPPOTorchLearner(LeanTorchLearner, PPOTorchLearner):
-    """PPO's learner with a centralized critic and per-branch clipping of the hybrid actors."""
+    """PPO's learner with a centralized critic and per-branch clipping of the hybrid actors.
+
+    ``minibatch_unit``: "rows" (default): B rows of each module per minibatch, so the shared actor (every
+    UE's rows) makes N times the updates of a per-UE actor; "frames": every module's rows of B frames
+    (env steps), so every actor makes ``K |M| / B`` updates (Alg. 1). Per-UE actors: the same either way."""
 
     def build(self) -> None:
         super().build()
         opts = self.config.learner_config_dict
+        self.minibatch_per_env_step = opts.get("minibatch_unit", "rows") == "frames"
         if self._learner_connector is not None and self.config.add_default_connectors_to_learner_pipeline:
             self._learner_connector.remove(GeneralAdvantageEstimation)
             self._learner_connector.append(CentralizedGAE(

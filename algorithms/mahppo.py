@@ -4,7 +4,8 @@
 taking the paper's hyperparameters by their names (``MAHPPOParams``). Alg. 1 maps onto RLlib:
 
 - memory ``M`` of ``memory_size`` transitions  -> ``train_batch_size_per_learner`` (env steps)
-- ``batch_size`` samples per update             -> ``minibatch_size``
+- ``batch_size`` samples per update             -> ``minibatch_size`` (rows per module, or with
+  ``minibatch_unit="frames"`` every module's rows of B env steps: ``learner.py``)
 - sample reuse time ``K``                       -> ``num_epochs``: ``K * |M| / B`` minibatch updates
 - ``clip_eps`` (Eq. 19), ``zeta`` (Eq. 20), ``gamma`` and ``lam`` (Eqs. 15, 18)
 """
@@ -84,7 +85,8 @@ class MAHPPOConfig(PPOConfig):
             lambda_=p.lam, use_kl_loss=False, grad_clip=p.grad_clip, grad_clip_by="global_norm",
         )
         self.learner_config_dict = {**(self.learner_config_dict or {}), "clip_mode": p.clip_mode,
-                                    "normalize_advantages": p.normalize_advantages}
+                                    "normalize_advantages": p.normalize_advantages,
+                                    "minibatch_unit": p.minibatch_unit}
         return self
 
     def validate(self) -> None:

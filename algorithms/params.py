@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 CLIP_MODES = ("per_branch", "joint")
 ACTORS = ("per-ue", "shared")
 LR_SCHEDULES = ("constant", "linear")
+MINIBATCH_UNITS = ("rows", "frames")
 PAPER_LR = {"lr": 1e-4, "lr_schedule": "constant"}  # Sec. 6.3.1 as written (the defaults differ: see MAHPPOParams)
 # the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (README)
 ACTOR_LR = {"per-ue": 3e-4, "shared": 6e-4}
@@ -29,7 +30,11 @@ class MAHPPOParams:
     lr_schedule: str = _f("linear", "linear: lr decays linearly to lr / 100 over the run's env steps; "
                           "constant: lr throughout (the paper)", choices=LR_SCHEDULES)
     memory_size: int = _f(1024, "|M|: transitions per update")
-    batch_size: int = _f(256, "B: samples per minibatch update")
+    batch_size: int = _f(256, "B: samples per minibatch update (see minibatch_unit)")
+    minibatch_unit: str = _f("rows", "rows: B rows of each module per update (the shared actor, holding every UE's "
+                             "rows, makes N times the updates of a per-UE actor); frames: every module's rows of "
+                             "B frames, K |M| / B updates for every actor (Alg. 1; faster, measured worse for "
+                             "the mixed-N shared policy)", choices=MINIBATCH_UNITS)
     reuse_time: int = _f(10, "K: sample reuse time; K * |M| / B minibatch updates per iteration")
     clip_eps: float = _f(0.2, "clipping epsilon of Eq. 19")
     clip_mode: str = _f("per_branch", "per_branch: one clipped ratio per branch (the authors'); joint: one",
@@ -70,6 +75,8 @@ class MAHPPOParams:
             raise bad("normalize_advantages", "must be true or false")
         if self.grad_clip is not None and (not number(self.grad_clip) or self.grad_clip <= 0):
             raise bad("grad_clip", "must be a finite number > 0 (or null: no clipping)")
+        if self.minibatch_unit not in MINIBATCH_UNITS:
+            raise bad("minibatch_unit", f"must be one of {MINIBATCH_UNITS}")
         if self.clip_mode not in CLIP_MODES:
             raise bad("clip_mode", f"must be one of {CLIP_MODES}")
         if self.lr_schedule not in LR_SCHEDULES:

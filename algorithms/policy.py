@@ -100,7 +100,7 @@ class TrainedPolicy:
         """The cell the policy was trained for (N, C, DNNs, beta, profile), without the training-only
         options (scenario, episode cut, per-episode draws)."""
         cfg = dict(self.experiment.get("env", {}))
-        for key in ("scenario", "max_frames", "render_mode", "num_ues_range", "dnn_pool"):
+        for key in ("scenario", "max_frames", "render_mode", "num_ues_range", "dnn_pool", "one_dnn_share"):
             cfg.pop(key, None)
         return cfg
 

@@ -71,7 +71,7 @@ def test_scenario(env: EnvConfig) -> EnvConfig:
     A training env that draws its cell per episode (``num_ues_range`` / ``dnn_pool``) is evaluated on
     its nominal cell (the largest N, the pool's DNNs round robin), the same cell every time."""
     if env.varies:
-        env = env.with_updates(num_ues_range=None, dnn_pool=None, ue_specs=tuple(env.specs))
+        env = env.with_updates(num_ues_range=None, dnn_pool=None, one_dnn_share=0.0, ue_specs=tuple(env.specs))
     return env.with_updates(scenario="test", max_frames=None, render_mode=None)
 
 

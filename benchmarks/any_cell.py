@@ -5,8 +5,9 @@ resumes where it stopped; ``--replot`` redraws from that file):
 
 - ``n3``: N = 3 (the paper's headline cell), each ``--actors`` kind, ``--steps`` env steps per seed;
 - ``per-n``: one policy per N in ``--num-ues`` (``--steps`` each);
-- ``mixed``: one shared policy trained on N drawn from ``--range`` per episode, evaluated at every N of
-  ``--eval-ues`` (N it never saw included) and on a mixed-DNN cell (2 ResNet18, 2 VGG11, 1 MobileNetV2);
+- ``mixed``: one shared policy trained on N drawn from ``--range`` per episode (each UE's DNN drawn from
+  ``--pool``), evaluated at every N of ``--eval-ues`` (N it never saw included; ResNet18 UEs) and on a
+  mixed-DNN cell (2 ResNet18, 2 VGG11, 1 MobileNetV2);
 
 every policy evaluated on the test scenario (d = 50 m, K = 200; ResNet18, C = 2, beta = 0.47), with
 the deterministic policy. Prints the table (mean +- std over seeds) and writes ``any_cell.png``.
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 MIXED_CELL = ("resnet18", "resnet18", "vgg11", "vgg11", "mobilenetv2")
+DNN_POOL = ("resnet18", "vgg11", "mobilenetv2")
 
 
 def baselines(num_ues: int | None, specs: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
@@ -44,13 +46,13 @@ def cell_key(num_ues: int | None, specs: tuple[str, ...] | None) -> str:
 
 def train_one(study: str, actor: str, seed: int, steps: int, out: Path, *, num_ues: int | None = None,
               num_range: tuple[int, int] | None = None, lr: float | None = None,
-              extra: dict | None = None) -> Path:
+              extra: dict | None = None, pool: tuple[str, ...] = DNN_POOL) -> Path:
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.train import train
 
     updates: dict = {"actor": actor, "seed": seed, "steps": steps, "checkpoint_every": 10_000, "eval_every": 10}
     if num_range:
-        updates.update(num_ues_range=num_range, dnn_pool=("resnet18", "vgg11", "mobilenetv2"))
+        updates.update(num_ues_range=num_range, dnn_pool=tuple(pool))
     else:
         updates["num_ues"] = num_ues
     if lr:
@@ -85,6 +87,8 @@ def main() -> None:
     ap.add_argument("--eval-ues", nargs="+", type=int, default=list(range(2, 13)))
     ap.add_argument("--lr", type=float, default=None,
                     help="override the default lr (params.ACTOR_LR: 3e-4 per-ue, 6e-4 shared, decaying linearly)")
+    ap.add_argument("--pool", nargs="+", default=list(DNN_POOL), metavar="DNN",
+                    help="mixed study: the DNNs drawn per UE (uniformly; repeat a name to weight it)")
     ap.add_argument("--tag", default="", help="suffix of the study name (e.g. lr3e-4)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="flat Experiment overrides (e.g. lr_schedule=linear zeta=0.01); JSON values")
@@ -142,7 +146,7 @@ def main() -> None:
                 continue
             t0 = time.perf_counter()
             run_dir = train_one(study, actor, seed, args.steps, out, num_ues=n, num_range=rng, lr=args.lr,
-                                extra=extra)
+                                extra=extra, pool=tuple(args.pool))
             wall = json.loads((run_dir / "wall.json").read_text())["wall_time_s"]
             cells = [(k, None) for k in ([n] if n else args.eval_ues)] + ([(None, MIXED_CELL)] if rng else [])
             evals = {}
@@ -156,7 +160,7 @@ def main() -> None:
                     "energy_vs_local": m["energy_per_task_j"] / b["local"]["energy_per_task_j"]}
             data["runs"].append({"study": study, "actor": actor, "seed": seed, "train_ues": n,
                                  "train_range": list(rng) if rng else None, "steps": args.steps, "lr": args.lr,
-                                 "set": extra,
+                                 "set": extra, "pool": args.pool if rng else None,
                                  "wall_time_s": wall, "total_s": time.perf_counter() - t0, "evals": evals,
                                  "dir": str(run_dir)})
             save()

@@ -62,6 +62,7 @@ class EnvConfig:
     max_ues: int = 16  # the padded set size of "agent" observations (and the most UEs a shared policy takes)
     num_ues_range: tuple[int, int] | None = None  # draw N uniformly from [lo, hi] per episode ("agent" obs)
     dnn_pool: tuple[str, ...] | None = None  # draw each UE's DNN per episode from these (nominal: round robin)
+    one_dnn_share: float = 0.0  # with dnn_pool: the share of episodes whose UEs all run one DNN drawn from it
     render_mode: str | None = None
     _profiles: tuple[DNNProfile, ...] = field(default=(), repr=False, compare=False)
 
@@ -108,15 +109,18 @@ class EnvConfig:
         return self.num_ues_range is not None or self.dnn_pool is not None
 
     def draw_cell(self, rng) -> EnvConfig:
-        """One episode's cell: N from ``num_ues_range``, each UE's DNN from ``dnn_pool``."""
+        """One episode's cell: N from ``num_ues_range``, each UE's DNN from ``dnn_pool`` (or, in a share
+        ``one_dnn_share`` of the episodes, one DNN from the pool for every UE)."""
         n = self.num_ues
         if self.num_ues_range is not None:
             n = int(rng.integers(self.num_ues_range[0], self.num_ues_range[1] + 1))
-        if self.dnn_pool:
+        if self.dnn_pool and self.one_dnn_share > 0 and rng.random() < self.one_dnn_share:
+            dnns = [self.dnn_pool[int(rng.integers(0, len(self.dnn_pool)))]] * n
+        elif self.dnn_pool:
             dnns = [self.dnn_pool[int(j)] for j in rng.integers(0, len(self.dnn_pool), size=n)]
         else:
             dnns = [s.dnn for s in self.specs[:n]]
-        return replace(self, num_ues=n, num_ues_range=None, dnn_pool=None,
+        return replace(self, num_ues=n, num_ues_range=None, dnn_pool=None, one_dnn_share=0.0,
                        ue_specs=tuple(UESpec(dnn=d) for d in dnns)).validated()
 
     @property
@@ -178,6 +182,9 @@ class EnvConfig:
                 raise ValueError(f"dnn_pool = {self.dnn_pool!r} must be a non-empty list of DNN names")
             if self.ue_specs is not None:
                 raise ValueError("dnn_pool: give either ue_specs (a fixed cell) or a DNN pool, not both")
+        v = self.one_dnn_share
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+            raise ValueError(f"one_dnn_share = {v!r} must be a number in [0, 1]")
         if self.obs_mode == "agent" and self.num_ues > self.max_ues:
             raise ValueError(f"num_ues = {self.num_ues} exceeds max_ues = {self.max_ues} (raise max_ues, --max-ues)")
         if self.render_mode not in (None, "ansi", "human"):

@@ -93,6 +93,9 @@ def add_env_arguments(p: argparse.ArgumentParser, defaults: Any = None, *, scena
     g.add_argument("--dnn", type=dnn_list, default=None, metavar="NAME[,NAME...]",
                    help="resnet18 | vgg11 | mobilenetv2 | a name in --profile; a list gives one per UE, or with "
                         f"--num-ues LO-HI the pool each UE's DNN is drawn from (default: {d.dnn})")
+    g.add_argument("--one-dnn-share", type=float, default=None, metavar="S",
+                   help="with a DNN pool: the share of episodes whose UEs all run one DNN from it "
+                        f"(default: {d.one_dnn_share})")
     g.add_argument("--profile", default=None, help="profile JSON file (default: the Jetson Nano profiles)")
     g.add_argument("--beta", type=float, default=None, help=f"energy weight of Eq. 12 (default: {d.beta})")
     g.add_argument("--max-ues", type=positive_int, default=None,
@@ -108,7 +111,7 @@ def env_updates(args: argparse.Namespace) -> dict[str, Any]:
     elif n is not None:
         out["num_ues"] = n
     for arg, key in (("num_channels", "num_channels"), ("profile", "profile_file"), ("beta", "beta"),
-                     ("scenario", "scenario"), ("max_ues", "max_ues")):
+                     ("scenario", "scenario"), ("max_ues", "max_ues"), ("one_dnn_share", "one_dnn_share")):
         v = getattr(args, arg, None)
         if v is not None:
             out[key] = v

@@ -1,6 +1,7 @@
 """One decision-maker for any cell: agent-centric observations, the shared actor and the set critic."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -128,6 +129,17 @@ def test_an_env_with_a_range_of_n_draws_the_cell_per_episode():
     assert sizes == {2, 3, 4, 5} and dnns == {"resnet18", "vgg11", "mobilenetv2"}
 
 
+def test_one_dnn_share_makes_that_share_of_cells_run_one_dnn_on_every_ue():
+    cfg = EnvConfig.from_kwargs(num_ues_range=(3, 6), dnn_pool=["resnet18", "vgg11", "mobilenetv2"],
+                                one_dnn_share=0.5, obs_mode="agent", max_ues=MAX)
+    rng = np.random.default_rng(0)
+    cells = [cfg.draw_cell(rng) for _ in range(400)]
+    one = [c for c in cells if len({s.dnn for s in c.specs}) == 1]
+    assert 0.4 < len(one) / len(cells) < 0.6  # mixed draws of 3-6 UEs are one-DNN only 1-11 % of the time
+    assert {c.specs[0].dnn for c in one} == {"resnet18", "vgg11", "mobilenetv2"}
+    assert all(c.one_dnn_share == 0 and c.dnn_pool is None for c in cells)  # a drawn cell is a fixed one
+
+
 def test_pettingzoo_parallel_api_holds_for_agent_observations_and_varying_n():
     from pettingzoo.test import parallel_api_test
 
@@ -141,9 +153,10 @@ def test_pettingzoo_parallel_api_holds_for_agent_observations_and_varying_n():
     ({"num_ues": 20, "obs_mode": "agent", "max_ues": 16}, "num_ues = 20 exceeds max_ues = 16"),
     ({"dnn_pool": ["resnet18"], "ue_specs": ["vgg11"]}, "dnn_pool: give either"),
     ({"obs_mode": "both"}, "obs_mode = 'both'"),
+    ({"dnn_pool": ["resnet18"], "one_dnn_share": 1.5}, "one_dnn_share = 1.5 must be a number in [0, 1]"),
 ])
 def test_bad_cell_options_are_rejected_by_name(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         EnvConfig.from_kwargs(**kwargs)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import tree
+from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.learner.training_data import TrainingData
@@ -20,11 +21,13 @@ from mahppo.algorithms.mahppo import build_config
 from mahppo.algorithms.sampler import VectorEnvRunner, fast_path_blockers
 
 
-def _config(*, shared: bool = False, algo: str = "mahppo", num_ues: int = 3, runners: int = 0):
+def _config(*, shared: bool = False, algo: str = "mahppo", num_ues: int = 3, runners: int = 0,
+            minibatch_unit: str = "rows"):
     # short episodes (max 7 frames) on 4 copies: done episodes, cut chunks with RLlib's lookback and
     # next-step auto-resets all occur within a few rollouts
     flat = {"num_ues": num_ues, "max_frames": 7, "memory_size": 128, "batch_size": 32, "reuse_time": 3,
-            "num_envs_per_env_runner": 4, "num_env_runners": runners, "seed": 5, "algo": algo}
+            "num_envs_per_env_runner": 4, "num_env_runners": runners, "seed": 5, "algo": algo,
+            "minibatch_unit": minibatch_unit}
     if shared:  # the shared actor: one module for every agent, N drawn per episode, DNNs mixed
         flat.update(actor="shared", obs_mode="agent", num_ues_range=(2, 4), num_ues=4,
                     dnn_pool=("resnet18", "vgg11"))
@@ -157,6 +160,27 @@ def test_lean_minibatches_are_rllibs_minibatches():
             for col, value in mb.items():
                 for x, y in zip(tree.flatten(value), tree.flatten(b.policy_batches[mid][col]), strict=True):
                     assert torch.equal(x, y), (mid, col)
+
+
+@pytest.mark.parametrize("unit", ["rows", "frames"])
+def test_minibatch_unit_sets_how_many_updates_the_shared_actor_makes(unit):
+    # rows (default): 32 rows of each module per minibatch, so the shared actor (2-4 UEs' rows per frame)
+    # makes N times the updates of a per-UE actor; frames: each module's rows of 32 frames, K |M| / B updates
+    cfg = _config(shared=True, minibatch_unit=unit)
+    runner = VectorEnvRunner(config=cfg)
+    learner = _learner(MAHPPOTorchLearner, cfg, runner)
+    batch = learner._make_batch_if_necessary(training_data=TrainingData(episodes=runner.sample() + runner.sample()))
+    steps, rows = batch.env_steps(), {mid: len(b) for mid, b in batch.policy_batches.items()}
+    assert set(rows) == {"shared", "critic"} and rows["shared"] >= 2 * steps  # 2-4 UEs per frame
+    minibatches = list(learner._create_iterator_if_necessary(
+        training_data=TrainingData(batch=batch), num_epochs=3, minibatch_size=32, shuffle_batch_per_epoch=True))
+    per_frame = unit == "frames"
+    assert abs(len(minibatches) - 3 * (steps if per_frame else max(rows.values())) / 32) <= 1
+    for mb in minibatches:
+        for mid, b in mb.policy_batches.items():
+            assert len(b) == (round(32 * rows[mid] / steps) if per_frame else 32)
+    seen = torch.cat([mb.policy_batches["shared"][Columns.OBS] for mb in minibatches])[:rows["shared"]]
+    assert torch.equal(seen, batch.policy_batches["shared"][Columns.OBS])  # the first pass takes every row once
 
 
 def test_lean_update_matches_rllibs_update():
