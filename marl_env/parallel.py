@@ -33,8 +33,8 @@ class CollabInferenceEnv(ParallelEnv):
     """N UEs splitting DNN inference with one edge server over C shared channels.
 
     **Agents**: ``possible_agents = ["ue_0", ..., "ue_{N-1}"]``; with ``num_ues_range=(lo, hi)`` each
-    episode draws N in ``[lo, hi]`` (and, with ``dnn_pool``, each UE's DNN) and ``agents`` is the
-    first N of the ``hi`` possible agents.
+    episode draws N in ``[lo, hi]`` (and, with ``dnn_pool``, each UE's DNN, or in a share ``one_dnn_share``
+    of the episodes one DNN for all) and ``agents`` is the first N of the ``hi`` possible agents.
 
     **Observations** (``obs_mode``):
 
