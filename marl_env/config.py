@@ -185,6 +185,9 @@ class EnvConfig:
         v = self.one_dnn_share
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
             raise ValueError(f"one_dnn_share = {v!r} must be a number in [0, 1]")
+        if v and self.dnn_pool is None:
+            raise ValueError(f"one_dnn_share = {v!r} needs a DNN pool (dnn_pool; with mahppo: --num-ues LO-HI "
+                             "--dnn a,b,...)")
         if self.obs_mode == "agent" and self.num_ues > self.max_ues:
             raise ValueError(f"num_ues = {self.num_ues} exceeds max_ues = {self.max_ues} (raise max_ues, --max-ues)")
         if self.render_mode not in (None, "ansi", "human"):

@@ -154,6 +154,7 @@ def test_pettingzoo_parallel_api_holds_for_agent_observations_and_varying_n():
     ({"dnn_pool": ["resnet18"], "ue_specs": ["vgg11"]}, "dnn_pool: give either"),
     ({"obs_mode": "both"}, "obs_mode = 'both'"),
     ({"dnn_pool": ["resnet18"], "one_dnn_share": 1.5}, "one_dnn_share = 1.5 must be a number in [0, 1]"),
+    ({"one_dnn_share": 0.5}, "one_dnn_share = 0.5 needs a DNN pool"),
 ])
 def test_bad_cell_options_are_rejected_by_name(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
