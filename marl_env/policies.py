@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mahppo.marl_env.view import SystemView
 
 Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
-BASELINES = ("local", "edge", "random", "greedy", "static-search")
+BASELINES = ("local", "edge", "random", "greedy", "static-search", "rotate")
 
 
 class Policy(Protocol):
@@ -211,6 +211,91 @@ class StaticSearchPolicy(FixedPolicy):
                 np.array([x[2] for x in best], dtype=np.float64))
 
 
+def rotate_actions(work_left: np.ndarray, num_actions: np.ndarray, num_channels: int, point: int,
+                   power_w: float) -> Actions:
+    """One frame of the rotation: the ``C`` UEs with the most work left offload at ``point`` (or their
+    last point before Local) and ``power_w``, one per channel; the others run locally (b = B_n + 1).
+    Ties go to the lower index; a UE with no work left stays local."""
+    n = len(work_left)
+    local = np.asarray(num_actions, dtype=np.int64) - 1
+    pts, chs = local.copy(), np.zeros(n, dtype=np.int64)
+    pws = np.full(n, float(power_w))
+    order = np.argsort(-np.asarray(work_left, dtype=np.float64), kind="stable")[:num_channels]
+    for ch, i in enumerate(order):
+        if work_left[i] > 0:
+            pts[i], chs[i] = min(point, local[i] - 1), ch
+    return pts, chs, pws
+
+
+class RotatePolicy:
+    """A dynamic rule (no learning): every frame the ``C`` UEs with the most local work left (tasks left
+    x full local latency) offload, one per channel, at one partition point and power; the others run
+    locally. Who offloads rotates as work drains, so no two UEs share a channel (no interference in
+    Eq. 5) and every UE's queue shrinks faster than Local's. The point and power are searched like
+    ``static-search``'s (best episode reward on the scenario, cached per cell); ``point`` / ``power_w``
+    fix them instead."""
+
+    name = "rotate"
+
+    def __init__(self, point: int | None = None, power_w: float | None = None,
+                 powers: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0), search_episodes: int | None = None,
+                 seed: int = 0, max_frames: int = 4000):
+        self.point, self.power_w = point, power_w
+        self.powers, self.search_episodes, self.seed, self.max_frames = powers, search_episodes, seed, max_frames
+        self._cache: dict[EnvConfig, tuple[int, float]] = {}
+        self._choice: tuple[int, float] | None = None
+
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
+        if self.point is not None and self.power_w is not None:
+            self._choice = (int(self.point), float(self.power_w))
+            return
+        if view.config not in self._cache:
+            self._cache[view.config] = self._search(view.config)
+        self._choice = self._cache[view.config]
+
+    def act(self, view: SystemView) -> Actions:
+        if self._choice is None:
+            raise RuntimeError(f"{self.name}: call reset(view) first")
+        work = np.asarray(view.tasks_left, dtype=np.float64) * _local_latency(view)
+        return rotate_actions(work, view.num_actions, view.config.num_channels, *self._choice)
+
+    def _search(self, config: EnvConfig) -> tuple[int, float]:
+        from mahppo.marl_env.parallel import CollabInferenceEnv
+
+        sim = CollabInferenceEnv(config.with_updates(max_frames=None, render_mode=None))
+        episodes = self.search_episodes or (1 if config.scenario == "test" else 4)
+        points = range(int(np.max(sim.system.num_actions)) - 1)
+        best, best_val = (0, config.p_max_w), -np.inf
+        for b in points:
+            for f in self.powers:
+                choice = (b, f * config.p_max_w)
+                val = np.mean([_rotate_return(sim, choice, self.seed + e, self.max_frames) for e in range(episodes)])
+                if val > best_val:
+                    best, best_val = choice, float(val)
+        self.best_reward = best_val
+        return best
+
+
+def _local_latency(view: SystemView) -> np.ndarray:
+    """Each UE's full local inference latency per task (its Local point's front latency)."""
+    lat = np.asarray(view.front_latency_s)
+    return lat[np.arange(view.num_ues), np.asarray(view.num_actions) - 1]
+
+
+def _rotate_return(env: CollabInferenceEnv, choice: tuple[int, float], seed: int, max_frames: int) -> float:
+    env.reset(seed=seed)
+    view, sys_, cfg = env.view(), env.system, env.config
+    local_lat = _local_latency(view)
+    total = 0.0
+    for _ in range(max_frames):
+        sys_.set_actions(*rotate_actions(sys_.tasks_left * local_lat, sys_.num_actions, cfg.num_channels, *choice))
+        sys_.step()
+        total += frame_reward(cfg.frame_s, cfg.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
+        if sys_.all_done:
+            return total
+    return -np.inf
+
+
 def _reset(env: CollabInferenceEnv, seed: int) -> CollabInferenceEnv:
     env.reset(seed=seed)
     return env
@@ -248,11 +333,11 @@ def parse_fixed(spec: str) -> FixedPolicy:
 
 
 def make_baseline(name: str) -> Policy:
-    """Build a baseline by name: local, edge, random, greedy, static-search, fixed:B,C,P[;...]."""
+    """Build a baseline by name: local, edge, random, greedy, static-search, rotate, fixed:B,C,P[;...]."""
     if name.startswith("fixed:"):
         return parse_fixed(name[len("fixed:"):])
     table = {"local": LocalPolicy, "edge": EdgePolicy, "random": RandomPolicy, "greedy": GreedyPolicy,
-             "static-search": StaticSearchPolicy}
+             "static-search": StaticSearchPolicy, "rotate": RotatePolicy}
     if name not in table:
         raise ValueError(f"policy = {name!r} is not a baseline ({', '.join(BASELINES)}, fixed:B,C,P)")
     return table[name]()
