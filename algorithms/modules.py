@@ -140,10 +140,16 @@ class SharedActorModule(_HybridActor):
     """
 
     def setup(self) -> None:
-        from mahppo.marl_env.observations import FEATURES
+        from mahppo.marl_env.observations import FEATURES, obs_size
 
         cfg = self.model_config or {}
         self.max_ues = int(cfg["max_ues"])
+        width = self.observation_space.shape[0] if self.observation_space is not None else obs_size(self.max_ues)
+        if width != obs_size(self.max_ues):
+            raise ValueError(f"observation of {width} numbers; this version's agent-centric layout has "
+                             f"{obs_size(self.max_ues)} for max_ues = {self.max_ues} ({FEATURES} per UE, with the "
+                             "load rank and the work left: marl_env.observations). A policy trained on an older "
+                             "layout must be retrained (`mahppo train --actor shared`)")
         hidden = int(cfg.get("embed", 128))
         trunk = list(cfg.get("trunk", [256, 128]))
         branch = int(cfg.get("branch", 64))
@@ -158,7 +164,8 @@ class SharedActorModule(_HybridActor):
         self.point_head = _mlp([trunk[-1] + f, branch, self.n_points])
         self.channel_head = _mlp([trunk[-1] + f, branch, self.n_channels])
         self.power_head = _mlp([trunk[-1] + f, branch, 2])
-        # a learnable prior that spreads UEs over the channels by their rank (round robin);
+        # a learnable prior that spreads UEs over the channels by their load rank (round robin: the C UEs
+        # with the most work left get distinct channels);
         # the network learns how much to follow it (see marl_env.observations)
         self.channel_prior = nn.Parameter(torch.tensor(float(cfg.get("channel_prior", 1.0))))
         self.action_dist_cls = self.head.dist_cls
@@ -177,7 +184,8 @@ class SharedActorModule(_HybridActor):
         valid = own[..., POINT_MASK][..., :self.n_points] > 0.5
         points = self.point_head(h).masked_fill(~valid, -1e9)
         c = self.n_channels
-        slot = (own[..., TOKEN] * c).long().clamp(0, c - 1)
+        load_rank = (own[..., TOKEN] * (mask.sum(-1) + 1)).long()  # 0..N-1 (token = (rank + 0.5) / N)
+        slot = torch.remainder(load_rank, c)
         channels = self.channel_head(h) + self.channel_prior * nn.functional.one_hot(slot, c).to(h.dtype)
         return self.head.encode(points, channels, self.power_head(h))
 

@@ -4,23 +4,28 @@ The paper's actors observe the global state ``s_t = {k, l, n, d}`` of all N UEs 
 actor is tied to N and to the UE order. The agent-centric observation here serves one shared actor
 for any cell (up to ``max_ues`` UEs, any order, any mix of DNNs):
 
-Per UE a feature row of ``F = 4 + 1 + D`` numbers:
+Per UE a feature row of ``F = 4 + 1 + D + 1`` numbers:
 
 - the four state features of Sec. 4.3, ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``;
-- a rank token: the UE's rank in the cell by distance to the edge server (nearest first), spread
-  evenly over (0, 1) (``(rank + 0.5) / N``). In training cells it tells a shared policy where a UE
-  stands among the others (who is "near", who is "far": the near-far power split of static-search);
-  and it breaks ties: in a cell of identical UEs (the test scenario: every UE 50 m away with 200 tasks
-  and the same DNN) a function that treats UEs alike must give them the same decision, but the best
-  decisions differ per UE (static-search puts them on different channels and powers). Equal distances
-  are ranked by a tie-break key, never by the UEs' order: the env draws the keys at random per
-  episode, the server uses a stable hash of each ``ue_id`` (``tokens_for``: an id keeps its place
-  among equals);
+- a rank token, spread evenly over (0, 1) (``(rank + 0.5) / N``): the UE's **load rank** (below). Its
+  ties are broken by the rank by distance to the edge server (nearest first), and equal distances by a
+  tie-break key, never by the UEs' order: the env draws the keys at random per episode, the server uses
+  a stable hash of each ``ue_id`` (``tokens_for``: an id keeps its place among equals). In a cell of
+  identical UEs (the test scenario: every UE 50 m away with 200 tasks and the same DNN) a function that
+  treats UEs alike must give them the same decision, but the best decisions differ per UE; the token
+  tells them apart;
 - the descriptor of its DNN (``D = 4 * MAX_POINTS + 1``), from its profile: per partition point
   ``b < MAX_POINTS`` the bits sent over the raw input's (``f_b / f_0``, Eq. 6), the front latency in
   frames (``(t_f + t_c) / T0``), the front energy over ``p_max T0`` and a 1 where ``b`` is one of its
   ``B_n + 2`` points (0 = padding); then the raw input's airtime at 1 bit/s/Hz in frames
-  (``f_0 / (omega T0)``).
+  (``f_0 / (omega T0)``);
+- its local work left: tasks left x its full local latency, in units of ``WORK_SCALE_S`` (10 s).
+
+The **load rank** is recomputed every frame: UEs ranked by local work left, most first, ties as above. It lets one
+network learn a rotation: the few UEs with the most work left offload, one per channel, while the
+others run locally, the rule that ``marl_env.policies.RotatePolicy`` (``rotate``) follows and that beats
+every fixed configuration at N >= 3. The work feature tells how close a UE is to finishing, so the last
+frames can be planned (Eq. 12 charges a last frame that completes few tasks heavily).
 
 Agent ``i`` observes ``[own row (F) | the other UEs' rows ((M-1) x F, zero-padded) | mask (M-1)]``
 with ``M = max_ues``: ``M * F + M - 1`` numbers. The other UEs come in index order; a policy that pools
@@ -37,7 +42,9 @@ MAX_POINTS = 8  # B_n + 2 <= 8: up to six partition points inside a model
 STATE_FEATURES = 4
 TOKEN = STATE_FEATURES  # index of the rank token in a feature row
 DESCRIPTOR_SIZE = 4 * MAX_POINTS + 1
-FEATURES = STATE_FEATURES + 1 + DESCRIPTOR_SIZE
+FEATURES = STATE_FEATURES + 1 + DESCRIPTOR_SIZE + 1
+WORK = FEATURES - 1  # index of the local work left in a feature row
+WORK_SCALE_S = 10.0  # the work feature's unit (seconds of local inference)
 # offset of the valid-point mask inside a feature row
 POINT_MASK = slice(STATE_FEATURES + 1 + 3 * MAX_POINTS, STATE_FEATURES + 1 + 4 * MAX_POINTS)
 
@@ -52,6 +59,14 @@ def distance_tokens(distance_m: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
     """Rank tokens by distance (nearest first), equal distances ranked by ``tiebreak`` (distinct keys)."""
     distance_m = np.asarray(distance_m, dtype=np.float64)
     order = np.lexsort((np.asarray(tiebreak), distance_m))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return rank_tokens(ranks)
+
+
+def load_tokens(work_s: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """Rank tokens by local work left (most first), equal work ranked by ``tiebreak`` (smallest first)."""
+    order = np.lexsort((np.asarray(tiebreak), -np.asarray(work_s, dtype=np.float64)))
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.arange(len(order))
     return rank_tokens(ranks)
@@ -87,15 +102,19 @@ def obs_size(max_ues: int) -> int:
     return max_ues * FEATURES + max_ues - 1
 
 
-def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.ndarray, max_ues: int) -> np.ndarray:
+def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.ndarray, max_ues: int,
+                       work_s: np.ndarray) -> np.ndarray:
     """Every UE's agent-centric observation, ``[n, obs_size(max_ues)]`` (float32).
 
-    ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``tokens``: ``[n]`` rank tokens;
-    ``descriptors``: ``[n, D]`` (``dnn_descriptor``).
+    ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``tokens``: ``[n]`` distance rank tokens (the
+    tie-break of the load rank); ``descriptors``: ``[n, D]`` (``dnn_descriptor``); ``work_s``: ``[n]``
+    local work left in seconds (tasks left x full local latency).
     """
+    work = np.asarray(work_s, dtype=np.float64).reshape(-1)
     feats = np.concatenate([np.asarray(state, dtype=np.float32).reshape(-1, STATE_FEATURES),
-                            np.asarray(tokens, dtype=np.float32).reshape(-1, 1),
-                            np.asarray(descriptors, dtype=np.float32)], axis=1)
+                            load_tokens(work, tokens).astype(np.float32).reshape(-1, 1),
+                            np.asarray(descriptors, dtype=np.float32),
+                            (work / WORK_SCALE_S).astype(np.float32).reshape(-1, 1)], axis=1)
     n = feats.shape[0]
     if n > max_ues:
         raise ValueError(f"num_ues = {n} exceeds max_ues = {max_ues} of the observation")

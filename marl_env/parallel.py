@@ -40,8 +40,9 @@ class CollabInferenceEnv(ParallelEnv):
 
     - ``"global"`` (the paper, Sec. 4.3; default): every agent observes the global state ``[4N]``,
       per UE ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``, UEs concatenated.
-    - ``"agent"``: agent ``i`` observes its own 4 state features, its rank token (its rank by
-      distance, equal distances ranked at random per episode) and its DNN's descriptor, then the
+    - ``"agent"``: agent ``i`` observes its own 4 state features, its rank token (its load rank,
+      recomputed every frame: by local work left, most first; ties by distance, then at random per
+      episode), its DNN's descriptor and its local work left (``work_left_s()`` / 10 s), then the
       other UEs' rows as a set padded to ``max_ues - 1`` and its mask (``marl_env.observations``):
       one layout for any N, any UE order and any mix of DNNs.
 
@@ -147,13 +148,17 @@ class CollabInferenceEnv(ParallelEnv):
     def observation_matrix(self) -> np.ndarray:
         """Every current agent's observation, one row per agent in ``agents`` order."""
         if self.config.obs_mode == "agent":
-            return agent_observations(self._state, self.tokens, self._desc, self.config.max_ues)
+            return agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s())
         return np.broadcast_to(self._state, (len(self._state) // 4, len(self._state))).copy()
+
+    def work_left_s(self) -> np.ndarray:
+        """Each UE's local work left: tasks left x its full local latency (s) (the load rank's key)."""
+        return self.system.tasks_left * self.system.l_scale
 
     def _observations(self) -> dict[str, np.ndarray]:
         agents = self.agents
         if self.config.obs_mode == "agent":
-            rows = agent_observations(self._state, self.tokens, self._desc, self.config.max_ues)
+            rows = agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s())
             return {a: rows[i] for i, a in enumerate(agents)}
         return {a: self._state.copy() for a in agents}
 

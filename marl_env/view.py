@@ -113,4 +113,4 @@ class SystemView:
 
     def observations(self, max_ues: int) -> np.ndarray:
         """Every UE's agent-centric observation with the set padded to ``max_ues`` ``[N, obs]``."""
-        return agent_observations(self.state(), self.tokens, self.descriptors(), max_ues)
+        return agent_observations(self.state(), self.tokens, self.descriptors(), max_ues, self._env.work_left_s())

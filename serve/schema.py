@@ -154,8 +154,8 @@ class CellNormalizer:
     Any ``ue_id`` strings (unique), any N up to ``max_ues``, each UE's DNN from its ``dnn`` field (a
     name in the policy's profile file; default the DNN it was trained with). The state features and
     the observation are ``marl_env``'s own functions, the very ones the env uses; a UE's rank token is
-    its rank by distance in the pool, equal distances ranked by its ``ue_id``'s hash
-    (``marl_env.observations.tokens_for``).
+    its load rank in the pool (by local work left: ``tasks_left`` x its DNN's local latency), ties ranked
+    by distance, then by its ``ue_id``'s hash (``marl_env.observations.tokens_for``).
     """
 
     def __init__(self, env_defaults: dict[str, Any], max_ues: int):
@@ -206,7 +206,7 @@ class CellNormalizer:
         state = normalize_state(*raw, self.base.d_min_m, self.base.d_max_m)
         _check_finite(state, list(range(n)))
         tokens = tokens_for([ue.ue_id for ue in ues], raw[4])
-        return agent_observations(state, tokens, np.stack(desc), self.max_ues), list(range(n))
+        return agent_observations(state, tokens, np.stack(desc), self.max_ues, raw[0] * raw[5]), list(range(n))
 
 
 TOLERANCE = 1e-9  # relative: the env's own states sit exactly on the bounds

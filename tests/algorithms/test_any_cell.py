@@ -54,15 +54,49 @@ def test_agent_observation_layout_is_own_row_then_the_others_then_their_mask():
     assert len(set(own[:, TOKEN])) == 3  # identical UEs (all at 50 m) get different rank tokens
 
 
+def test_the_rank_token_is_the_load_rank_most_local_work_first_then_nearest():
+    from mahppo.marl_env.observations import WORK, WORK_SCALE_S
+
+    # 4 ResNet18 UEs: ue_1 and ue_3 hold the most work (equal), ue_3 is nearer; ue_2 has the least
+    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, ue_specs=[
+        {"distance_m": 30, "num_tasks": 120}, {"distance_m": 80, "num_tasks": 200},
+        {"distance_m": 10, "num_tasks": 40}, {"distance_m": 20, "num_tasks": 200}])
+    obs, _ = env.reset(seed=0)
+    own = np.stack([obs[a] for a in env.agents])[:, :FEATURES]
+    np.testing.assert_allclose(own[:, TOKEN], [(2 + 0.5) / 4, (1 + 0.5) / 4, (3 + 0.5) / 4, (0 + 0.5) / 4])
+    # the work feature: tasks left x the full local latency of ResNet18 on the Nano (45.887 ms), in 10 s
+    np.testing.assert_allclose(own[:, WORK], np.array([120, 200, 40, 200]) * 0.045887 / WORK_SCALE_S, rtol=1e-4)
+
+
+def test_the_load_rank_follows_the_work_left_from_frame_to_frame():
+    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, num_ues=3, scenario="test")
+    obs, _ = env.reset(seed=0)
+    local = {a: (5, 0, 1.0) for a in env.agents}
+    obs, *_ = env.step({**local, "ue_0": (1, 0, 1.0), "ue_1": (1, 1, 1.0)})  # ue_0, ue_1 offload, ue_2 local
+    left = env.system.tasks_left
+    assert left[2] > max(left[0], left[1])  # offloading drained ue_0 and ue_1 faster than Local
+    assert obs["ue_2"][TOKEN] == pytest.approx(0.5 / 3)  # so ue_2 now ranks first (most work left)
+
+
+def test_a_shared_actor_for_an_older_observation_layout_is_refused_with_a_clear_error():
+    import gymnasium as gym
+
+    cfg = EnvConfig.from_kwargs(num_ues=3, obs_mode="agent", max_ues=MAX)
+    old = gym.spaces.Box(0.0, np.inf, shape=(obs_size(MAX) - MAX,), dtype=np.float32)  # one feature less per UE
+    with pytest.raises(ValueError, match="older layout must be retrained"):
+        RLModuleSpec(module_class=SharedActorModule, observation_space=old, action_space=shared_action_space(cfg),
+                     model_config={"max_ues": MAX, "token_freqs": 8}).build()
+
+
 def test_the_shared_actor_gives_permuted_decisions_for_a_permuted_ue_order():
     actor, _ = _modules()
     env, obs = _cell_obs(5, seed=3)
     perm = [3, 0, 4, 1, 2]
     env2, _ = _cell_obs(5, seed=3)
-    state, tokens, desc = env.state().reshape(5, 4), env.tokens, env.descriptors()
+    state, tokens, desc, work = env.state().reshape(5, 4), env.tokens, env.descriptors(), env.work_left_s()
     from mahppo.marl_env.observations import agent_observations
 
-    permuted = agent_observations(state[perm], tokens[perm], desc[perm], MAX)
+    permuted = agent_observations(state[perm], tokens[perm], desc[perm], MAX, work[perm])
     with torch.no_grad():
         a = actor.dist_inputs(torch.as_tensor(obs))
         b = actor.dist_inputs(torch.as_tensor(permuted))
@@ -110,7 +144,8 @@ def test_the_set_critic_value_does_not_depend_on_the_ue_order_or_on_the_agent():
     from mahppo.marl_env.observations import agent_observations
 
     perm = [2, 0, 3, 1]
-    permuted = agent_observations(env.state().reshape(4, 4)[perm], env.tokens[perm], env.descriptors()[perm], MAX)
+    permuted = agent_observations(env.state().reshape(4, 4)[perm], env.tokens[perm], env.descriptors()[perm], MAX,
+                                  env.work_left_s()[perm])
     with torch.no_grad():
         w = critic.compute_values({Columns.OBS: torch.as_tensor(permuted)})
     np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-5)
