@@ -72,7 +72,7 @@ class RunSettings:
 
 def default_train_env() -> EnvConfig:
     """The headline cell of Fig. 8: N = 3 ResNet18 UEs, C = 2, beta = 0.47; 60-frame training episodes."""
-    return EnvConfig(num_ues=3, max_frames=60).validated()
+    return EnvConfig(num_ues=3, max_frames=60, obs_mode="agent").validated()  # the shared actor's observation
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,8 @@ class Experiment:
             data["env"]["num_ues"] = len(parts["env"]["ue_specs"])
         if "ue_specs" not in parts["env"] and "num_ues" in parts["env"]:
             data["env"]["ue_specs"] = None
+        if parts["run"].get("algo") == "ippo" and "actor" not in parts["algo"]:  # the ablation: per-UE actors
+            data["algo"]["actor"] = parts["algo"]["actor"] = "per-ue"
         if "actor" in parts["algo"] and "obs_mode" not in parts["env"]:  # the observation each actor takes
             data["env"]["obs_mode"] = "agent" if parts["algo"]["actor"] == "shared" else "global"
         return Experiment.from_dict(data, where)

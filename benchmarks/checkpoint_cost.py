@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from mahppo.algorithms.policy import load_policy
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    exp = Experiment().with_flat({"num_ues": args.num_ues})
+    exp = Experiment().with_flat({"actor": "per-ue", "num_ues": args.num_ues})  # the paper's actors
     algo = build_config(exp).build_algo()
     try:
         with tempfile.TemporaryDirectory() as tmp:

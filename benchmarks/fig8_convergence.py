@@ -40,7 +40,7 @@ def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.train import train
 
-    kind = {"ippo": {"algo": "ippo"}, "shared": {"actor": "shared"}}.get(algo, {})
+    kind = {"ippo": {"algo": "ippo"}, "shared": {"actor": "shared"}}.get(algo, {"actor": "per-ue"})  # the paper's
     settings = Experiment().with_flat({"num_ues": args.num_ues, "steps": args.steps, "seed": seed, "dnn": args.dnn,
                                        "beta": args.beta, "eval_every": 2, "checkpoint_every": 10, "lr": args.lr,
                                        "reuse_time": args.reuse_time, "lr_schedule": args.lr_schedule, **kind})

@@ -38,6 +38,7 @@ def untrained_checkpoint(num_ues: int, out: Path) -> Path:
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.mahppo import env_spaces
     from mahppo.algorithms.modules import HybridActorModule
+    from mahppo.algorithms.params import MAHPPOParams
     from mahppo.marl_env.config import EnvConfig
 
     env = EnvConfig(num_ues=num_ues, num_channels=2, dnn="resnet18", beta=0.47).validated()
@@ -46,7 +47,7 @@ def untrained_checkpoint(num_ues: int, out: Path) -> Path:
                                model_config={"trunk": [256, 128], "branch": 64}).build() for a in agents}
     meta = {"policy_id": f"untrained-n{num_ues}", "iteration": 0, "env_steps": 0,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "experiment": Experiment(env=env).to_dict()}
+            "experiment": Experiment(env=env, algo=MAHPPOParams(actor="per-ue")).to_dict()}
     return write_acting_checkpoint(modules, out / f"untrained-n{num_ues}", meta)
 
 

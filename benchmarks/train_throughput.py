@@ -49,6 +49,8 @@ def config_for(num_ues: int, path: str, envs: int, shared: bool = False):
     flat = {"num_ues": num_ues, "num_envs_per_env_runner": envs, "sampler": sampler}
     if shared:  # the shared actor (agent-centric observations), same N every episode
         flat.update(actor="shared", obs_mode="agent", max_ues=max(16, num_ues))
+    else:  # the paper's per-UE actors
+        flat.update(actor="per-ue")
     cfg = build_config(Experiment().with_flat(flat))
     cfg.learners(learner_class=learner_cls)
     return cfg

@@ -38,7 +38,8 @@ def main() -> None:
         stop, box = threading.Event(), [0.0]
         watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
         watcher.start()
-        summary = train(Experiment().with_flat({"num_ues": n, "steps": args.steps, "seed": args.seed, "dnn": args.dnn,
+        summary = train(Experiment().with_flat({"actor": "per-ue", "num_ues": n, "steps": args.steps,
+                                                "seed": args.seed, "dnn": args.dnn,
                                                 "checkpoint_every": 10, **PAPER_LR}),  # the paper's lr, as in Fig. 10
                         out / f"n{n}", overwrite=True)
         stop.set()

@@ -16,7 +16,7 @@ from mahppo.algorithms.experiment import Experiment
 from mahppo.algorithms.mahppo import build_config
 from mahppo.algorithms.policy import live_policy, load_policy
 
-TINY = {"memory_size": 256, "batch_size": 64, "reuse_time": 2, "num_envs_per_env_runner": 1}
+TINY = {"actor": "per-ue", "memory_size": 256, "batch_size": 64, "reuse_time": 2, "num_envs_per_env_runner": 1}
 EXPERIMENT = Experiment().with_flat({"num_ues": 2, **TINY})
 
 

@@ -31,7 +31,7 @@ def test_a_shared_actor_cell_with_a_range_round_trips():
     ({"run": {"algo": "ppo"}}, "run.algo = 'ppo'"),
     ({"run": {"stepz": 1}}, "run: unknown field 'stepz'"),
     ({"model": {}}, "unknown section 'model'"),
-    ({"algo": {"actor": "shared"}}, "algo.actor = 'shared' needs obs_mode = 'agent'"),
+    ({"algo": {"actor": "per-ue"}}, "algo.actor = 'per-ue' needs obs_mode = 'global'"),
 ])
 def test_bad_values_are_rejected_naming_the_field(data, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
@@ -84,7 +84,7 @@ def test_a_varying_training_cell_is_evaluated_on_its_fixed_nominal_cell():
 def test_an_unset_lr_is_the_actors_measured_default_and_an_explicit_one_wins():
     from mahppo.algorithms.mahppo import build_config
 
-    per_ue, shared = Experiment(), Experiment().with_flat({"actor": "shared"})
+    per_ue, shared = Experiment().with_flat({"actor": "per-ue"}), Experiment()
     assert per_ue.algo.lr is None and per_ue.algo.learning_rate == 3e-4
     assert shared.algo.learning_rate == 6e-4
     assert shared.flat()["algo.lr"] == 6e-4  # MLflow params carry the rate in effect

@@ -21,7 +21,8 @@ TINY = {"memory_size": 256, "batch_size": 64, "reuse_time": 2, "num_envs_per_env
 @pytest.fixture(scope="module")
 def trained(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    experiment = Experiment().with_flat({"num_ues": 2, "steps": 700, "checkpoint_every": 2, "eval_every": 1, **TINY})
+    experiment = Experiment().with_flat({"actor": "per-ue", "num_ues": 2, "steps": 700, "checkpoint_every": 2,
+                                         "eval_every": 1, **TINY})
     summary = train(experiment, out, progress=False, final_eval=True)
     return out, experiment, summary
 

@@ -164,8 +164,8 @@ def test_paper_defaults_map_onto_rllib():
     p = MAHPPOParams(**PAPER_LR)
     cfg = MAHPPOConfig().mahppo(**PAPER_LR)
     assert (p.lr, p.memory_size, p.batch_size, p.reuse_time, p.clip_eps, p.zeta) == (1e-4, 1024, 256, 10, 0.2, 0.001)
-    assert cfg.lr == 1e-4 and MAHPPOParams().learning_rate == 3e-4  # the default: 3e-4, decaying linearly (README)
-    assert MAHPPOParams(actor="shared").learning_rate == 6e-4  # the shared actor's measured default
+    assert cfg.lr == 1e-4 and MAHPPOParams(actor="per-ue").learning_rate == 3e-4  # 3e-4, decaying linearly (README)
+    assert MAHPPOParams().learning_rate == 6e-4  # the default (shared) actor's measured default
     assert cfg.train_batch_size_per_learner == 1024 and cfg.minibatch_size == 256 and cfg.num_epochs == 10
     assert cfg.gamma == 0.95 and cfg.lambda_ == 0.95 and p.updates_per_iteration == 40
 

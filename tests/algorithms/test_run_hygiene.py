@@ -22,7 +22,8 @@ TINY = {"memory_size": 128, "batch_size": 64, "reuse_time": 1, "num_envs_per_env
 def run(ray_session, tmp_path_factory):
     """Iterations 1-3 of a 2-UE run, a checkpoint after each."""
     out = tmp_path_factory.mktemp("hygiene") / "run"
-    experiment = Experiment().with_flat({"num_ues": 2, "steps": 384, "checkpoint_every": 1, "eval_every": 100, **TINY})
+    experiment = Experiment().with_flat({"actor": "per-ue", "num_ues": 2, "steps": 384, "checkpoint_every": 1,
+                                         "eval_every": 100, **TINY})
     train(experiment, out, progress=False, final_eval=False)
     assert [e["iteration"] for e in ck.read_record(out)] == [1, 2, 3]
     return out

@@ -31,6 +31,8 @@ def _config(*, shared: bool = False, algo: str = "mahppo", num_ues: int = 3, run
     if shared:  # the shared actor: one module for every agent, N drawn per episode, DNNs mixed
         flat.update(actor="shared", obs_mode="agent", num_ues_range=(2, 4), num_ues=4,
                     dnn_pool=("resnet18", "vgg11"))
+    else:  # the paper's per-UE actors
+        flat.update(actor="per-ue")
     return build_config(Experiment().with_flat(flat))
 
 
@@ -123,7 +125,8 @@ def test_a_cell_whose_n_is_drawn_per_episode_keeps_the_vector_sampler():
 
 
 def test_build_config_picks_the_sampler():
-    assert build_config(Experiment()).env_runner_cls is VectorEnvRunner
+    assert build_config(Experiment()).env_runner_cls is VectorEnvRunner  # the default (shared) actor
+    assert build_config(Experiment().with_flat({"actor": "per-ue"})).env_runner_cls is VectorEnvRunner
     assert build_config(Experiment().with_flat({"sampler": "rllib"})).env_runner_cls is None
     with pytest.raises(ValueError, match="sampler = 'fast' must be one of"):
         Experiment().with_flat({"sampler": "fast"}).validate()

@@ -28,6 +28,7 @@ def champion(tmp_path_factory):
     from ray import serve
 
     from mahppo.algorithms.experiment import Experiment, RunSettings
+    from mahppo.algorithms.params import MAHPPOParams
     from mahppo.algorithms.train import train
     from mahppo.marl_env.config import EnvConfig
     from mahppo.serve.app import QUIET_LOGGING, build_app
@@ -42,7 +43,7 @@ def champion(tmp_path_factory):
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         out = tmp / "policy"
-        experiment = Experiment(env=EnvConfig(num_ues=N, max_frames=60).validated(),
+        experiment = Experiment(env=EnvConfig(num_ues=N, max_frames=60).validated(), algo=MAHPPOParams(actor="per-ue"),
                                 run=RunSettings(steps=1100, eval_every=1, checkpoint_every=1))
         train(experiment, out, progress=False, final_eval=False)
         cl = MlflowClient(tracking_uri=uri)

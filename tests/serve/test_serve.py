@@ -37,8 +37,8 @@ def served(tmp_path_factory):
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     out = tmp_path_factory.mktemp("serve_policy")
     try:
-        train(Experiment().with_flat({"num_ues": N, "steps": 1100, "eval_every": 1, "checkpoint_every": 1}), out,
-              progress=False, final_eval=False)
+        train(Experiment().with_flat({"actor": "per-ue", "num_ues": N, "steps": 1100, "eval_every": 1,
+                                      "checkpoint_every": 1}), out, progress=False, final_eval=False)
         # a shared policy trained on cells of 2-4 UEs with a DNN mix, served beside it under /shared
         shared = out.parent / f"{out.name}_shared"
         from mahppo.cli import main
