@@ -33,9 +33,14 @@ def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1",
         info = client.model()
         pool = example_pool(info)
         decisions = client.decide(pool)
+        reply = {"url": f"http://{host}:{port}/v1/decide", "policy_id": info["policy_id"], "state_pool": pool,
+                 "decisions": decisions}
+        if info.get("max_ues"):  # a shared policy: a UE joins the cell, and the same policy decides it
+            joined = [*pool, {"ue_id": "joined-phone", "dnn": "mobilenetv2", "tasks_left": 120, "total_tasks": 120,
+                              "local_time_left_s": 0.0, "bits_left": 0.0, "distance_m": 20.0}]
+            reply.update(joined_pool=joined, joined_decisions=client.decide(joined))
         client.close()
-        return {"url": f"http://{host}:{port}/v1/decide", "policy_id": info["policy_id"], "state_pool": pool,
-                "decisions": decisions}
+        return reply
     finally:
         if started or shutdown_ray:
             # Ray goes down with everything on it. serve.shutdown() first would only add the controller's

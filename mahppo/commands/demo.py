@@ -55,6 +55,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for d in reply["decisions"]:
         print(f"  {d['ue_id']}: partition point {d['partition_point']}, channel {d['channel']}, "
               f"power {d['power_w']:.3f} W")
+    if "joined_decisions" in reply:
+        print("a MobileNetV2 phone joins (20 m, 120 tasks); the same policy decides the new cell, no retraining:")
+        for d in reply["joined_decisions"]:
+            print(f"  {d['ue_id']}: partition point {d['partition_point']}, channel {d['channel']}, "
+                  f"power {d['power_w']:.3f} W")
     print(f"\nMLflow UI: {ui_command(uri)}")
     return 0
 

@@ -18,6 +18,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     defaults = dict(getattr(policy, "env_defaults", {}))  # a trained policy brings its own N, C, DNN, beta
     if "num_ues" in kwargs or "ue_specs" in kwargs:
         defaults.pop("ue_specs", None)
+    if "ue_specs" in kwargs:  # a --dnn list sets N (one UE per name): the policy's own N does not apply
+        defaults.pop("num_ues", None)
     config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
     metrics = evaluate(policy, config, episodes=args.episodes, seed=args.seed)
     if args.json:

@@ -135,3 +135,6 @@ def test_fresh_demo_prints_no_warning_and_writes_only_under_demo_out(tmp_path):
     out = tmp_path / "demo_out"
     assert {"mlflow.db", "mlruns", "train", "decisions.json"} <= {p.name for p in out.iterdir()}
     assert any((out / "mlruns").rglob("MLmodel")) or any((out / "mlruns").rglob("mahppo_policy.json"))
+    # the default (shared) policy also decides the cell after a UE joins, no retraining
+    reply = json.loads((out / "decisions.json").read_text())
+    assert [d["ue_id"] for d in reply["joined_decisions"]] == ["ue_0", "ue_1", "ue_2", "joined-phone"]

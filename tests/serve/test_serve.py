@@ -288,3 +288,5 @@ def test_evaluate_a_shared_policy_on_a_cell_it_never_saw(served):
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["tasks_completed"] == 6 * 200
     assert main(["evaluate", "--policy", str(shared), "--num-ues", "17"]) == 2  # above max_ues: a clear error
+    # a --dnn list alone gives the cell (one UE per name), whatever N the policy was trained with
+    assert main(["evaluate", "--policy", str(shared), "--dnn", "resnet18,vgg11,mobilenetv2,vgg11,resnet18"]) == 0
