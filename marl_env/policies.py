@@ -8,7 +8,8 @@ same shape a trained MAHPPO policy produces.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -171,7 +172,7 @@ class StaticSearchPolicy(FixedPolicy):
             pws = np.array([x[2] for x in choice], dtype=np.float64)
             total = 0.0
             for s in seeds:
-                total += _episode_return(sim, pts, chs, pws, s, self.max_frames,
+                total += _episode_return(sim, lambda _: (pts, chs, pws), s, self.max_frames,
                                          floor=best_val * len(seeds) - total)
             self.evaluations += 1
             return total / len(seeds)
@@ -265,11 +266,16 @@ class RotatePolicy:
         sim = CollabInferenceEnv(config.with_updates(max_frames=None, render_mode=None))
         episodes = self.search_episodes or (1 if config.scenario == "test" else 4)
         points = range(int(np.max(sim.system.num_actions)) - 1)
+        local_lat = _local_latency(sim.view())
         best, best_val = (0, config.p_max_w), -np.inf
         for b in points:
             for f in self.powers:
                 choice = (b, f * config.p_max_w)
-                val = np.mean([_rotate_return(sim, choice, self.seed + e, self.max_frames) for e in range(episodes)])
+
+                def decide(sys_: Any, choice: tuple[int, float] = choice) -> Actions:
+                    return rotate_actions(sys_.tasks_left * local_lat, sys_.num_actions, config.num_channels, *choice)
+
+                val = np.mean([_episode_return(sim, decide, self.seed + e, self.max_frames) for e in range(episodes)])
                 if val > best_val:
                     best, best_val = choice, float(val)
         self.best_reward = best_val
@@ -282,40 +288,25 @@ def _local_latency(view: SystemView) -> np.ndarray:
     return lat[np.arange(view.num_ues), np.asarray(view.num_actions) - 1]
 
 
-def _rotate_return(env: CollabInferenceEnv, choice: tuple[int, float], seed: int, max_frames: int) -> float:
-    env.reset(seed=seed)
-    view, sys_, cfg = env.view(), env.system, env.config
-    local_lat = _local_latency(view)
-    total = 0.0
-    for _ in range(max_frames):
-        sys_.set_actions(*rotate_actions(sys_.tasks_left * local_lat, sys_.num_actions, cfg.num_channels, *choice))
-        sys_.step()
-        total += frame_reward(cfg.frame_s, cfg.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
-        if sys_.all_done:
-            return total
-    return -np.inf
-
-
 def _reset(env: CollabInferenceEnv, seed: int) -> CollabInferenceEnv:
     env.reset(seed=seed)
     return env
 
 
-def _episode_return(env: CollabInferenceEnv, pts: np.ndarray, chs: np.ndarray, pws: np.ndarray,
-                    seed: int, max_frames: int, floor: float = -np.inf) -> float:
-    """Return of one episode under fixed actions; stops early once below ``floor`` (it only falls)."""
+def _episode_return(env: CollabInferenceEnv, decide: Callable[[Any], Actions], seed: int, max_frames: int,
+                    floor: float = -np.inf) -> float:
+    """Return of one episode whose frames are decided by ``decide(system)`` (a fixed choice or a rule);
+    stops early once below ``floor`` (it only falls); ``-inf`` if the episode never finishes."""
     env.reset(seed=seed)
     sys_, cfg = env.system, env.config
     total = 0.0
     for _ in range(max_frames):
-        sys_.set_actions(pts, chs, pws)
+        sys_.set_actions(*decide(sys_))
         sys_.step()
         total += frame_reward(cfg.frame_s, cfg.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
         if sys_.all_done or total < floor:
-            break
-    else:
-        total = -np.inf  # never finishes: worst possible
-    return total
+            return total
+    return -np.inf  # never finishes: worst possible
 
 
 def parse_fixed(spec: str) -> FixedPolicy:
