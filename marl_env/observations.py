@@ -55,21 +55,22 @@ def rank_tokens(ranks: np.ndarray) -> np.ndarray:
     return (ranks + 0.5) / max(len(ranks), 1)
 
 
-def distance_tokens(distance_m: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
-    """Rank tokens by distance (nearest first), equal distances ranked by ``tiebreak`` (distinct keys)."""
-    distance_m = np.asarray(distance_m, dtype=np.float64)
-    order = np.lexsort((np.asarray(tiebreak), distance_m))
+def _tokens_by(key: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """Rank tokens by ``key`` (smallest first), equal keys ranked by ``tiebreak`` (smallest first)."""
+    order = np.lexsort((np.asarray(tiebreak), np.asarray(key, dtype=np.float64)))
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.arange(len(order))
     return rank_tokens(ranks)
+
+
+def distance_tokens(distance_m: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """Rank tokens by distance (nearest first), equal distances ranked by ``tiebreak`` (distinct keys)."""
+    return _tokens_by(distance_m, tiebreak)
 
 
 def load_tokens(work_s: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
     """Rank tokens by local work left (most first), equal work ranked by ``tiebreak`` (smallest first)."""
-    order = np.lexsort((np.asarray(tiebreak), -np.asarray(work_s, dtype=np.float64)))
-    ranks = np.empty(len(order), dtype=np.int64)
-    ranks[order] = np.arange(len(order))
-    return rank_tokens(ranks)
+    return _tokens_by(-np.asarray(work_s, dtype=np.float64), tiebreak)
 
 
 def tokens_for(ue_ids: list[str], distance_m: np.ndarray | None = None) -> np.ndarray:
