@@ -241,6 +241,11 @@ class RotatePolicy:
     def __init__(self, point: int | None = None, power_w: float | None = None,
                  powers: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0), search_episodes: int | None = None,
                  seed: int = 0, max_frames: int = 4000):
+        if point is not None and (isinstance(point, bool) or not isinstance(point, int) or point < 0):
+            raise ValueError(f"rotate: point = {point!r} must be an integer >= 0")
+        if power_w is not None and (isinstance(power_w, bool) or not isinstance(power_w, int | float)
+                                    or not 0 < power_w < float("inf")):
+            raise ValueError(f"rotate: power_w = {power_w!r} must be a number > 0 (W)")
         self.point, self.power_w = point, power_w
         self.powers, self.search_episodes, self.seed, self.max_frames = powers, search_episodes, seed, max_frames
         self._cache: dict[EnvConfig, tuple[int, float]] = {}

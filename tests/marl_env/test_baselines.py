@@ -1,6 +1,7 @@
 """Baselines act everywhere a trained policy does, and the CLI reports them."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -49,6 +50,15 @@ def test_rotate_gives_the_channels_to_the_ues_with_most_work_left_and_keeps_the_
     # equal work: the lower indices go first; a UE with nothing left stays local
     pts, chs, _ = rotate_actions(np.array([0.0, 7.0, 7.0]), np.array([6, 6, 6]), 2, 3, 1.0)
     assert list(pts) == [5, 3, 3] and sorted(chs[1:]) == [0, 1]
+
+
+@pytest.mark.parametrize("kwargs, message", [({"point": -1}, "point = -1"), ({"power_w": 0.0}, "power_w = 0.0"),
+                                             ({"power_w": "1"}, "power_w = '1'")])
+def test_rotate_rejects_a_bad_point_or_power_naming_it(kwargs, message):
+    from mahppo.marl_env.policies import RotatePolicy
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RotatePolicy(**kwargs)
 
 
 def test_rotate_switches_ues_between_offloading_and_local_from_frame_to_frame():
