@@ -9,6 +9,7 @@ CLIP_MODES = ("per_branch", "joint")
 ACTORS = ("per-ue", "shared")
 LR_SCHEDULES = ("constant", "linear")
 MINIBATCH_UNITS = ("rows", "frames")
+WARM_STARTS = ("none", "rotate")  # algorithms/teacher.py
 PAPER_LR = {"lr": 1e-4, "lr_schedule": "constant"}  # Sec. 6.3.1 as written (the defaults differ: see MAHPPOParams)
 # the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (README)
 ACTOR_LR = {"per-ue": 3e-4, "shared": 6e-4}
@@ -47,6 +48,11 @@ class MAHPPOParams:
     actor: str = _f("shared", "shared: one permutation-invariant actor for any cell (the default: it beats the "
                     "per-UE actors at N = 3, README); per-ue: one actor per UE on the global state (the paper)",
                     choices=ACTORS)
+    warm_start: str = _f("none", "rotate: before PPO, the actors imitate the rotate rule and the critic learns its "
+                         "returns on the training env (algorithms/teacher.py); none: PPO from random weights",
+                         choices=WARM_STARTS)
+    warm_start_episodes: int = _f(200, "training-env episodes the teacher plays (they count as env steps)")
+    warm_start_updates: int = _f(500, "minibatch updates of each actor and of the critic on the teacher's data")
 
     def validate(self) -> MAHPPOParams:
         """Reject bad values (by type and range) with a message naming the hyperparameter."""
@@ -60,7 +66,7 @@ class MAHPPOParams:
             raise bad("lr", "must be a finite number > 0 (or null: the actor's default)")
         if not number(self.clip_eps) or self.clip_eps <= 0:
             raise bad("clip_eps", "must be a finite number > 0")
-        for name in ("memory_size", "batch_size", "reuse_time"):
+        for name in ("memory_size", "batch_size", "reuse_time", "warm_start_episodes", "warm_start_updates"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise bad(name, "must be an integer > 0")
@@ -82,6 +88,8 @@ class MAHPPOParams:
             raise bad("clip_mode", f"must be one of {CLIP_MODES}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise bad("lr_schedule", f"must be one of {LR_SCHEDULES}")
+        if self.warm_start not in WARM_STARTS:
+            raise bad("warm_start", f"must be one of {WARM_STARTS}")
         if self.actor not in ACTORS:
             raise bad("actor", f"must be one of {ACTORS}")
         return self

@@ -112,6 +112,8 @@ class Run:
         self.iteration = 0
         self.env_steps = 0
         self.elapsed_s = 0.0  # training wall time, carried over a restore
+        self.teacher_steps = 0  # env steps the warm start's teacher played (algorithms/teacher.py)
+        self.warm_start_stats: dict[str, float] = {}
         self._last_test: dict[str, float] = {}
 
     @property
@@ -122,13 +124,19 @@ class Run:
         """One training iteration; the test scenario every ``eval_every`` iterations and at the end
         (its last values repeat in between, so every row has them)."""
         t0 = time.perf_counter()
+        if self.iteration == 0 and self.experiment.algo.warm_start != "none" and not self.teacher_steps:
+            from mahppo.algorithms.teacher import warm_start
+
+            self.warm_start_stats = warm_start(self.algo, self.experiment)
+            self.teacher_steps = int(self.warm_start_stats["teacher_frames"])
         result = self.algo.train()
         self.elapsed_s += time.perf_counter() - t0
         env = self.experiment.env  # RLlib sums the team reward over the agents of an episode: per UE,
         r = env.num_ues_range      # divide by the (mean) N of the training cells
         metrics = result_metrics(result, (r[0] + r[1]) / 2 if r else env.num_ues)
         self.iteration = int(metrics["iteration"])
-        self.env_steps = int(metrics["env_steps"])
+        self.env_steps = int(metrics["env_steps"]) + self.teacher_steps
+        metrics["env_steps"] = float(self.env_steps)
         if not self._last_test or self.iteration % self.experiment.run.eval_every == 0 or self.done:
             self._last_test = {f"test_{k}": float(v) for k, v in self.evaluate().items()
                                if k in TEST_METRICS and v is not None}  # None: no task completed
@@ -152,6 +160,7 @@ class Run:
         """The checkpoint sidecar: what was trained, on what, for how long."""
         return {"policy_id": f"{self.experiment.label}-it{self.iteration}-{uuid.uuid4().hex[:8]}",
                 "iteration": self.iteration, "env_steps": self.env_steps, "time_s": self.elapsed_s,
+                "teacher_steps": self.teacher_steps,
                 "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "experiment": self.experiment.to_dict()}
 
@@ -168,6 +177,7 @@ class Run:
         self.iteration = int(meta["iteration"])
         self.env_steps = int(meta["env_steps"])
         self.elapsed_s = float(meta.get("time_s", 0.0))
+        self.teacher_steps = int(meta.get("teacher_steps", 0))
         self._last_test = {}
         return meta
 

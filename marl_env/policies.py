@@ -271,14 +271,15 @@ class RotatePolicy:
         sim = CollabInferenceEnv(config.with_updates(max_frames=None, render_mode=None))
         episodes = self.search_episodes or (1 if config.scenario == "test" else 4)
         points = range(int(np.max(sim.system.num_actions)) - 1)
-        local_lat = _local_latency(sim.view())
         best, best_val = (0, config.p_max_w), -np.inf
         for b in points:
             for f in self.powers:
                 choice = (b, f * config.p_max_w)
 
                 def decide(sys_: Any, choice: tuple[int, float] = choice) -> Actions:
-                    return rotate_actions(sys_.tasks_left * local_lat, sys_.num_actions, config.num_channels, *choice)
+                    # l_scale: each UE's full local latency (the cell's own, when episodes draw their cells)
+                    return rotate_actions(sys_.tasks_left * sys_.l_scale, sys_.num_actions, config.num_channels,
+                                          *choice)
 
                 val = np.mean([_episode_return(sim, decide, self.seed + e, self.max_frames) for e in range(episodes)])
                 if val > best_val:
