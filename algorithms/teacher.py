@@ -51,7 +51,7 @@ class TeacherData:
 def teacher_for(config: EnvConfig, seed: int, episodes: int = 8) -> RotatePolicy:
     """``rotate`` with its point and power searched on ``config``'s own (training) distribution."""
     search = RotatePolicy(search_episodes=episodes, seed=seed)
-    point, power = search._search(config.with_updates(max_frames=None, render_mode=None))
+    point, power = search.search(config.with_updates(max_frames=None, render_mode=None))
     return RotatePolicy(point=int(point), power_w=float(power))
 
 

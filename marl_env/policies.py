@@ -256,7 +256,7 @@ class RotatePolicy:
             self._choice = (int(self.point), float(self.power_w))
             return
         if view.config not in self._cache:
-            self._cache[view.config] = self._search(view.config)
+            self._cache[view.config] = self.search(view.config)
         self._choice = self._cache[view.config]
 
     def act(self, view: SystemView) -> Actions:
@@ -265,7 +265,9 @@ class RotatePolicy:
         work = np.asarray(view.tasks_left, dtype=np.float64) * _local_latency(view)
         return rotate_actions(work, view.num_actions, view.config.num_channels, *self._choice)
 
-    def _search(self, config: EnvConfig) -> tuple[int, float]:
+    def search(self, config: EnvConfig) -> tuple[int, float]:
+        """The ``(point, power_w)`` with the best mean episode reward on ``config`` (its own draws of
+        cells, distances and tasks; ``search_episodes`` episodes, 1 on the test scenario)."""
         from mahppo.marl_env.parallel import CollabInferenceEnv
 
         sim = CollabInferenceEnv(config.with_updates(max_frames=None, render_mode=None))

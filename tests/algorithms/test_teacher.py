@@ -20,7 +20,7 @@ def test_the_teacher_is_searched_on_the_training_distribution_not_the_test_cell(
     teacher = teacher_for(train, seed=10_000)
     assert (teacher.point, teacher.power_w) == (1, 0.75)  # the test cell's best is (1, 0.1 W)
     test_best = RotatePolicy(search_episodes=1)
-    assert test_best._search(train.with_updates(scenario="test", max_frames=None)) == (1, 0.1)
+    assert test_best.search(train.with_updates(scenario="test", max_frames=None)) == (1, 0.1)
 
 
 def test_teacher_data_holds_every_ues_row_with_the_rotate_decision_and_its_return():
