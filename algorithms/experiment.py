@@ -97,7 +97,19 @@ class Experiment:
                              f"obs_mode = {wanted!r}")
         if self.run.algo == "ippo" and (self.env.obs_mode != "global" or self.algo.actor != "per-ue"):
             raise ValueError("run.algo = 'ippo' (the ablation) takes the paper's per-UE actors on the global state")
+        if self.run.algo == "ippo" and self.algo.warm_start == "rotate":
+            raise ValueError("algo.warm_start = 'rotate' needs run.algo = 'mahppo' (its actors and critic)")
         return self
+
+    @property
+    def warm_start(self) -> str:
+        """The warm start in effect (``algorithms/teacher.py``): ``algo.warm_start``, with ``"auto"`` read as
+        ``"rotate"`` when the training cell varies (N drawn from a range, or DNNs from a pool) and ``"none"``
+        at a fixed cell: measured better for the mixed-N policy, worse at N = 3 (README)."""
+        ws = self.algo.warm_start
+        if ws == "auto":
+            return "rotate" if self.env.varies and self.run.algo == "mahppo" else "none"
+        return ws
 
     def to_dict(self, *, secrets: bool = False) -> dict[str, dict[str, Any]]:
         """What run.json, sidecars and MLflow params hold: the tracking URI without its credentials
@@ -153,9 +165,11 @@ class Experiment:
 
     def flat(self) -> dict[str, Any]:
         """``{"env.num_ues": 3, "algo.lr": 1e-4, ...}``: MLflow params and report columns (``algo.lr``
-        is the rate in effect, the actor's default when unset)."""
+        is the rate in effect, the actor's default when unset; ``algo.warm_start`` the warm start in
+        effect, "auto" resolved)."""
         out = {f"{s}.{k}": v for s, part in self.to_dict().items() for k, v in part.items()}
         out["algo.lr"] = self.algo.learning_rate
+        out["algo.warm_start"] = self.warm_start
         return out
 
     def replace(self, **parts: Any) -> Experiment:

@@ -124,7 +124,7 @@ class Run:
         """One training iteration; the test scenario every ``eval_every`` iterations and at the end
         (its last values repeat in between, so every row has them)."""
         t0 = time.perf_counter()
-        if self.iteration == 0 and self.experiment.algo.warm_start != "none" and not self.teacher_steps:
+        if self.iteration == 0 and self.experiment.warm_start != "none" and not self.teacher_steps:
             from mahppo.algorithms.teacher import warm_start
 
             self.warm_start_stats = warm_start(self.algo, self.experiment)

@@ -144,6 +144,8 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
                                    "iterations": run.iteration, "wall_time_s": wall,
                                    "env_steps_per_s": run.env_steps / wall if wall > 0 else None,
                                    "checkpoint": str(ck.find_for_acting(out))}
+        if run.warm_start_stats:  # the teacher's share of env_steps and the fits' last losses
+            summary["warm_start"] = run.warm_start_stats
         if final_eval:
             from mahppo.algorithms.report import compare_with_baselines, plot_training_curve
 

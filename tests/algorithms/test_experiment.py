@@ -99,3 +99,17 @@ def test_the_builder_names_a_bad_actor_instead_of_failing_on_the_lr_lookup():
 
     with pytest.raises(ValueError, match=r"actor = 'per_ue' must be one of \('per-ue', 'shared'\)"):
         MAHPPOConfig().mahppo(actor="per_ue")
+
+
+def test_auto_warm_start_is_the_rotate_teacher_only_for_cells_that_vary():
+    fixed = Experiment().with_flat({"num_ues": 3})
+    varied = Experiment().with_flat({"num_ues_range": [2, 10], "num_ues": 10})
+    assert fixed.algo.warm_start == varied.algo.warm_start == "auto"
+    assert (fixed.warm_start, varied.warm_start) == ("none", "rotate")
+    assert varied.with_flat({"warm_start": "none"}).warm_start == "none"
+    assert fixed.with_flat({"warm_start": "rotate"}).warm_start == "rotate"
+
+
+def test_the_ippo_ablation_refuses_the_teacher_by_name():
+    with pytest.raises(ValueError, match="algo.warm_start = 'rotate' needs run.algo = 'mahppo'"):
+        Experiment().with_flat({"algo": "ippo", "warm_start": "rotate"})

@@ -147,7 +147,7 @@ def test_advantages_come_from_the_one_shared_critic_for_every_actor():
     ({"normalize_advantages": 0}, "normalize_advantages = 0 must be true or false"),
     ({"zeta": True}, "zeta = True"),
     ({"lr_schedule": "cosine"}, "lr_schedule = 'cosine' must be one of ('constant', 'linear')"),
-    ({"warm_start": "greedy"}, "warm_start = 'greedy' must be one of ('none', 'rotate')"),
+    ({"warm_start": "greedy"}, "warm_start = 'greedy' must be one of ('auto', 'none', 'rotate')"),
     ({"warm_start_episodes": 0}, "warm_start_episodes = 0 must be an integer > 0"),
 ])
 def test_validate_rejects_bad_hyperparameters_by_name(changes, message):
