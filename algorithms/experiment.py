@@ -97,8 +97,10 @@ class Experiment:
                              f"obs_mode = {wanted!r}")
         if self.run.algo == "ippo" and (self.env.obs_mode != "global" or self.algo.actor != "per-ue"):
             raise ValueError("run.algo = 'ippo' (the ablation) takes the paper's per-UE actors on the global state")
-        if self.run.algo == "ippo" and self.algo.warm_start == "rotate":
-            raise ValueError("algo.warm_start = 'rotate' needs run.algo = 'mahppo' (its actors and critic)")
+        if self.algo.warm_start == "rotate" and (self.run.algo != "mahppo" or self.algo.actor != "shared"):
+            raise ValueError("algo.warm_start = 'rotate' needs run.algo = 'mahppo' with algo.actor = 'shared': the "
+                             "teacher ranks UEs by work left, which the shared actor's load-rank token carries (the "
+                             "per-UE actors, on the global state, fit it poorly: README)")
         return self
 
     @property
@@ -108,7 +110,7 @@ class Experiment:
         at a fixed cell: measured better for the mixed-N policy, worse at N = 3 (README)."""
         ws = self.algo.warm_start
         if ws == "auto":
-            return "rotate" if self.env.varies and self.run.algo == "mahppo" else "none"
+            return "rotate" if self.env.varies and self.run.algo == "mahppo" and self.algo.actor == "shared" else "none"
         return ws
 
     def to_dict(self, *, secrets: bool = False) -> dict[str, dict[str, Any]]:

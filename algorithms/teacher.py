@@ -1,4 +1,4 @@
-"""A warm start from a rule teacher: the actors imitate ``rotate`` and the critic learns its returns.
+"""A warm start from a rule teacher: the shared actor imitates ``rotate``, the critic learns its returns.
 
 PPO from random weights finds the rotation of ``marl_env.policies.RotatePolicy`` (the C UEs with the
 most local work left offload, one per channel, the others run locally) only partly in 50k env steps,
@@ -6,7 +6,7 @@ and not on every seed (README). With ``algo.warm_start = "rotate"`` a run first 
 ``warm_start_episodes`` episodes of its own training env with the teacher and fits, before the first
 PPO iteration:
 
-- every actor by behaviour cloning: the point and channel branches by cross-entropy on the teacher's
+- the shared actor by behaviour cloning: the point and channel branches by cross-entropy on the teacher's
   choice, smoothed by ``LABEL_SMOOTHING`` (so PPO still explores), the power mean by squared error in
   units of ``p_max`` (its std is left as initialised); the channel and the power are fitted only on the
   rows where the teacher offloads (a local UE's channel and power change nothing);
@@ -56,7 +56,11 @@ def teacher_for(config: EnvConfig, seed: int, episodes: int = 8) -> RotatePolicy
 
 
 def collect(config: EnvConfig, teacher: RotatePolicy, episodes: int, seed: int, gamma: float) -> TeacherData:
-    """Play ``episodes`` episodes of ``config`` (as training does: its cut, its draws) with ``teacher``."""
+    """Play ``episodes`` episodes of ``config`` (as training does: its cut, its draws) with ``teacher``;
+    ``config`` gives the shared actor's agent-centric observations."""
+    if config.obs_mode != "agent":
+        raise ValueError(f"obs_mode = {config.obs_mode!r}: the teacher's data is for the shared actor "
+                         "(obs_mode 'agent')")
     env = CollabInferenceEnv(config.with_updates(render_mode=None))
     choice = (int(teacher.point), float(teacher.power_w))
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "agent", "points", "channels", "powers", "returns")}
@@ -79,7 +83,7 @@ def collect(config: EnvConfig, teacher: RotatePolicy, episodes: int, seed: int, 
         ret = discounted_returns(np.asarray(rewards), gamma)
         parts["returns"].extend(np.full(len(a), r) for a, r in zip(parts["agent"][-len(rewards):], ret, strict=True))
     cat = {k: np.concatenate(v) for k, v in parts.items()}
-    offload = cat["points"] < _local_points(env, cat)
+    offload = cat["points"] < _local_points(cat["obs"])
     return TeacherData(obs=cat["obs"].astype(np.float32), agent=cat["agent"], points=cat["points"],
                        channels=cat["channels"], powers=cat["powers"], offload=offload,
                        returns=cat["returns"].astype(np.float32), frames=frames)
@@ -95,28 +99,25 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return out
 
 
-def _local_points(env: CollabInferenceEnv, cat: dict[str, np.ndarray]) -> np.ndarray:
-    """Each row's Local point (``B_n + 1``), read from the row's valid-point mask (agent obs) or the
-    env's fixed cell (global obs)."""
-    if env.config.obs_mode == "agent":
-        from mahppo.marl_env.observations import POINT_MASK
+def _local_points(obs: np.ndarray) -> np.ndarray:
+    """Each row's Local point (``B_n + 1``), read from its agent-centric valid-point mask."""
+    from mahppo.marl_env.observations import POINT_MASK
 
-        return (cat["obs"][:, POINT_MASK] > 0.5).sum(-1) - 1
-    return np.asarray(env.system.num_actions)[cat["agent"]] - 1
+    return (obs[:, POINT_MASK] > 0.5).sum(-1) - 1
 
 
-def fit_actor(module: Any, data: TeacherData, rows: np.ndarray, updates: int, rng: np.random.Generator) -> float:
-    """Behaviour cloning of one actor module on ``rows`` of ``data``; returns the last loss."""
+def fit_actor(module: Any, data: TeacherData, updates: int, rng: np.random.Generator) -> float:
+    """Behaviour cloning of the shared actor on every row of ``data``; returns the last loss."""
     head = module.head
     opt = torch.optim.Adam(module.parameters(), lr=LR)
-    obs = torch.as_tensor(data.obs[rows])
-    pts = torch.as_tensor(data.points[rows], dtype=torch.long)
-    chs = torch.as_tensor(data.channels[rows], dtype=torch.long)
-    pws = torch.as_tensor(data.powers[rows], dtype=torch.float32) / head.p_max
-    off = torch.as_tensor(data.offload[rows], dtype=torch.float32)
+    obs = torch.as_tensor(data.obs)
+    pts = torch.as_tensor(data.points, dtype=torch.long)
+    chs = torch.as_tensor(data.channels, dtype=torch.long)
+    pws = torch.as_tensor(data.powers, dtype=torch.float32) / head.p_max
+    off = torch.as_tensor(data.offload, dtype=torch.float32)
     loss = torch.zeros(())
     for _ in range(updates):
-        idx = torch.as_tensor(rng.integers(0, len(rows), size=min(BATCH, len(rows))))
+        idx = torch.as_tensor(rng.integers(0, len(obs), size=min(BATCH, len(obs))))
         x = module.dist_inputs(obs[idx])
         n, c = head.n_points, head.n_channels
         point_ce = _smoothed_ce(x[:, :n], pts[idx])
@@ -156,8 +157,8 @@ def fit_critic(module: Any, data: TeacherData, updates: int, rng: np.random.Gene
 
 
 def warm_start(algo: Any, experiment: Any) -> dict[str, float]:
-    """Fit ``algo``'s actors and critic to the teacher (see the module doc); push the weights to the
-    learners and the samplers. Returns what it did (frames played, final losses)."""
+    """Fit ``algo``'s shared actor and set critic to the teacher (see the module doc); push the weights
+    to the learners and the samplers. Returns what it did (frames played, final losses)."""
     from mahppo.algorithms.modules import CRITIC_ID, SHARED_ID
 
     params, env, seed = experiment.algo, experiment.env, experiment.run.seed
@@ -171,12 +172,7 @@ def warm_start(algo: Any, experiment: Any) -> dict[str, float]:
     updates = params.warm_start_updates
     stats: dict[str, float] = {"teacher_frames": float(data.frames), "teacher_point": float(teacher.point),
                                "teacher_power_w": float(teacher.power_w)}
-    if SHARED_ID in modules:
-        stats["bc_loss"] = fit_actor(modules[SHARED_ID], data, np.arange(len(data.obs)), updates, rng)
-    else:
-        losses = [fit_actor(modules[mid], data, np.flatnonzero(data.agent == int(mid.split("_")[1])), updates, rng)
-                  for mid in modules.keys() if mid != CRITIC_ID]
-        stats["bc_loss"] = float(np.mean(losses))
+    stats["bc_loss"] = fit_actor(modules[SHARED_ID], data, updates, rng)
     stats["critic_loss"] = fit_critic(modules[CRITIC_ID], data, updates, rng)
     group.set_weights(modules.get_state())
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=group, inference_only=True)

@@ -110,6 +110,7 @@ def test_auto_warm_start_is_the_rotate_teacher_only_for_cells_that_vary():
     assert fixed.with_flat({"warm_start": "rotate"}).warm_start == "rotate"
 
 
-def test_the_ippo_ablation_refuses_the_teacher_by_name():
-    with pytest.raises(ValueError, match="algo.warm_start = 'rotate' needs run.algo = 'mahppo'"):
-        Experiment().with_flat({"algo": "ippo", "warm_start": "rotate"})
+@pytest.mark.parametrize("flat", [{"algo": "ippo"}, {"actor": "per-ue"}])
+def test_only_the_shared_actor_takes_the_teacher_and_the_error_names_the_field(flat):
+    with pytest.raises(ValueError, match="algo.warm_start = 'rotate' needs run.algo = 'mahppo' with algo.actor"):
+        Experiment().with_flat({**flat, "warm_start": "rotate"})
