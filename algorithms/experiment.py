@@ -167,10 +167,10 @@ class Experiment:
 
     def flat(self) -> dict[str, Any]:
         """``{"env.num_ues": 3, "algo.lr": 1e-4, ...}``: MLflow params and report columns (``algo.lr``
-        is the rate in effect, the actor's default when unset; ``algo.warm_start`` the warm start in
+        is the rate in effect, the default when unset; ``algo.warm_start`` the warm start in
         effect, "auto" resolved)."""
         out = {f"{s}.{k}": v for s, part in self.to_dict().items() for k, v in part.items()}
-        out["algo.lr"] = self.algo.learning_rate
+        out["algo.lr"] = self.algo.rate(self.warm_start != "none")
         out["algo.warm_start"] = self.warm_start
         return out
 

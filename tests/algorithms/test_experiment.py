@@ -56,7 +56,7 @@ def test_train_help_shows_the_dataclass_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "N UEs, or a range drawn per episode (needs --actor shared) (default: 3)" in text
     assert ("learning rate of actors and critic (the paper: 1e-4) (default: 3e-4 with --actor per-ue, "
-            "6e-4 with --actor shared)") in text
+            "6e-4 with --actor shared, 3e-4 after a warm start)") in text
     assert f"(default: {RunSettings().steps})" in text
 
 
@@ -108,6 +108,16 @@ def test_auto_warm_start_is_the_rotate_teacher_only_for_cells_that_vary():
     assert (fixed.warm_start, varied.warm_start) == ("none", "rotate")
     assert varied.with_flat({"warm_start": "none"}).warm_start == "none"
     assert fixed.with_flat({"warm_start": "rotate"}).warm_start == "rotate"
+
+
+def test_a_warm_started_run_fine_tunes_at_3e_4_unless_lr_is_given():
+    from mahppo.algorithms.mahppo import build_config
+
+    varied = Experiment().with_flat({"num_ues_range": [2, 6], "num_ues": 6, "steps": 1000})
+    assert varied.flat()["algo.lr"] == 3e-4 and build_config(varied).lr == [[0, 3e-4], [1000, pytest.approx(3e-6)]]
+    cold = varied.with_flat({"warm_start": "none"})
+    assert cold.flat()["algo.lr"] == 6e-4 and build_config(cold).lr[0] == [0, 6e-4]
+    assert build_config(varied.with_flat({"lr": 1e-4})).lr[0] == [0, 1e-4]
 
 
 @pytest.mark.parametrize("flat", [{"algo": "ippo"}, {"actor": "per-ue"}])
