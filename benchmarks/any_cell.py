@@ -97,6 +97,8 @@ def main() -> None:
     ap.add_argument("--replot", action="store_true")
     ap.add_argument("--only", nargs="*", default=[], metavar="STUDY",
                     help="report only these studies (e.g. n3-lin3e-4 per-n-lin3e-4 mixed-rankfeat)")
+    ap.add_argument("--label", nargs="*", default=[], metavar="STUDY=TEXT",
+                    help="the plot's line for these studies (studies with one label share a line)")
     ap.add_argument("--include", nargs="*", default=[], metavar="DIR",
                     help="also report the runs of these benchmark folders (e.g. a study run apart)")
     args = ap.parse_args()
@@ -177,7 +179,13 @@ def main() -> None:
         if any(b not in have for b in BENCH_BASELINES):
             n, specs = (int(cell[1:]), None) if cell.startswith("n") else (None, tuple(cell[4:].split(",")))
             data["baselines"][cell] = {**baselines(n, specs), **have}
-    report(data, out)
+    labels = {}
+    for item in args.label:
+        study, sep, text = item.partition("=")
+        if not sep or not text:
+            ap.error(f"--label {item!r}: expected STUDY=TEXT")
+        labels[study] = text
+    report(data, out, labels)
 
 
 def _fmt(vals: list[float], digits: int = 3) -> str:
@@ -185,8 +193,9 @@ def _fmt(vals: list[float], digits: int = 3) -> str:
     return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}" if len(a) > 1 else f"{a.mean():.{digits}f}"
 
 
-def report(data: dict, out: Path) -> None:
-    """The table (per study, actor and evaluated cell: mean ± std over seeds) and the reward-vs-N figure."""
+def report(data: dict, out: Path, labels: dict[str, str] | None = None) -> None:
+    """The table (per study, actor and evaluated cell: mean ± std over seeds) and the reward-vs-N figure
+    (a line per actor and kind of study, or per ``labels[study]``)."""
     groups: dict[tuple, list[dict]] = {}
     for r in data["runs"]:
         for cell, e in r["evals"].items():
@@ -219,16 +228,17 @@ def report(data: dict, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.4))
     ns = sorted({int(c[1:]) for (_, _, c) in groups if c.startswith("n")})
-    series: dict[tuple[str, str], list[tuple[int, list[float]]]] = {}
+    series: dict[str, list[tuple[int, list[float]]]] = {}
     for (study, actor, cell), rows in groups.items():  # per-N studies of one actor form one line
         if cell.startswith("n"):
             kind = "one policy for N in 2..10" if study.startswith("mixed") else "one policy per N"
-            series.setdefault((actor, kind), []).append((int(cell[1:]), [r["reward"] for r in rows]))
-    for (actor, kind), pts in sorted(series.items()):
+            name = (labels or {}).get(study, f"{actor} actor: {kind}")
+            series.setdefault(name, []).append((int(cell[1:]), [r["reward"] for r in rows]))
+    for name, pts in sorted(series.items()):
         pts.sort()
         x = [n for n, _ in pts]
         ax.errorbar(x, [np.mean(v) for _, v in pts], yerr=[np.std(v) for _, v in pts], fmt="-o", capsize=3,
-                    label=f"{actor} actor: {kind}")
+                    label=name)
     for name, style in (("static-search", "k:"), ("rotate", "k-."), ("local", "k--")):
         pts = [(n, data["baselines"][f"n{n}"][name]["reward"]) for n in ns
                if name in data["baselines"].get(f"n{n}", {})]
