@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from mahppo.algorithms.params import MAHPPOParams
+from mahppo.algorithms.params import AUTO_WARM_START_MIN_UES, WARM_START_LR, MAHPPOParams
 from mahppo.marl_env.config import EnvConfig
 
 ALGOS = ("mahppo", "ippo")
@@ -106,12 +106,22 @@ class Experiment:
     @property
     def warm_start(self) -> str:
         """The warm start in effect (``algorithms/teacher.py``): ``algo.warm_start``, with ``"auto"`` read as
-        ``"rotate"`` when the training cell varies (N drawn from a range, or DNNs from a pool) and ``"none"``
-        at a fixed cell: measured better for the mixed-N policy, worse at N = 3 (README)."""
+        ``"rotate"`` for the shared actor when the training cell varies (N drawn from a range, or DNNs from a
+        pool) or has at least ``AUTO_WARM_START_MIN_UES`` UEs, else ``"none"``: measured better for the
+        mixed-N policy and per N at N = 5, 7 and 10, worse at N = 3 (README)."""
         ws = self.algo.warm_start
         if ws == "auto":
-            return "rotate" if self.env.varies and self.run.algo == "mahppo" and self.algo.actor == "shared" else "none"
+            big = self.env.varies or self.env.num_ues >= AUTO_WARM_START_MIN_UES
+            return "rotate" if big and self.run.algo == "mahppo" and self.algo.actor == "shared" else "none"
         return ws
+
+    @property
+    def learning_rate(self) -> float:
+        """The rate in effect: ``algo.lr``; unset, ``WARM_START_LR`` for a warm-started cell that varies (the
+        measured better rate there), else the actor's default (``MAHPPOParams.learning_rate``)."""
+        if self.algo.lr is None and self.warm_start != "none" and self.env.varies:
+            return WARM_START_LR
+        return self.algo.learning_rate
 
     def to_dict(self, *, secrets: bool = False) -> dict[str, dict[str, Any]]:
         """What run.json, sidecars and MLflow params hold: the tracking URI without its credentials
@@ -170,7 +180,7 @@ class Experiment:
         is the rate in effect, the default when unset; ``algo.warm_start`` the warm start in
         effect, "auto" resolved)."""
         out = {f"{s}.{k}": v for s, part in self.to_dict().items() for k, v in part.items()}
-        out["algo.lr"] = self.algo.rate(self.warm_start != "none")
+        out["algo.lr"] = self.learning_rate
         out["algo.warm_start"] = self.warm_start
         return out
 

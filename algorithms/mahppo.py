@@ -157,7 +157,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
     use_sampler(config, run.sampler)  # "vector": algorithms/sampler.py; "rllib": RLlib's own loop
-    config.training(lr=params.lr_for(run.steps, warm_started=experiment.warm_start != "none"))
+    config.training(lr=params.lr_for(run.steps, experiment.learning_rate))
     config.learners(num_learners=run.num_learners, num_gpus_per_learner=run.num_gpus_per_learner)
     config.debugging(seed=run.seed)
     config.reporting(metrics_num_episodes_for_smoothing=20)

@@ -13,7 +13,8 @@ WARM_STARTS = ("auto", "none", "rotate")  # algorithms/teacher.py; auto: Experim
 PAPER_LR = {"lr": 1e-4, "lr_schedule": "constant"}  # Sec. 6.3.1 as written (the defaults differ: see MAHPPOParams)
 # the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (README)
 ACTOR_LR = {"per-ue": 3e-4, "shared": 6e-4}
-WARM_START_LR = 3e-4  # the shared actor's rate when unset after the teacher's warm start (measured: README)
+WARM_START_LR = 3e-4  # the rate when unset for a warm-started cell that varies (measured: README)
+AUTO_WARM_START_MIN_UES = 5  # warm_start "auto" also warm-starts a fixed cell of at least this many UEs
 
 
 def _f(default: object, help: str, **extra: object) -> object:
@@ -24,12 +25,13 @@ def _f(default: object, help: str, **extra: object) -> object:
 class MAHPPOParams:
     """MAHPPO's hyperparameters by the paper's names, its defaults (Sec. 6.3.1) except the learning rate:
     decaying linearly from ``ACTOR_LR`` (3e-4 for the per-UE actors, 6e-4 for the shared one), not a
-    constant 1e-4 (``PAPER_LR`` restores it), and from ``WARM_START_LR`` (3e-4) after the teacher's warm
-    start; the ``any_cell`` benchmark measured these better and steadier (README). ``rate(warm_started)``
-    is the rate in effect."""
+    constant 1e-4 (``PAPER_LR`` restores it), and from ``WARM_START_LR`` (3e-4) for a varying cell after the
+    teacher's warm start; the ``any_cell`` benchmark measured these better and steadier (README).
+    ``Experiment.learning_rate`` is the rate in effect."""
 
     lr: float | None = _f(None, "learning rate of actors and critic (the paper: 1e-4)",
-                          default_help="3e-4 with --actor per-ue, 6e-4 with --actor shared, 3e-4 after a warm start")
+                          default_help="3e-4 with --actor per-ue, 6e-4 with --actor shared, 3e-4 for a warm-started "
+                                       "varying cell")
     lr_schedule: str = _f("linear", "linear: lr decays linearly to lr / 100 over the run's env steps; "
                           "constant: lr throughout (the paper)", choices=LR_SCHEDULES)
     memory_size: int = _f(1024, "|M|: transitions per update")
@@ -52,8 +54,8 @@ class MAHPPOParams:
                     choices=ACTORS)
     warm_start: str = _f("auto", "rotate: before PPO, the actors imitate the rotate rule and the critic learns its "
                          "returns on the training env (algorithms/teacher.py); none: PPO from random weights; auto: "
-                         "rotate when the training cell varies (--num-ues LO-HI or a DNN pool), none at a fixed N "
-                         "(measured: README)",
+                         "rotate when the training cell varies (--num-ues LO-HI or a DNN pool) or has N >= 5, none "
+                         "below (measured: README)",
                          choices=WARM_STARTS)
     warm_start_episodes: int = _f(200, "training-env episodes the teacher plays (they count as env steps)")
     warm_start_updates: int = _f(500, "minibatch updates of the actor and of the critic on the teacher's data")
@@ -107,14 +109,10 @@ class MAHPPOParams:
             raise ValueError(f"actor = {self.actor!r} must be one of {ACTORS}")
         return ACTOR_LR[self.actor]
 
-    def rate(self, warm_started: bool) -> float:
-        """The rate in effect: ``learning_rate``, but ``WARM_START_LR`` when unset and the run is warm-started
-        (fine-tuning the teacher's policy: steadier at large N, README)."""
-        return WARM_START_LR if warm_started and self.lr is None else self.learning_rate
-
-    def lr_for(self, steps: int, warm_started: bool = False) -> float | list[list[float]]:
-        """RLlib's ``lr``: the number, or a piecewise-linear schedule over sampled env steps."""
-        lr = self.rate(warm_started)
+    def lr_for(self, steps: int, lr: float | None = None) -> float | list[list[float]]:
+        """RLlib's ``lr`` from ``lr`` (default ``learning_rate``): the number, or a piecewise-linear schedule
+        over sampled env steps."""
+        lr = self.learning_rate if lr is None else lr
         if self.lr_schedule == "linear":
             return [[0, lr], [int(steps), lr * 0.01]]
         return lr

@@ -56,7 +56,7 @@ def test_train_help_shows_the_dataclass_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "N UEs, or a range drawn per episode (needs --actor shared) (default: 3)" in text
     assert ("learning rate of actors and critic (the paper: 1e-4) (default: 3e-4 with --actor per-ue, "
-            "6e-4 with --actor shared, 3e-4 after a warm start)") in text
+            "6e-4 with --actor shared, 3e-4 for a warm-started varying cell)") in text
     assert f"(default: {RunSettings().steps})" in text
 
 
@@ -101,16 +101,18 @@ def test_the_builder_names_a_bad_actor_instead_of_failing_on_the_lr_lookup():
         MAHPPOConfig().mahppo(actor="per_ue")
 
 
-def test_auto_warm_start_is_the_rotate_teacher_only_for_cells_that_vary():
+def test_auto_warm_start_is_the_rotate_teacher_for_cells_that_vary_or_hold_five_ues_or_more():
     fixed = Experiment().with_flat({"num_ues": 3})
     varied = Experiment().with_flat({"num_ues_range": [2, 10], "num_ues": 10})
     assert fixed.algo.warm_start == varied.algo.warm_start == "auto"
     assert (fixed.warm_start, varied.warm_start) == ("none", "rotate")
+    assert [fixed.with_flat({"num_ues": n}).warm_start for n in (4, 5, 10)] == ["none", "rotate", "rotate"]
     assert varied.with_flat({"warm_start": "none"}).warm_start == "none"
     assert fixed.with_flat({"warm_start": "rotate"}).warm_start == "rotate"
+    assert fixed.with_flat({"num_ues": 10, "actor": "per-ue"}).warm_start == "none"  # only the shared actor
 
 
-def test_a_warm_started_run_fine_tunes_at_3e_4_unless_lr_is_given():
+def test_a_warm_started_varying_cell_fine_tunes_at_3e_4_unless_lr_is_given():
     from mahppo.algorithms.mahppo import build_config
 
     varied = Experiment().with_flat({"num_ues_range": [2, 6], "num_ues": 6, "steps": 1000})
@@ -118,6 +120,7 @@ def test_a_warm_started_run_fine_tunes_at_3e_4_unless_lr_is_given():
     cold = varied.with_flat({"warm_start": "none"})
     assert cold.flat()["algo.lr"] == 6e-4 and build_config(cold).lr[0] == [0, 6e-4]
     assert build_config(varied.with_flat({"lr": 1e-4})).lr[0] == [0, 1e-4]
+    assert Experiment().with_flat({"num_ues": 10}).learning_rate == 6e-4  # a fixed cell keeps the actor's rate
 
 
 @pytest.mark.parametrize("flat", [{"algo": "ippo"}, {"actor": "per-ue"}])
