@@ -20,8 +20,9 @@ class CentralizedGAE(ConnectorV2):
     and act in every frame, so each actor's batch holds the same rows in the same order: the critic
     runs once on them and its GAE advantages (``gamma``, ``lambda``) go to every actor. With the shared
     actor, one module holds every agent's rows (agent-centric observations) and the set critic values
-    each row (the same value for all agents of a frame). A batch entry for the critic carries the rows
-    and value targets of its squared-error loss (Eq. 16).
+    each row (the same value for all agents of a frame), and trains on one row per frame
+    (``SetCriticModule.frame_rows``). A batch entry for the critic carries the rows and value targets of
+    its squared-error loss (Eq. 16).
     """
 
     def __init__(self, input_observation_space=None, input_action_space=None, *, gamma: float,
@@ -75,10 +76,14 @@ class CentralizedGAE(ConnectorV2):
             for mid in group:
                 batch[mid][Postprocessing.ADVANTAGES] = adv_t
                 batch[mid][Postprocessing.VALUE_TARGETS] = targets_t
-            critic_rows[Columns.OBS].append(ref[Columns.OBS])
-            critic_rows[Postprocessing.VALUE_TARGETS].append(targets_t)
             mask = ref.get(Columns.LOSS_MASK)
-            critic_rows[Columns.LOSS_MASK].append(
-                mask if mask is not None else torch.ones(len(targets_t), dtype=torch.bool, device=device))
+            rows = {Columns.OBS: ref[Columns.OBS], Postprocessing.VALUE_TARGETS: targets_t,
+                    Columns.LOSS_MASK: mask if mask is not None else torch.ones(len(targets_t), dtype=torch.bool,
+                                                                             device=device)}
+            if hasattr(module, "frame_rows"):  # a set critic: one row per frame, not one per agent
+                keep = module.frame_rows(ref[Columns.OBS])
+                rows = {k: v[keep] for k, v in rows.items()}
+            for k, v in rows.items():
+                critic_rows[k].append(v)
         batch[self.critic_id] = {k: torch.cat(v) for k, v in critic_rows.items()}
         return batch

@@ -30,7 +30,9 @@ class LeanTorchLearner(TorchLearner):
     ``minibatch_per_env_step``: a minibatch holds each module's rows of ``minibatch_size`` env steps
     (a module with N rows per env step, e.g. one actor shared by N UEs, takes N times as many rows per
     minibatch, and every module makes the same number of steps); False: ``minibatch_size`` rows of
-    every module (RLlib's rule)."""
+    the module with the most rows and the others' rows in proportion, so every module passes over its
+    rows ``num_epochs`` times (RLlib's rule when every module has as many rows, as the paper's per-UE
+    actors and global critic have; the set critic keeps one row per frame: ``connectors.py``)."""
 
     minibatch_per_env_step: bool = False
 
@@ -73,21 +75,25 @@ class LeanTorchLearner(TorchLearner):
 
 
 class IndexedMiniBatches:
-    """RLlib's ``MiniBatchCyclicIterator`` (same minibatch count and sizes) by index gathers.
+    """RLlib's ``MiniBatchCyclicIterator`` by index gathers (the same minibatches when every module has
+    as many rows; else the smaller modules take proportionally fewer rows per minibatch, see
+    ``LeanTorchLearner``).
 
     Per module, rows are taken in order for the first pass and reshuffled for every later pass
     (as RLlib does); a minibatch that crosses the end of a pass continues into the next one.
     Every column is gathered once per minibatch (``tensor[index]``) instead of being sliced and
     concatenated as ``SampleBatch`` objects. ``per_env_step``: ``minibatch_size`` counts env steps, and
-    a module takes its rows of that many (``minibatch_size * rows / env_steps``; see ``LeanTorchLearner``).
+    a module takes its rows of that many (``minibatch_size * rows / env_steps``); else ``minibatch_size *
+    rows / most_rows``.
     """
 
     def __init__(self, batch: MultiAgentBatch, *, num_epochs: int, minibatch_size: int, shuffle: bool,
                  num_total_minibatches: int = 0, per_env_step: bool = False):
         self._batch = batch
         steps = max(1, batch.env_steps())
-        self._sizes = {mid: max(1, round(minibatch_size * len(b) / steps)) if per_env_step else minibatch_size
-                       for mid, b in batch.policy_batches.items()}
+        most = max([len(b) for b in batch.policy_batches.values()] or [1])
+        unit = steps if per_env_step else most
+        self._sizes = {mid: max(1, round(minibatch_size * len(b) / unit)) for mid, b in batch.policy_batches.items()}
         self._epochs = num_epochs
         self._shuffle = shuffle
         self._total = num_total_minibatches

@@ -30,9 +30,10 @@ def clipped_surrogate(logp_new: list[torch.Tensor], logp_old: list[torch.Tensor]
 class MAHPPOTorchLearner(LeanTorchLearner, PPOTorchLearner):
     """PPO's learner with a centralized critic and per-branch clipping of the hybrid actors.
 
-    ``minibatch_unit``: "rows" (default): B rows of each module per minibatch, so the shared actor (every
-    UE's rows) makes N times the updates of a per-UE actor; "frames": every module's rows of B frames
-    (env steps), so every actor makes ``K |M| / B`` updates (Alg. 1). Per-UE actors: the same either way."""
+    ``minibatch_unit``: "rows" (default): B rows of each actor per minibatch, so the shared actor (every
+    UE's rows) makes N times the updates of a per-UE actor, and the set critic (one row per frame) takes
+    its rows in proportion, B / N; "frames": every module's rows of B frames (env steps), so every actor
+    makes ``K |M| / B`` updates (Alg. 1). Per-UE actors: the same either way."""
 
     def build(self) -> None:
         super().build()

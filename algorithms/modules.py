@@ -218,3 +218,12 @@ class SetCriticModule(TorchRLModule, ValueFunctionAPI):
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.VF_PREDS: self.compute_values(batch)}
+
+    def frame_rows(self, obs: torch.Tensor) -> torch.Tensor:
+        """A mask of one row per frame: the row of the UE of load rank 0. Every agent of a frame sees the
+        same set of UEs, so its value (Eq. 16) is every agent's: the critic trains on this row alone
+        (``algorithms.connectors.CentralizedGAE``), not on N copies of it."""
+        from mahppo.marl_env.observations import TOKEN, split_observation
+
+        own, _, mask = split_observation(obs, self.max_ues)
+        return own[..., TOKEN] * (mask.sum(-1) + 1) < 1.0  # token = (rank + 0.5) / N

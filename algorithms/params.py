@@ -36,8 +36,9 @@ class MAHPPOParams:
                           "constant: lr throughout (the paper)", choices=LR_SCHEDULES)
     memory_size: int = _f(1024, "|M|: transitions per update")
     batch_size: int = _f(256, "B: samples per minibatch update (see minibatch_unit)")
-    minibatch_unit: str = _f("rows", "rows: B rows of each module per update (the shared actor, holding every UE's "
-                             "rows, makes N times the updates of a per-UE actor); frames: every module's rows of "
+    minibatch_unit: str = _f("rows", "rows: B rows of each actor per update (the shared actor, holding every UE's "
+                             "rows, makes N times the updates of a per-UE actor; the set critic takes its one row "
+                             "per frame in proportion); frames: every module's rows of "
                              "B frames, K |M| / B updates for every actor (Alg. 1; faster, measured worse for "
                              "the mixed-N shared policy)", choices=MINIBATCH_UNITS)
     reuse_time: int = _f(10, "K: sample reuse time; K * |M| / B minibatch updates per iteration")

@@ -151,6 +151,17 @@ def test_the_set_critic_value_does_not_depend_on_the_ue_order_or_on_the_agent():
     np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_the_set_critic_trains_on_one_row_per_frame_the_ue_with_the_most_work_left(n):
+    _, critic = _modules()
+    env, obs = _cell_obs(n, seed=2)
+    rows = torch.as_tensor(np.concatenate([obs, obs[::-1]]))  # two frames, the second in reverse UE order
+    keep = critic.frame_rows(rows).numpy()
+    assert keep[:n].sum() == 1 and keep[n:].sum() == 1
+    most = int(np.argmax(env.work_left_s()))
+    assert keep[most] and keep[n + n - 1 - most]
+
+
 def test_an_env_with_a_range_of_n_draws_the_cell_per_episode():
     env = marl_env.parallel_env(num_ues_range=(2, 5), dnn_pool=["resnet18", "vgg11", "mobilenetv2"],
                                 obs_mode="agent", max_ues=MAX)

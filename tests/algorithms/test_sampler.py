@@ -167,8 +167,9 @@ def test_lean_minibatches_are_rllibs_minibatches():
 
 @pytest.mark.parametrize("unit", ["rows", "frames"])
 def test_minibatch_unit_sets_how_many_updates_the_shared_actor_makes(unit):
-    # rows (default): 32 rows of each module per minibatch, so the shared actor (2-4 UEs' rows per frame)
-    # makes N times the updates of a per-UE actor; frames: each module's rows of 32 frames, K |M| / B updates
+    # rows (default): 32 rows of the shared actor per minibatch, so it (2-4 UEs' rows per frame) makes N
+    # times the updates of a per-UE actor, and the set critic (one row per frame) takes its rows in
+    # proportion; frames: each module's rows of 32 frames, K |M| / B updates
     cfg = _config(shared=True, minibatch_unit=unit)
     runner = VectorEnvRunner(config=cfg)
     learner = _learner(MAHPPOTorchLearner, cfg, runner)
@@ -178,10 +179,12 @@ def test_minibatch_unit_sets_how_many_updates_the_shared_actor_makes(unit):
     minibatches = list(learner._create_iterator_if_necessary(
         training_data=TrainingData(batch=batch), num_epochs=3, minibatch_size=32, shuffle_batch_per_epoch=True))
     per_frame = unit == "frames"
-    assert abs(len(minibatches) - 3 * (steps if per_frame else max(rows.values())) / 32) <= 1
+    critic = batch.policy_batches["critic"]  # the set critic: one row per frame, not one per agent
+    assert int(critic[Columns.LOSS_MASK].sum()) == steps < rows["critic"] < rows["shared"] / 2
+    assert abs(len(minibatches) - 3 * (steps if per_frame else rows["shared"]) / 32) <= 1
     for mb in minibatches:
         for mid, b in mb.policy_batches.items():
-            assert len(b) == (round(32 * rows[mid] / steps) if per_frame else 32)
+            assert len(b) == round(32 * rows[mid] / (steps if per_frame else rows["shared"]))
     seen = torch.cat([mb.policy_batches["shared"][Columns.OBS] for mb in minibatches])[:rows["shared"]]
     assert torch.equal(seen, batch.policy_batches["shared"][Columns.OBS])  # the first pass takes every row once
 
