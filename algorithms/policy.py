@@ -153,6 +153,20 @@ class TrainedPolicy:
         pts, chs, pws = self.act_batch(np.asarray(view.state(), dtype=np.float32)[None, :], deterministic)
         return pts[0], chs[0], pws[0]
 
+    def act_many(self, views: list[Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``act`` for many cells (``SystemView``s) in one forward pass (a planner's rollouts:
+        ``marl_env.lookahead``)."""
+        if not views:
+            return []
+        if self.shared:
+            obs = np.concatenate([v.observations(self.max_ues) for v in views])
+            pts, chs, pws = (a[:, 0] for a in self.act_batch(obs))
+            cuts = np.cumsum([v.num_ues for v in views])[:-1]
+            return list(zip(np.split(pts, cuts), np.split(chs, cuts), np.split(pws, cuts), strict=True))
+        states = np.stack([np.asarray(v.state(), dtype=np.float32) for v in views])
+        pts, chs, pws = self.act_batch(states)
+        return list(zip(pts, chs, pws, strict=True))
+
     @torch.no_grad()
     def act_batch(self, inputs: np.ndarray, deterministic: bool = True):
         """Per-UE policy: global states ``[M, 4N]`` -> three ``[M, N]`` arrays. Shared policy: agent

@@ -8,19 +8,26 @@ from typing import TYPE_CHECKING
 
 from mahppo.algorithms.run import test_scenario
 from mahppo.marl_env.evaluation import evaluate
+from mahppo.marl_env.lookahead import Lookahead
 from mahppo.marl_env.metrics import format_table, ratio
 from mahppo.marl_env.policies import BASELINES, make_baseline
 
 if TYPE_CHECKING:
     from mahppo.algorithms.experiment import Experiment
 
+LOOKAHEAD_ROW = "trained+lookahead"  # the trained policy inside the decision-time lookahead
+
 
 def compare_with_baselines(out: Path, experiment: Experiment, episodes: int = 1) -> dict[str, dict[str, float]]:
-    """Evaluate the latest checkpoint and every ``marl_env`` baseline on the test scenario."""
+    """Evaluate the latest checkpoint (alone, and inside the decision-time lookahead when it finishes the
+    episode alone) and every ``marl_env`` baseline on the test scenario."""
     from mahppo.algorithms.policy import load_policy
 
     config = test_scenario(experiment.env)
-    rows: dict[str, dict[str, float]] = {"trained": evaluate(load_policy(out), config, episodes=episodes)}
+    policy = load_policy(out)
+    rows: dict[str, dict[str, float]] = {"trained": evaluate(policy, config, episodes=episodes)}
+    if not rows["trained"]["truncated_episodes"]:  # rollouts need a policy that finishes (marl_env.lookahead)
+        rows[LOOKAHEAD_ROW] = evaluate(Lookahead(policy), config, episodes=episodes)
     for name in BASELINES:
         rows[name] = evaluate(make_baseline(name), config, episodes=episodes)
     local = rows["local"]
@@ -28,7 +35,8 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int = 1)
         m["latency_vs_local"] = ratio(m["frame_latency_per_task_s"], local["frame_latency_per_task_s"])
         m["energy_vs_local"] = ratio(m["energy_per_task_j"], local["energy_per_task_j"])
     (out / "evaluation.json").write_text(json.dumps(rows, indent=2))
-    label = {"trained": f"{experiment.run.algo} (trained)"}
+    label = {"trained": f"{experiment.run.algo} (trained)",
+             LOOKAHEAD_ROW: f"{experiment.run.algo} (trained) + lookahead"}
     table = format_table({label.get(k, k): v for k, v in rows.items()})
     (out / "evaluation.md").write_text(table + "\n")
     print(table)

@@ -77,6 +77,20 @@ def evaluate_on(run_dir: Path, num_ues: int | None, specs: tuple[str, ...] | Non
     return evaluate(policy, EnvConfig.from_kwargs(**{**base, **kw, "scenario": "test"}))
 
 
+def load_results(out: Path) -> tuple[Path, dict]:
+    """``OUT/results.json`` and what it holds so far (runs are appended as they finish: a rerun resumes)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    return path, (json.loads(path.read_text()) if path.exists() else {"runs": [], "baselines": {}})
+
+
+def save_results(path: Path, data: dict) -> None:
+    """Replace ``results.json`` atomically (an interrupted write leaves the previous one)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", choices=["n3", "per-n", "mixed"], default=None)
@@ -103,14 +117,10 @@ def main() -> None:
                     help="also report the runs of these benchmark folders (e.g. a study run apart)")
     args = ap.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
-    data = json.loads(path.read_text()) if path.exists() else {"runs": [], "baselines": {}}
+    path, data = load_results(out)
 
     def save() -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(path)
+        save_results(path, data)
 
     def base_for(n: int | None, specs: tuple[str, ...] | None = None) -> dict:
         key = cell_key(n, specs)
@@ -217,16 +227,7 @@ def report(data: dict, out: Path, labels: dict[str, str] | None = None) -> None:
                      f"{rot:.3f} | {lo:.3f} | {_fmt([r['latency_vs_local'] for r in rows], 2)} | "
                      f"{_fmt([r['energy_vs_local'] for r in rows], 2)} | {wins}/{len(rows)} | {wins_rot}/{len(rows)} | "
                      f"{_fmt([r['wall'] for r in rows], 0)} |")
-    table = "\n".join(lines)
-    (out / "any_cell.md").write_text(table + "\n")
-    print(table)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    fig, ax = plt.subplots(figsize=(8, 4.4))
+    fig, ax = write_table(lines, out / "any_cell.md")
     ns = sorted({int(c[1:]) for (_, _, c) in groups if c.startswith("n")})
     series: dict[str, list[tuple[int, list[float]]]] = {}
     for (study, actor, cell), rows in groups.items():  # per-N studies of one actor form one line
@@ -244,6 +245,27 @@ def report(data: dict, out: Path, labels: dict[str, str] | None = None) -> None:
                if name in data["baselines"].get(f"n{n}", {})]
         if pts:
             ax.plot(*zip(*pts, strict=True), style, marker="_", markersize=14, label=name)
+    save_reward_vs_n(fig, ax, out / "any_cell.png")
+
+
+def write_table(lines: list[str], path: Path):
+    """Write and print a Markdown table; return a new figure and axes for its plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = "\n".join(lines)
+    path.write_text(table + "\n")
+    print(table)
+    return plt.subplots(figsize=(8, 4.4))
+
+
+def save_reward_vs_n(fig, ax, path: Path) -> None:
+    """Label, scale and save a reward-vs-N figure (this benchmark's and ``lookahead.py``'s)."""
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
     ax.set_xlabel("N (UEs in the cell, test scenario)")
     ax.set_ylabel("episode reward (sum of Eq. 12)")
     ax.set_yscale("symlog", linthresh=1.0)  # rewards from about -0.1 to -20: linear above -1
@@ -253,7 +275,7 @@ def report(data: dict, out: Path, labels: dict[str, str] | None = None) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(out / "any_cell.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -149,6 +149,13 @@ class FrameResult:
     events: int
 
 
+# what changes during an episode (``MECSystem.snapshot`` / ``restore``); the rest is fixed by the cell
+_STATE_ARRAYS = ("phase", "tasks_left", "total_tasks", "point", "channel", "next_point", "next_channel", "power",
+                 "distance", "gain", "time_left", "bits_left", "elapsed", "finish_time", "rate", "chan_power",
+                 "completed", "energy", "latency", "_tasks_f", "_total_f")
+_STATE_SCALARS = ("frame", "last_events", "n_done", "frame_completed", "frame_energy")
+
+
 class MECSystem:
     """Array state of N UEs sharing C channels; ``step`` simulates one frame exactly."""
 
@@ -270,6 +277,23 @@ class MECSystem:
     @property
     def all_done(self) -> bool:
         return self.n_done == self.n
+
+    def snapshot(self) -> dict[str, object]:
+        """A copy of everything an episode changes (``restore`` puts it back, on this system or on another
+        of the same cell): what a planner needs to simulate ahead from now without touching this system."""
+        snap: dict[str, object] = {k: getattr(self, k).copy() for k in _STATE_ARRAYS}
+        snap.update({k: getattr(self, k) for k in _STATE_SCALARS})
+        return snap
+
+    def restore(self, snap: dict[str, object]) -> None:
+        """Put back a ``snapshot`` (taken on a system of the same cell: the same UEs and channels)."""
+        if snap["phase"].shape != self.phase.shape or snap["chan_power"].shape != self.chan_power.shape:  # type: ignore[union-attr]
+            raise ValueError(f"snapshot of {len(snap['phase'])} UEs / {len(snap['chan_power'])} channels does not "  # type: ignore[arg-type]
+                             f"fit this system ({self.n} UEs, {self.config.num_channels} channels)")
+        for k in _STATE_ARRAYS:
+            np.copyto(getattr(self, k), snap[k])  # type: ignore[arg-type]
+        for k in _STATE_SCALARS:
+            setattr(self, k, snap[k])
 
     def state(self) -> np.ndarray:
         """The global state s_t = {k, l, n, d} (Sec. 4.3), per UE ``[k, l, n, d]``, about [0, 1]."""

@@ -167,6 +167,20 @@ class CollabInferenceEnv(ParallelEnv):
         """What the last ``step`` did, per UE (``None`` right after ``reset``)."""
         return self._last
 
+    def snapshot(self) -> dict[str, Any]:
+        """The episode's state now (the system's, the observation's, the agents'): ``restore`` returns to it.
+        A planner simulates ahead on a second env of the same cell (``marl_env.lookahead``)."""
+        return {"system": self.system.snapshot(), "state": self._state.copy(), "tokens": self.tokens.copy(),
+                "agents": list(self.agents), "last": self._last}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Return to a ``snapshot`` of this env or of another env of the same cell."""
+        self.system.restore(snap["system"])
+        self._state = snap["state"].copy()
+        self.tokens = snap["tokens"].copy()
+        self.agents = list(snap["agents"])
+        self._last = snap["last"]
+
     def view(self) -> SystemView:
         """The read-only view of the system that policies may use (``marl_env.view``)."""
         return SystemView(self)
@@ -198,11 +212,8 @@ class CollabInferenceEnv(ParallelEnv):
     def step_arrays(self, points: np.ndarray, channels: np.ndarray, powers: np.ndarray):
         """``step`` with validated per-UE arrays in ``agents`` order (what baselines and fast loops use)."""
         sys_ = self.system
-        sys_.set_actions(points, channels, powers)
-        res = sys_.step()
-        self._last = res
-        self._state = sys_.state()
-        r = frame_reward(self.config.frame_s, self.config.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
+        r = self.advance(points, channels, powers)
+        res = self._last
         terminated = sys_.all_done
         truncated = (not terminated and self.config.max_frames is not None
                      and sys_.frame >= self.config.max_frames)
@@ -220,6 +231,15 @@ class CollabInferenceEnv(ParallelEnv):
         if terminated or truncated:
             self.agents = []
         return obs, rewards, terms, truncs, infos
+
+    def advance(self, points: np.ndarray, channels: np.ndarray, powers: np.ndarray) -> float:
+        """Simulate one frame of validated per-UE decisions; return its reward (Eq. 12). No PettingZoo
+        dicts and no end-of-episode bookkeeping: what ``step_arrays`` builds on, and what planners use."""
+        sys_ = self.system
+        sys_.set_actions(points, channels, powers)
+        self._last = sys_.step()
+        self._state = sys_.state()
+        return frame_reward(self.config.frame_s, self.config.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
 
     def parse_actions(self, actions: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Validate a PettingZoo action dict into per-UE arrays (errors name agent and field)."""

@@ -111,6 +111,11 @@ class SystemView:
         """Each UE's DNN descriptor ``[N, D]`` (``marl_env.observations.dnn_descriptor``)."""
         return _ro(self._env.descriptors())
 
+    def snapshot(self) -> dict:
+        """A copy of the episode's state now, for a planner's own simulator of this cell (``marl_env.lookahead``);
+        the env is not changed."""
+        return self._env.snapshot()
+
     def observations(self, max_ues: int) -> np.ndarray:
         """Every UE's agent-centric observation with the set padded to ``max_ues`` ``[N, obs]``."""
         return agent_observations(self.state(), self.tokens, self.descriptors(), max_ues, self._env.work_left_s())

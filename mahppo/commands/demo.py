@@ -2,7 +2,8 @@
 
 1. train MAHPPO (N = 3, ResNet18 Jetson Nano profiles, C = 2, beta = 0.47) on a local Ray,
    tracked in a local MLflow store (SQLite, no server);
-2. compare it with every baseline on the test scenario (table + training-curve PNG);
+2. compare it, alone and inside the decision-time lookahead, with every baseline on the test scenario
+   (table + training-curve PNG);
 3. serve it with Ray Serve on 127.0.0.1 and ask it for one frame's decisions.
 """
 
@@ -42,7 +43,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"curve: {out / 'train' / 'training_curve.png'}")
     trained = summary["evaluation"]["trained"]
     print(f"trained policy vs Local: latency x{format_cell(trained['latency_vs_local'], '.2f')}, "
-          f"energy x{format_cell(trained['energy_vs_local'], '.2f')}")
+          f"energy x{format_cell(trained['energy_vs_local'], '.2f')}, reward {trained['reward']:.3f}")
+    ahead = summary["evaluation"].get("trained+lookahead")
+    if ahead is not None:
+        print("the same policy with the decision-time lookahead (rollouts on the simulator, every frame): latency "
+              f"x{format_cell(ahead['latency_vs_local'], '.2f')}, energy "
+              f"x{format_cell(ahead['energy_vs_local'], '.2f')}, reward {ahead['reward']:.3f}; static-search: "
+              f"{summary['evaluation']['static-search']['reward']:.3f}")
     try:
         from mahppo.serve.demo import serve_and_query
     except ImportError:

@@ -21,11 +21,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if "ue_specs" in kwargs:  # a --dnn list sets N (one UE per name): the policy's own N does not apply
         defaults.pop("num_ues", None)
     config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
+    name = args.policy
+    if args.lookahead:
+        from mahppo.marl_env.lookahead import Lookahead
+
+        policy, name = Lookahead(policy), f"{args.policy} + lookahead"
     metrics = evaluate(policy, config, episodes=args.episodes, seed=args.seed)
     if args.json:
-        emit_json({"policy": args.policy, **metrics})
+        emit_json({"policy": args.policy, "lookahead": args.lookahead, **metrics})
     else:
-        print(format_table({args.policy: metrics}))
+        print(format_table({name: metrics}))
     return 0
 
 
@@ -38,5 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_env_arguments(p)
     p.add_argument("--episodes", type=positive_int, default=1, help="episodes to average over (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the env (and of random baselines) (default 0)")
+    p.add_argument("--lookahead", action="store_true",
+                   help="decide every frame by rollouts of POLICY on the cell's own simulator: its decisions or a "
+                   "better single-UE deviation (marl_env/lookahead.py; never worse than POLICY, README)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_evaluate)

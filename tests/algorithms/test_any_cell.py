@@ -262,3 +262,39 @@ def test_ranks_reach_the_shared_actor_as_fourier_features_that_tell_them_apart()
     assert float(gaps.min()) > 1.0  # scalars 1/3 apart become vectors far apart
     actor, _ = _modules()
     assert actor.trunk[0][0].in_features == 3 * 128 + 1 + 16 and actor.point_head[0].in_features == 128 + 16
+
+
+def test_act_many_gives_every_cell_the_decisions_act_gives_it():
+    from mahppo.algorithms.modules import SHARED_ID
+    from mahppo.algorithms.policy import TrainedPolicy
+
+    actor, _ = _modules()
+    policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
+        num_ues=3, obs_mode="agent", max_ues=MAX).validated().to_dict()}})
+    envs = []
+    for n, seed in ((2, 0), (5, 1), (3, 2)):  # cells of different sizes in one forward pass
+        env = marl_env.parallel_env(num_ues=n, obs_mode="agent", max_ues=MAX)
+        env.reset(seed=seed)
+        envs.append(env)
+    many = policy.act_many([e.view() for e in envs])
+    assert policy.act_many([]) == []
+    for env, got in zip(envs, many, strict=True):
+        want = policy.act(env.view())
+        assert len(got[0]) == env.system.n
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_the_lookahead_on_a_shared_policy_is_never_worse_than_the_policy():
+    from mahppo.algorithms.modules import SHARED_ID
+    from mahppo.algorithms.policy import TrainedPolicy
+    from mahppo.marl_env.evaluation import evaluate
+    from mahppo.marl_env.lookahead import Lookahead
+
+    actor, _ = _modules(seed=3)  # untrained: its decisions leave much to improve
+    policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
+        num_ues=3, obs_mode="agent", max_ues=MAX).validated().to_dict()}})
+    cfg = EnvConfig.from_kwargs(num_ues=3, scenario="test", obs_mode="agent", max_ues=MAX, max_frames=60)
+    plain, ahead = evaluate(policy, cfg), evaluate(Lookahead(policy), cfg)
+    assert ahead["reward"] >= plain["reward"] - 1e-9
+    assert ahead["tasks_completed"] >= plain["tasks_completed"]

@@ -1,0 +1,167 @@
+"""Decision-time lookahead: one step of policy improvement by rollouts on the cell's own simulator.
+
+``Lookahead(base)`` wraps any policy (a trained MAHPPO policy, a baseline). Every frame it scores
+
+- the base policy's decisions for the frame, and
+- every single-UE deviation from them: another partition point (Sec. 4.3's ``b``), another channel ``c``,
+  another transmit power from a grid (``powers`` x ``p_max``); channel and power only for a UE that sends,
+
+by simulating the rest of the episode (to its end, or to the cell's ``max_frames`` cut) on a private env
+of the same cell, restored to the real episode's state (``SystemView.snapshot``), with the base policy
+deciding every later frame; it plays the best. The system of Sec. 3 is deterministic given the decisions
+(path loss only, no fading: Eq. 5), so each rollout is the exact return (the sum of Eq. 12) the base
+policy would then get, and the lookahead's episode return is never below the base policy's (rollout
+policies improve on their base policy: Bertsekas, *Rollout Algorithms*; tested). Eq. 12's frame rewards
+are all negative, so a rollout stops as soon as its sum falls below the best so far.
+
+Why it is here: Eq. 12 divides a frame's cost by the tasks it completes (at least 0.8 per UE), so an
+episode whose last frame completes only a few tasks loses as much as all its other frames together. A
+policy learned by MAHPPO rotates the UEs well but does not plan that last frame from the ones before it;
+the rollouts do (README, "Decision-time lookahead").
+
+A base policy that does not finish the episode within ``max_frames`` from the current state gets its
+own decisions (no rollout can be scored against it). ``rounds`` repeats the search from the best decisions
+so far (improving one UE at a time) while it improves. Cost: up to ``rounds (N (B + 1 + C - 1 +
+len(powers)))`` rollouts per frame, each to the end of the episode; all rollouts of a round advance
+together, with one batched decision per simulated frame when the base policy has ``act_many`` (a trained
+policy). Measured time per frame: ``benchmarks/lookahead.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mahppo.marl_env.parallel import CollabInferenceEnv
+from mahppo.marl_env.policies import Actions, Policy
+
+if TYPE_CHECKING:
+    from mahppo.marl_env.config import EnvConfig
+    from mahppo.marl_env.view import SystemView
+
+POWERS = (0.1, 0.3, 1.0)  # the power grid of the deviations, x p_max (rotate's best powers span 0.1-1 W)
+MAX_FRAMES = 500  # a rollout not finished by then scores -inf (the test cell's Local takes 19 frames)
+
+
+class Lookahead:
+    """The rollout policy of ``base`` (module doc): the base's decisions or the best single-UE deviation."""
+
+    def __init__(self, base: Policy, powers: tuple[float, ...] = POWERS, rounds: int = 3,
+                 max_frames: int = MAX_FRAMES):
+        if not powers or any(isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q <= 1
+                             for q in powers):
+            raise ValueError(f"lookahead: powers = {powers!r} must be fractions of p_max in (0, 1]")
+        if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+            raise ValueError(f"lookahead: max_frames = {max_frames!r} must be an integer >= 1")
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ValueError(f"lookahead: rounds = {rounds!r} must be an integer >= 1")
+        self.base, self.powers, self.rounds, self.max_frames = base, tuple(float(q) for q in powers), rounds, max_frames
+        self.name = f"{base.name}+lookahead"
+        self._cell: EnvConfig | None = None  # the cell the simulators below are of
+        self._sims: list[CollabInferenceEnv] = []  # one per rollout of a batch, reused frame to frame
+        self._views: list[SystemView] = []
+        self.frames = 0  # frames decided since reset
+        self.rollouts = 0  # rollouts simulated since reset
+        self.deviations = 0  # frames where a deviation beat the base's decisions
+
+    def reset(self, view: SystemView, seed: int | None = None) -> None:
+        self.base.reset(view, seed)
+        cell = view.config.with_updates(render_mode=None)  # its max_frames too: rollouts end where the episode does
+        if cell != self._cell:
+            self._cell, self._sims, self._views = cell, [], []
+        self.frames = self.rollouts = self.deviations = 0
+
+    def act(self, view: SystemView) -> Actions:
+        if self._cell is None:
+            raise RuntimeError(f"{self.name}: call reset(view) first")
+        base = tuple(np.array(a, copy=True) for a in self.base.act(view))
+        snap = view.snapshot()
+        best, best_val = base, float(self.returns(snap, [base])[0])  # type: ignore[list-item]
+        if not np.isfinite(best_val):  # the base does not finish from here: nothing to compare with
+            self.frames += 1
+            return best  # type: ignore[return-value]
+        for _ in range(self.rounds):  # from the best so far, again: improving one UE at a time
+            start = best
+            cands = list(self.candidates(view, start))  # type: ignore[arg-type]
+            if not cands:
+                break
+            vals = self.returns(snap, cands, floor=best_val)
+            j = int(np.argmax(vals))
+            if vals[j] > best_val + 1e-9:
+                best, best_val = cands[j], float(vals[j])
+            if best is start:
+                break
+        self.frames += 1
+        self.deviations += best is not base
+        return best  # type: ignore[return-value]
+
+    def candidates(self, view: SystemView, base: Actions) -> Iterator[Actions]:
+        """Every single-UE deviation from ``base`` (module doc), UE by UE."""
+        pts, chs, pws = base
+        local = np.asarray(view.num_actions) - 1
+        p_max = view.config.p_max_w
+        for i in range(view.num_ues):
+            for b in range(int(local[i]) + 1):
+                if b != pts[i]:
+                    yield _with(base, i, point=b)
+            if pts[i] == local[i]:
+                continue  # a local UE sends nothing: its channel and power change nothing
+            for c in range(view.config.num_channels):
+                if c != chs[i]:
+                    yield _with(base, i, channel=c)
+            for q in self.powers:
+                if abs(q * p_max - pws[i]) > 1e-6 * p_max:
+                    yield _with(base, i, power=q * p_max)
+
+    def returns(self, snap: dict, firsts: list[Actions], floor: float = -np.inf) -> np.ndarray:
+        """Each rollout's return from the snapshot: its first decisions this frame, the base policy's after
+        (every rollout's frame decided in one ``act_many`` call when the base has one). A rollout stops once
+        below ``floor`` or below a finished rollout (Eq. 12's rewards only lower a sum): it cannot win."""
+        sims = self._pool(len(firsts))
+        for sim in sims:
+            sim.restore(snap)
+        self.rollouts += len(firsts)
+        totals = np.zeros(len(firsts))
+        finished = np.zeros(len(firsts), dtype=bool)
+        live, actions = list(range(len(firsts))), list(firsts)
+        cut = self._cell.max_frames if self._cell is not None and self._cell.max_frames else None
+        for _ in range(self.max_frames):
+            still = []
+            for j, action in zip(live, actions, strict=True):
+                totals[j] += sims[j].advance(*action)
+                if sims[j].system.all_done or (cut is not None and sims[j].system.frame >= cut):
+                    finished[j] = True
+                    floor = max(floor, totals[j])
+                else:
+                    still.append(j)
+            live = [j for j in still if totals[j] > floor]
+            if not live:
+                break
+            actions = self._decide([self._views[j] for j in live])
+        return np.where(finished | (totals <= floor), totals, -np.inf)
+
+    def _decide(self, views: list[SystemView]) -> list[Actions]:
+        many = getattr(self.base, "act_many", None)
+        return many(views) if many is not None else [self.base.act(v) for v in views]
+
+    def _pool(self, k: int) -> list[CollabInferenceEnv]:
+        assert self._cell is not None
+        while len(self._sims) < k:
+            sim = CollabInferenceEnv(self._cell)
+            self._sims.append(sim)
+            self._views.append(sim.view())
+        return self._sims[:k]
+
+
+def _with(base: Actions, i: int, point: int | None = None, channel: int | None = None,
+          power: float | None = None) -> Actions:
+    pts, chs, pws = (a.copy() for a in base)
+    if point is not None:
+        pts[i] = point
+    if channel is not None:
+        chs[i] = channel
+    if power is not None:
+        pws[i] = power
+    return pts, chs, pws

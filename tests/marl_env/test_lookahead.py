@@ -1,0 +1,148 @@
+"""Decision-time lookahead: snapshots of the simulator and rollouts of a base policy (``marl_env.lookahead``)."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import mahppo.marl_env as marl_env
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.evaluation import evaluate
+from mahppo.marl_env.lookahead import Lookahead
+from mahppo.marl_env.policies import make_baseline, rotate_actions
+
+
+def _rotate(env):
+    return rotate_actions(env.work_left_s(), env.system.num_actions, env.config.num_channels, 1, 0.1)
+
+
+def _play(env, frames):
+    out = []
+    for _ in range(frames):
+        obs, rew, *_ = env.step_arrays(*_rotate(env))
+        out.append((next(iter(rew.values())), env.state(), env.observation_matrix()))
+    return out
+
+
+def test_restoring_a_snapshot_replays_the_same_frames():
+    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent", max_ues=8)
+    env.reset(seed=0)
+    _play(env, 2)
+    snap = env.snapshot()
+    first = _play(env, 3)
+    env.restore(snap)
+    again = _play(env, 3)
+    for (r1, s1, o1), (r2, s2, o2) in zip(first, again, strict=True):
+        assert r1 == r2
+        np.testing.assert_array_equal(s1, s2)
+        np.testing.assert_array_equal(o1, o2)
+
+
+def test_a_snapshot_moves_the_episode_to_a_second_env_of_the_same_cell():
+    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    env.reset(seed=3)  # random distances and task counts
+    _play(env, 2)
+    twin = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    twin.reset(seed=99)  # another draw: everything below comes from the snapshot
+    twin.restore(env.snapshot())
+    assert [r for r, *_ in _play(env, 4)] == [r for r, *_ in _play(twin, 4)]
+
+
+def test_a_snapshot_of_another_cell_is_refused():
+    small = marl_env.parallel_env(num_ues=2, scenario="test")
+    small.reset(seed=0)
+    big = marl_env.parallel_env(num_ues=3, scenario="test")
+    big.reset(seed=0)
+    with pytest.raises(ValueError, match="snapshot of 2 UEs / 2 channels does not fit this system"):
+        big.restore(small.snapshot())
+
+
+@pytest.mark.parametrize("name", ["static-search", "rotate", "local", "fixed:1,0,0.5"])
+@pytest.mark.parametrize("n", [3, 4])
+def test_the_lookahead_is_never_worse_than_its_base_policy(name, n):
+    cfg = EnvConfig.from_kwargs(num_ues=n, scenario="test")
+    base = evaluate(make_baseline(name), cfg)["reward"]
+    ahead = evaluate(Lookahead(make_baseline(name)), cfg)["reward"]
+    assert ahead >= base - 1e-9
+
+
+def test_the_lookahead_plans_static_search_s_last_frames_better_at_n3():
+    # static-search's one (b, c, p) per UE leaves the test episode's end to chance (Eq. 12 divides the last
+    # frame's cost by its few tasks); a deviation in the last frames, found by rollouts, finishes it better
+    cfg = EnvConfig.from_kwargs(num_ues=3, scenario="test")
+    base = evaluate(make_baseline("static-search"), cfg)
+    la = Lookahead(make_baseline("static-search"))
+    ahead = evaluate(la, cfg)
+    assert base["reward"] == pytest.approx(-0.3734, abs=1e-3)  # the README's static-search at N = 3
+    assert ahead["reward"] > base["reward"] + 0.005
+    assert ahead["tasks_completed"] == 600
+    assert 0 < la.deviations < la.frames and la.rollouts > la.frames
+
+
+def test_the_lookahead_leaves_the_real_episode_untouched():
+    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent", max_ues=8)
+    env.reset(seed=0)
+    _play(env, 3)
+    before = (env.state(), env.observation_matrix(), env.snapshot())
+    la = Lookahead(make_baseline("rotate"))
+    la.reset(env.view(), seed=0)
+    la.act(env.view())
+    np.testing.assert_array_equal(before[0], env.state())
+    np.testing.assert_array_equal(before[1], env.observation_matrix())
+    after = env.snapshot()["system"]
+    for key, value in before[2]["system"].items():
+        np.testing.assert_array_equal(value, after[key])
+
+
+def test_the_lookahead_decides_a_cell_drawn_from_a_varying_env():
+    env = marl_env.parallel_env(num_ues=5, num_ues_range=(2, 5), dnn_pool=("resnet18", "vgg11"),
+                                obs_mode="agent", max_ues=8, max_frames=30)
+    env.reset(seed=1)
+    la = Lookahead(make_baseline("rotate"))
+    la.reset(env.view(), seed=1)
+    pts, chs, pws = la.act(env.view())
+    assert len(pts) == len(chs) == len(pws) == env.system.n
+    assert np.all(pts < env.system.num_actions)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"powers": ()}, "powers = () must be fractions of p_max in (0, 1]"),
+    ({"powers": (0.5, 1.5)}, "powers = (0.5, 1.5) must be fractions of p_max in (0, 1]"),
+    ({"powers": (0.0,)}, "powers = (0.0,) must be fractions"),
+    ({"rounds": 0}, "rounds = 0 must be an integer >= 1"),
+    ({"max_frames": 0}, "max_frames = 0 must be an integer >= 1"),
+])
+def test_bad_lookahead_settings_are_rejected_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Lookahead(make_baseline("rotate"), **kwargs)
+
+
+def test_the_lookahead_needs_reset_before_act():
+    env = marl_env.parallel_env(num_ues=2, scenario="test")
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="call reset"):
+        Lookahead(make_baseline("local")).act(env.view())
+
+
+def test_mahppo_evaluate_lookahead_reports_the_better_episode(capsys):
+    from mahppo.cli import main
+
+    assert main(["evaluate", "--policy", "static-search", "--num-ues", "3", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--policy", "static-search", "--num-ues", "3", "--lookahead", "--json"]) == 0
+    ahead = json.loads(capsys.readouterr().out)
+    assert ahead["lookahead"] is True and plain["lookahead"] is False
+    assert ahead["reward"] > plain["reward"] + 0.005
+
+
+def test_a_base_policy_that_never_finishes_keeps_its_own_decisions():
+    env = marl_env.parallel_env(num_ues=2, scenario="test")
+    env.reset(seed=0)
+    base = make_baseline("fixed:0,0,1e-10")  # the raw input at a vanishing power: never sent
+    la = Lookahead(base, max_frames=5)
+    la.reset(env.view(), seed=0)
+    pts, chs, pws = la.act(env.view())
+    np.testing.assert_array_equal(pts, [0, 0])
+    np.testing.assert_allclose(pws, [1e-10, 1e-10])
+    assert la.rollouts == 1 and la.deviations == 0  # only the base's own rollout, unscored
