@@ -56,6 +56,12 @@ def measure(policy, config) -> dict[str, float]:
             "deviations_la": la.deviations}
 
 
+def _run_dir(folder: Path, recorded: str) -> Path:
+    """A run's folder: as recorded, else under ``FOLDER/runs/`` (a benchmark folder moved or made elsewhere)."""
+    path = Path(recorded)
+    return path if path.is_dir() else folder / "runs" / path.name
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="any_cell.py output folders")
@@ -74,7 +80,8 @@ def main() -> None:
     def save() -> None:
         save_results(path, data)
 
-    runs = [r for d in args.runs for r in json.loads((Path(d) / "results.json").read_text())["runs"]
+    runs = [{**r, "dir": str(_run_dir(Path(d), r["dir"]))}
+            for d in args.runs for r in json.loads((Path(d) / "results.json").read_text())["runs"]
             if not args.only or r["study"] in args.only]
     for r in runs:
         if any(x["dir"] == r["dir"] for x in data["runs"]):
