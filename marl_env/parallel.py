@@ -23,7 +23,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from mahppo.marl_env.config import EnvConfig
-from mahppo.marl_env.core import DONE, FrameResult, MECSystem, frame_reward
+from mahppo.marl_env.core import DONE, FRONT, IDLE, SENDING, FrameResult, MECSystem, frame_reward
 from mahppo.marl_env.observations import agent_observations, distance_tokens, dnn_descriptor, obs_size, tokens_for
 from mahppo.marl_env.profiles import resolve_profile
 from mahppo.marl_env.view import SystemView
@@ -181,6 +181,70 @@ class CollabInferenceEnv(ParallelEnv):
         self.agents = list(snap["agents"])
         self._last = snap["last"]
 
+    def load_state(self, tasks_left: Any, time_left_s: Any, bits_left: Any, points: Any = None,
+                   channels: Any = None, distance_m: Any = None, total_tasks: Any = None,
+                   tokens: Any = None) -> None:
+        """Put this episode's cell in a given state, as at the end of a frame: a decision-maker's picture of
+        a real cell (a Serve request) made simulable, e.g. for ``marl_env.lookahead``. Call after ``reset``.
+
+        Per UE: ``tasks_left`` (k), ``time_left_s`` (l: the front part still to run) and ``bits_left`` (n:
+        the feature or input still to send) of the task in flight, and the partition point and channel
+        that task runs with (``points``, ``channels``: needed for a UE with a task in flight). The phase
+        follows (the kernel's own states at a frame's end): no task left, done; front time left, running
+        its front part; else bits left, sending; else its first task starts with the next decision.
+        Optionally ``distance_m``, ``total_tasks`` (K_n) and the rank ``tokens``' tie-break (default: by
+        distance, then by index). A bad value raises ``StateError`` naming the UE and the field."""
+        sys_, n = self.system, self.system.n
+        k = _per_ue(tasks_left, n, "tasks_left", np.int64)
+        t = _per_ue(time_left_s, n, "time_left_s", np.float64)
+        b = _per_ue(bits_left, n, "bits_left", np.float64)
+        d = sys_.distance.copy() if distance_m is None else _per_ue(distance_m, n, "distance_m", np.float64)
+        total = sys_.total_tasks.copy() if total_tasks is None else _per_ue(total_tasks, n, "total_tasks", np.int64)
+        pts = np.full(n, -1, dtype=np.int64) if points is None else _per_ue(points, n, "partition_point", np.int64,
+                                                                             missing=-1)
+        chs = np.full(n, -1, dtype=np.int64) if channels is None else _per_ue(channels, n, "channel", np.int64,
+                                                                              missing=-1)
+        phase = np.where(k == 0, DONE, np.where(t > 0, FRONT, np.where(b > 0, SENDING, IDLE)))
+        local, c = sys_.last_point, self.config.num_channels
+        for i in range(n):
+            for field, v, ok in (("tasks_left", k[i], 0 <= k[i] <= total[i]), ("time_left_s", t[i], t[i] >= 0),
+                                 ("bits_left", b[i], b[i] >= 0), ("distance_m", d[i], d[i] > 0)):
+                if not ok:
+                    raise StateError(i, field, f"{v.item()!r} is out of range" + (
+                        f" (total_tasks = {total[i]})" if field == "tasks_left" else ""))
+            if phase[i] not in (FRONT, SENDING):
+                pts[i], chs[i] = local[i], 0  # nothing in flight: the next decision sets both
+                continue
+            what = "running its front part" if phase[i] == FRONT else "sending"
+            if not 0 <= pts[i] <= local[i]:
+                raise StateError(i, "partition_point", f"{_shown(pts[i])}: the UE is {what}, so the point of its "
+                                 f"task in flight is needed (0..{local[i]})")
+            if phase[i] == FRONT and pts[i] == 0:
+                raise StateError(i, "partition_point", "0 sends the raw input and has no front part, but "
+                                 f"time_left_s = {t[i]:g}")
+            if phase[i] == SENDING and pts[i] == local[i]:
+                raise StateError(i, "partition_point", f"{local[i]} runs the whole model locally and sends "
+                                 f"nothing, but bits_left = {b[i]:g}")
+            if pts[i] != local[i] and not 0 <= chs[i] < c:
+                raise StateError(i, "channel", f"{_shown(chs[i])}: the UE is {what}, so the channel of its task "
+                                 f"in flight is needed (0..{c - 1})")
+            if t[i] > sys_.lat2d[i, pts[i]] * (1 + 1e-9):
+                raise StateError(i, "time_left_s", f"{t[i]:g} s is more than the front part at point {pts[i]} "
+                                 f"takes ({sys_.lat2d[i, pts[i]]:g} s)")
+            if b[i] > sys_.bits2d[i, pts[i]] * (1 + 1e-9):
+                raise StateError(i, "bits_left", f"{b[i]:g} is more than point {pts[i]} sends "
+                                 f"({sys_.bits2d[i, pts[i]]:g} bits)")
+        sys_.restore({**sys_.snapshot(), "phase": phase, "tasks_left": k, "total_tasks": total, "point": pts,
+                      "channel": np.maximum(chs, 0), "distance": d, "gain": d ** (-self.config.path_loss_exponent),
+                      "time_left": t, "bits_left": b, "elapsed": np.zeros(n), "finish_time": np.zeros(n),
+                      "_tasks_f": k.astype(np.float64), "_total_f": total.astype(np.float64),
+                      "frame": 0, "n_done": int(np.sum(phase == DONE))})
+        self.tokens = (distance_tokens(d, np.arange(n)) if tokens is None
+                       else _per_ue(tokens, n, "tokens", np.float64))
+        self.agents = self.possible_agents[:n]
+        self._last = None
+        self._state = sys_.state()
+
     def view(self) -> SystemView:
         """The read-only view of the system that policies may use (``marl_env.view``)."""
         return SystemView(self)
@@ -305,6 +369,36 @@ class CollabInferenceEnv(ParallelEnv):
     def _check_agent(self, agent: str) -> None:
         if agent not in self._index:
             raise ValueError(f"unknown agent {agent!r} (agents: {', '.join(self.possible_agents)})")
+
+
+class StateError(ValueError):
+    """A bad per-UE value given to ``load_state``: ``index`` is the UE, ``field`` the value's name."""
+
+    def __init__(self, index: int, field: str, message: str):
+        super().__init__(f"ue {index}: {field} {message}")
+        self.index, self.field, self.message = index, field, message
+
+
+def _shown(v: int) -> str:
+    return "missing" if v < 0 else f"= {v}"
+
+
+def _per_ue(values: Any, n: int, field: str, dtype: Any, missing: int | None = None) -> np.ndarray:
+    """One finite value per UE (``None`` entries become ``missing`` where allowed)."""
+    vals = list(values) if not isinstance(values, np.ndarray) else values.tolist()
+    if len(vals) != n:
+        raise StateError(0, field, f"has {len(vals)} values for {n} UEs")
+    out = np.empty(n, dtype=dtype)
+    for i, v in enumerate(vals):
+        if v is None and missing is not None:
+            out[i] = missing
+            continue
+        integer = np.dtype(dtype).kind == "i"
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not np.isfinite(v) \
+                or (integer and float(v) != int(v)):
+            raise StateError(i, field, f"= {v!r} must be a finite {'integer' if integer else 'number'}")
+        out[i] = v
+    return out
 
 
 def _unpack(agent: str, action: Any) -> tuple[int, int, float]:

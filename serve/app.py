@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mahppo.serve.docs import docs_page
 from mahppo.serve.guards import ApiKeyMiddleware, api_key_file, load_api_key, policy_problem
+from mahppo.serve.planner import planner_for
 from mahppo.serve.schema import (
     DecideRequest,
     DecideResponse,
@@ -271,15 +272,20 @@ class DecisionMaker:
             response = _error(503, "request", f"the replica is deciding {self.deciding} requests, its limit; retry")
             response.headers["retry-after"] = "1"
             return response
+        planner = planner_for(self.policy) if request.lookahead else None  # 422 for a per-UE policy
         self.deciding += 1
         try:
-            pts, chs, pws = await self._act((state, request.deterministic))
+            if planner is not None:  # rollouts on a simulator of the cell: off the event loop, one at a time
+                pts, chs, pws = await asyncio.to_thread(planner.decide, request)
+            else:
+                pts, chs, pws = await self._act((state, request.deterministic))
         finally:
             self.deciding -= 1
         self.requests += 1
         if not np.all(np.isfinite(pws)):  # a broken checkpoint, never the request's fault
             self.problem = self.problem or f"non-finite transmit power for a request (policy {self.policy.name})"
-        body = decision_body(request.ues, pos, (pts, chs, pws), self.policy.name, self.model_info["p_max_w"])
+        body = decision_body(request.ues, pos, (pts, chs, pws), self.policy.name, self.model_info["p_max_w"],
+                             lookahead=request.lookahead)
         # already the shape of DecideResponse (the documented schema): skip re-validating it
         return Response(json.dumps(body).encode(), media_type="application/json")
 

@@ -93,9 +93,13 @@ class DecisionClient:
     def model(self) -> dict[str, Any]:
         return self._get_ok("GET", "/v1/model")
 
-    def decide(self, ues: list[dict[str, Any]], deterministic: bool = True) -> list[dict[str, Any]]:
-        """The decisions for a state pool (a list of per-UE dicts), in the order given."""
-        body = json.dumps({"ues": ues, "deterministic": deterministic}).encode()
+    def decide(self, ues: list[dict[str, Any]], deterministic: bool = True,
+               lookahead: bool = False) -> list[dict[str, Any]]:
+        """The decisions for a state pool (a list of per-UE dicts), in the order given; ``lookahead``: chosen by
+        rollouts on a simulator of the cell (each busy UE's dict needs ``point_in_flight`` and
+        ``channel_in_flight``)."""
+        body = json.dumps({"ues": ues, "deterministic": deterministic,
+                           **({"lookahead": True} if lookahead else {})}).encode()
         return self._get_ok("POST", "/v1/decide", body)["decisions"]
 
     def decide_arrays(self, tasks_left: Any, total_tasks: Any, local_time_left_s: Any, bits_left: Any,

@@ -128,8 +128,10 @@ def model_signature() -> Any:
     from mahppo.serve.schema import UEState
 
     inputs = Schema([ColSpec(Array(_object_type(UEState)), "ues"),
-                     ColSpec(DataType.boolean, "deterministic", required=False)])
-    outputs = Schema([ColSpec(Array(_object_type(Decision)), "decisions"), ColSpec(DataType.string, "policy_id")])
+                     ColSpec(DataType.boolean, "deterministic", required=False),
+                     ColSpec(DataType.boolean, "lookahead", required=False)])
+    outputs = Schema([ColSpec(Array(_object_type(Decision)), "decisions"), ColSpec(DataType.string, "policy_id"),
+                      ColSpec(DataType.boolean, "lookahead", required=False)])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 

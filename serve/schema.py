@@ -41,6 +41,13 @@ class UEState(BaseModel):
     total_tasks: int = Field(default=TEST_NUM_TASKS, ge=1, le=MAX_COUNT,
                              description="the UE's task count at the start of its episode (K_n; k is "
                              f"normalised by it). Default {TEST_NUM_TASKS}, the test scenario's K")
+    point_in_flight: int | None = Field(default=None, ge=0, le=MAX_COUNT,
+                                        description="with lookahead: the partition point the UE's task in flight "
+                                        "runs with (the decision in force when it started); needed while "
+                                        "local_time_left_s or bits_left > 0")
+    channel_in_flight: int | None = Field(default=None, ge=0, le=MAX_COUNT,
+                                          description="with lookahead: the channel the task in flight sends on; "
+                                          "needed while it has a front part or bits left and does not run locally")
 
 
 class DecideRequest(BaseModel):
@@ -50,6 +57,10 @@ class DecideRequest(BaseModel):
 
     ues: list[UEState] = Field(min_length=1, max_length=MAX_UES)
     deterministic: bool = Field(default=True, description="true: the mode of each branch; false: sample")
+    lookahead: bool = Field(default=False, description="true: the decision-time lookahead (a shared policy, "
+                            "deterministic): rollouts of the policy on a simulator of this cell choose between its "
+                            "decisions and every single-UE deviation (marl_env.lookahead); needs each busy UE's "
+                            "point_in_flight and channel_in_flight")
 
 
 class Decision(BaseModel):
@@ -62,6 +73,7 @@ class Decision(BaseModel):
 class DecideResponse(BaseModel):
     decisions: list[Decision] = Field(description="one per UE, in the order of the request")
     policy_id: str
+    lookahead: bool = Field(default=False, description="whether the lookahead chose these decisions")
 
 
 class RequestError(ValueError):
@@ -261,7 +273,7 @@ def act_on(policy: Any, inputs: list[np.ndarray], deterministic: bool) -> list[t
 
 
 def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray, ...], policy_id: str,
-                  p_max_w: float) -> dict[str, Any]:
+                  p_max_w: float, lookahead: bool = False) -> dict[str, Any]:
     """The ``/v1/decide`` reply (``DecideResponse``'s shape) from one state pool's actions (indexed by
     ``pos``); powers as the UE applies them (the simulator's clip). A non-finite power is the policy's
     fault (500), never the request's."""
@@ -273,7 +285,7 @@ def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray,
     pws = clip_power(pws, p_max_w)
     return {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
                            "power_w": float(pws[p])} for ue, p in zip(ues, pos, strict=True)],
-            "policy_id": policy_id}
+            "policy_id": policy_id, "lookahead": lookahead}
 
 
 def decide(policy: Any, normalizer: StateNormalizer | CellNormalizer, request: DecideRequest,
@@ -281,8 +293,13 @@ def decide(policy: Any, normalizer: StateNormalizer | CellNormalizer, request: D
     """One state pool -> the ``/v1/decide`` reply, in process (the MLflow pyfunc model's ``predict``): the
     same steps as the Serve app, with a batch of one."""
     inputs, pos = normalizer.inputs(request.ues)
-    (actions,) = act_on(policy, [inputs], request.deterministic)
-    return decision_body(request.ues, pos, actions, policy.name, p_max_w)
+    if request.lookahead:
+        from mahppo.serve.planner import planner_for
+
+        actions = planner_for(policy).decide(request)
+    else:
+        (actions,) = act_on(policy, [inputs], request.deterministic)
+    return decision_body(request.ues, pos, actions, policy.name, p_max_w, lookahead=request.lookahead)
 
 
 def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:

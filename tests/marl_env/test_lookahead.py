@@ -146,3 +146,39 @@ def test_a_base_policy_that_never_finishes_keeps_its_own_decisions():
     np.testing.assert_array_equal(pts, [0, 0])
     np.testing.assert_allclose(pws, [1e-10, 1e-10])
     assert la.rollouts == 1 and la.deviations == 0  # only the base's own rollout, unscored
+
+
+def _busy_env(seed=5):
+    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    env.reset(seed=seed)
+    for _ in range(3):  # UEs mid-task: some running a front part, some sending
+        env.step_arrays(*rotate_actions(env.work_left_s(), env.system.num_actions, 2, 2, 0.3))
+    return env
+
+
+def test_load_state_rebuilds_a_running_episode_exactly():
+    env = _busy_env()
+    s = env.system
+    twin = marl_env.parallel_env(num_ues=4, scenario="test", obs_mode="agent", max_ues=8)
+    twin.reset(seed=0)  # 50 m, 200 tasks: everything below comes from load_state
+    twin.load_state(s.tasks_left, s.time_left, s.bits_left, s.point, s.channel, s.distance, s.total_tasks,
+                    env.tokens)
+    np.testing.assert_array_equal(twin.observation_matrix(), env.observation_matrix())
+    for _ in range(4):
+        actions = rotate_actions(env.work_left_s(), env.system.num_actions, 2, 1, 0.5)
+        assert env.step_arrays(*actions)[1] == twin.step_arrays(*actions)[1]
+        np.testing.assert_array_equal(twin.state(), env.state())
+
+
+def test_load_state_names_what_a_busy_ue_is_missing():
+    env = _busy_env()
+    s = env.system
+    busy = int(np.flatnonzero(s.time_left > 0)[0])
+    points = [int(p) for p in s.point]
+    points[busy] = None
+    with pytest.raises(ValueError, match=rf"ue {busy}: partition_point missing: the UE is running its front part"):
+        env.load_state(s.tasks_left, s.time_left, s.bits_left, points, s.channel)
+    with pytest.raises(ValueError, match=r"ue 0: tasks_left 300 is out of range \(total_tasks = 200\)"):
+        env.load_state([300, 1, 1, 1], [0] * 4, [0] * 4, total_tasks=[200] * 4)
+    with pytest.raises(ValueError, match="time_left_s = nan must be a finite number"):
+        env.load_state([1] * 4, [float("nan")] * 4, [0] * 4)

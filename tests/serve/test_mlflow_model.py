@@ -131,12 +131,12 @@ def _load_example(champion) -> dict:
 
 def test_signature_is_the_decide_request_and_response(pyfunc):
     sig = pyfunc.metadata.signature
-    assert sig.inputs.input_names() == ["ues", "deterministic"]
-    assert sig.outputs.input_names() == ["decisions", "policy_id"]
+    assert sig.inputs.input_names() == ["ues", "deterministic", "lookahead"]
+    assert sig.outputs.input_names() == ["decisions", "policy_id", "lookahead"]
     ue = sig.inputs.inputs[0].type.dtype
     props = {p.name: p.required for p in ue.properties}
     assert props == {"ue_id": True, "dnn": False, "tasks_left": True, "local_time_left_s": True, "bits_left": True,
-                     "distance_m": True, "total_tasks": False}
+                     "distance_m": True, "total_tasks": False, "point_in_flight": False, "channel_in_flight": False}
 
 
 def test_several_bodies_give_a_list_of_replies(pyfunc):

@@ -290,3 +290,52 @@ def test_evaluate_a_shared_policy_on_a_cell_it_never_saw(served):
     assert main(["evaluate", "--policy", str(shared), "--num-ues", "17"]) == 2  # above max_ues: a clear error
     # a --dnn list alone gives the cell (one UE per name), whatever N the policy was trained with
     assert main(["evaluate", "--policy", str(shared), "--dnn", "resnet18,vgg11,mobilenetv2,vgg11,resnet18"]) == 0
+
+
+def test_the_served_lookahead_decides_as_the_env_s_lookahead_and_survives_bad_requests(served):
+    """``"lookahead": true`` over HTTP: a mid-episode cell's state pool (with the busy UEs' point and channel
+    in flight) gets the decisions ``Lookahead`` gives on the env itself; a per-UE policy and a busy UE with
+    no point in flight are 422s naming the field, and the server keeps serving."""
+    from mahppo.algorithms.policy import load_policy
+    from mahppo.marl_env import parallel_env
+    from mahppo.marl_env.lookahead import Lookahead
+    from mahppo.marl_env.observations import tokens_for
+    from mahppo.marl_env.policies import rotate_actions
+    from mahppo.serve.client import DecisionClient, DecisionError
+
+    url, _, _, shared = served
+    policy = load_policy(shared)
+    ids = ["phone-a", "cam-7", "phone-b"]
+    cell = {k: v for k, v in policy.env_defaults.items() if k not in ("num_ues", "dnn")}
+    env = parallel_env(**{**cell, "ue_specs": ["resnet18", "vgg11", "resnet18"], "scenario": "test",
+                          "obs_mode": "agent", "max_frames": None})
+    env.reset(seed=0)
+    for _ in range(2):
+        env.step_arrays(*rotate_actions(env.work_left_s(), env.system.num_actions, 2, 1, 0.5))
+    s = env.system
+    env.tokens = tokens_for(ids, s.distance)
+    la = Lookahead(policy)
+    la.reset(env.view())
+    want = la.act(env.view())
+    busy = (s.time_left > 0) | (s.bits_left > 0)
+    ues = [{"ue_id": ids[i], "dnn": ["resnet18", "vgg11", "resnet18"][i], "tasks_left": int(s.tasks_left[i]),
+            "local_time_left_s": float(s.time_left[i]), "bits_left": float(s.bits_left[i]),
+            "distance_m": float(s.distance[i]),
+            **({"point_in_flight": int(s.point[i]), "channel_in_flight": int(s.channel[i])} if busy[i] else {})}
+           for i in range(3)]
+    client = DecisionClient(f"{url}/shared")
+    dec = client.decide(ues, lookahead=True)
+    assert [(d["partition_point"], d["channel"]) for d in dec] == list(zip(want[0], want[1], strict=True))
+    assert [d["power_w"] for d in dec] == pytest.approx(list(want[2]), rel=1e-6)
+    k = int(np.flatnonzero(busy)[0])
+    with pytest.raises(DecisionError) as exc:
+        client.decide([{key: v for key, v in u.items() if key != "point_in_flight" or j != k}
+                       for j, u in enumerate(ues)], lookahead=True)
+    assert exc.value.status == 422 and exc.value.field == f"ues[{k}].point_in_flight"
+    per_ue = DecisionClient(url)
+    with pytest.raises(DecisionError) as exc:
+        per_ue.decide(_pool(np.random.default_rng(0)), lookahead=True)
+    assert exc.value.status == 422 and exc.value.field == "lookahead"
+    assert client.decide(ues) and client.health()["status"] == "ok"  # still serving
+    client.close()
+    per_ue.close()

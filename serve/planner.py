@@ -1,0 +1,92 @@
+"""``"lookahead": true`` in ``/v1/decide``: a request's state pool made simulable, then the lookahead.
+
+The request carries each UE's state at the end of a frame (tasks, front time and bits left, distance, DNN)
+and, for a UE with a task in flight, that task's point and channel (``point_in_flight``,
+``channel_in_flight``). ``CellPlanner`` loads that into a ``marl_env`` env of the cell
+(``CollabInferenceEnv.load_state``, with the rank tie-break the policy alone gets from the server) and asks
+``marl_env.lookahead.Lookahead`` around the served policy for the next frame's decisions: the policy's own or
+a better single-UE deviation, by rollouts of the policy on that simulator (README, "Decision-time
+lookahead"). With the in-flight point and channel the simulated cell is the env's own state exactly
+(tested against the env). Pure Python, no Ray: the Serve replica runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from mahppo.serve.schema import DecideRequest, RequestError
+
+# load_state's names -> the request's
+_FIELDS = {"partition_point": "point_in_flight", "channel": "channel_in_flight", "time_left_s": "local_time_left_s",
+           "bits_left": "bits_left", "tasks_left": "tasks_left", "distance_m": "distance_m",
+           "total_tasks": "total_tasks"}
+MAX_CELLS = 16  # simulators kept per replica, one per list of DNNs (least recently used dropped)
+
+
+class CellPlanner:
+    """The lookahead for one served (shared) policy; one request at a time (a lock)."""
+
+    def __init__(self, policy: Any):
+        from mahppo.marl_env.lookahead import Lookahead
+
+        if not getattr(policy, "shared", False):
+            raise RequestError("lookahead", "needs a shared policy (`mahppo train --actor shared`); this one has "
+                               "one actor per UE")
+        self.policy = policy
+        self.defaults = {k: v for k, v in policy.env_defaults.items() if k not in ("num_ues", "ue_specs", "dnn")}
+        self.default_dnn = policy.env_defaults.get("dnn", "resnet18")
+        self.lookahead = Lookahead(policy)
+        self._envs: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _env(self, dnns: tuple[str, ...]) -> Any:
+        from mahppo.marl_env.config import EnvConfig
+        from mahppo.marl_env.parallel import CollabInferenceEnv
+
+        if dnns not in self._envs:
+            cell = EnvConfig.from_kwargs(**{**self.defaults, "ue_specs": [{"dnn": d} for d in dnns],
+                                            "scenario": "test", "obs_mode": "agent",
+                                            "max_ues": self.policy.max_ues, "max_frames": None})
+            self._envs[dnns] = CollabInferenceEnv(cell)
+            while len(self._envs) > MAX_CELLS:
+                self._envs.popitem(last=False)
+        self._envs.move_to_end(dnns)
+        return self._envs[dnns]
+
+    def decide(self, request: DecideRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next frame's decisions for the request's UEs, in request order (the request is already checked
+        by the normaliser: ids, N, DNNs, ranges)."""
+        from mahppo.marl_env.observations import tokens_for
+        from mahppo.marl_env.parallel import StateError
+
+        if not request.deterministic:
+            raise RequestError("deterministic", "false: the lookahead plays the policy's deterministic "
+                               "decisions; send true (the default) with lookahead")
+        ues = request.ues
+        distance = np.array([u.distance_m for u in ues], dtype=np.float64)
+        with self._lock:
+            env = self._env(tuple(u.dnn or self.default_dnn for u in ues))
+            env.reset(seed=0)
+            try:
+                env.load_state([u.tasks_left for u in ues], [u.local_time_left_s for u in ues],
+                               [u.bits_left for u in ues], [u.point_in_flight for u in ues],
+                               [u.channel_in_flight for u in ues], distance, [u.total_tasks for u in ues],
+                               tokens=tokens_for([u.ue_id for u in ues], distance))
+            except StateError as exc:
+                raise RequestError(f"ues[{exc.index}].{_FIELDS.get(exc.field, exc.field)}", exc.message) from None
+            view = env.view()
+            self.lookahead.reset(view)
+            return self.lookahead.act(view)
+
+
+def planner_for(policy: Any) -> CellPlanner:
+    """The policy's planner, made on first use and kept on the policy object."""
+    planner = getattr(policy, "_planner", None)
+    if planner is None:
+        planner = CellPlanner(policy)
+        policy._planner = planner
+    return planner
