@@ -39,6 +39,8 @@ def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1",
             joined = [*pool, {"ue_id": "joined-phone", "dnn": "mobilenetv2", "tasks_left": 120, "total_tasks": 120,
                               "local_time_left_s": 0.0, "bits_left": 0.0, "distance_m": 20.0}]
             reply.update(joined_pool=joined, joined_decisions=client.decide(joined))
+            # the same first frame decided by the lookahead (rollouts of the policy on a simulator of the cell)
+            reply["lookahead_decisions"] = client.decide(pool, lookahead=True)
         client.close()
         return reply
     finally:

@@ -4,7 +4,8 @@
    tracked in a local MLflow store (SQLite, no server);
 2. compare it, alone and inside the decision-time lookahead, with every baseline on the test scenario
    (table + training-curve PNG);
-3. serve it with Ray Serve on 127.0.0.1 and ask it for one frame's decisions.
+3. serve it with Ray Serve on 127.0.0.1 and ask it for one frame's decisions (plain, for a cell a UE
+   joins, and with the lookahead).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if "joined_decisions" in reply:
         print("a MobileNetV2 phone joins (20 m, 120 tasks); the same policy decides the new cell, no retraining:")
         for d in reply["joined_decisions"]:
+            print(f"  {d['ue_id']}: partition point {d['partition_point']}, channel {d['channel']}, "
+                  f"power {d['power_w']:.3f} W")
+    if "lookahead_decisions" in reply:
+        print('the first state pool again with "lookahead": true (rollouts of the policy on a simulator of the cell):')
+        for d in reply["lookahead_decisions"]:
             print(f"  {d['ue_id']}: partition point {d['partition_point']}, channel {d['channel']}, "
                   f"power {d['power_w']:.3f} W")
     print(f"\nMLflow UI: {ui_command(uri)}")

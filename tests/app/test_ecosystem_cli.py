@@ -138,3 +138,7 @@ def test_fresh_demo_prints_no_warning_and_writes_only_under_demo_out(tmp_path):
     # the default (shared) policy also decides the cell after a UE joins, no retraining
     reply = json.loads((out / "decisions.json").read_text())
     assert [d["ue_id"] for d in reply["joined_decisions"]] == ["ue_0", "ue_1", "ue_2", "joined-phone"]
+    assert [d["ue_id"] for d in reply["lookahead_decisions"]] == ["ue_0", "ue_1", "ue_2"]  # "lookahead": true
+    train_eval = json.loads((out / "train" / "evaluation.json").read_text())
+    if not train_eval["trained"]["truncated_episodes"]:  # the lookahead row, never worse than the policy
+        assert train_eval["trained+lookahead"]["reward"] >= train_eval["trained"]["reward"] - 1e-9
