@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -280,4 +281,7 @@ def save_reward_vs_n(fig, ax, path: Path) -> None:
 
 
 if __name__ == "__main__":
+    from mahppo.hashseed import restart_with_fixed_hash_seed
+
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
     main()

@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -153,4 +154,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from mahppo.hashseed import restart_with_fixed_hash_seed
+
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
     main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -40,4 +41,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from mahppo.hashseed import restart_with_fixed_hash_seed
+
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
     main()

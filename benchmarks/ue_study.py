@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -79,4 +80,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from mahppo.hashseed import restart_with_fixed_hash_seed
+
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
     main()

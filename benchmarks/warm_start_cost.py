@@ -7,6 +7,7 @@ episodes and the two fits, for the cells the README reports (N = 3, N = 10, N in
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 CELLS = (
@@ -37,4 +38,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from mahppo.hashseed import restart_with_fixed_hash_seed
+
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
     main()

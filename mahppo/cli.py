@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
@@ -43,20 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands whose results should repeat for a given --seed. RLlib batches an episode's agents in the order of
-# a Python set of their ids, which follows the process's string-hash seed, so an unset PYTHONHASHSEED makes
-# which random draw goes to which UE change from process to process (README, "Wall time, now"). These
-# commands restart themselves once with PYTHONHASHSEED=0 (Ray workers started by this process inherit it);
-# set PYTHONHASHSEED yourself (e.g. to "random") to opt out.
+# Commands whose results should repeat for a given --seed: they restart once with PYTHONHASHSEED=0
+# (mahppo/hashseed.py) when it is unset.
 SEEDED_COMMANDS = ("train", "tune", "demo")
-
-
-def _restart_with_fixed_hash_seed() -> None:
-    """Replace this process by the same command with ``PYTHONHASHSEED=0`` (same PID, same arguments)."""
-    os.environ["PYTHONHASHSEED"] = "0"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "mahppo", *sys.argv[1:]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,8 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and args.command in SEEDED_COMMANDS and "PYTHONHASHSEED" not in os.environ:
-        _restart_with_fixed_hash_seed()
+    if argv is None and args.command in SEEDED_COMMANDS:  # run as a command, not called from Python
+        from mahppo.hashseed import restart_with_fixed_hash_seed
+
+        restart_with_fixed_hash_seed(["-m", "mahppo", *sys.argv[1:]])
     quiet.install()  # known-harmless Ray/RLlib/MLflow messages (listed in mahppo/quiet.py)
     try:
         with json_output(getattr(args, "json", False)):  # --json: stdout holds the one JSON document
