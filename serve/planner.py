@@ -7,7 +7,9 @@ and, for a UE with a task in flight, that task's point and channel (``point_in_f
 ``marl_env.lookahead.Lookahead`` around the served policy for the next frame's decisions: the policy's own or
 a better single-UE deviation, by rollouts of the policy on that simulator (README, "Decision-time
 lookahead"). With the in-flight point and channel the simulated cell is the env's own state exactly
-(tested against the env). Pure Python, no Ray: the Serve replica runs it in a worker thread.
+(tested against the env). The rollouts look at most ``PLAN_FRAMES`` frames ahead: a cell whose policy needs
+longer to finish gets the policy's own decisions, which bounds what one request can cost. Pure Python, no
+Ray: the Serve replica runs it in a worker thread.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ _FIELDS = {"partition_point": "point_in_flight", "channel": "channel_in_flight",
            "bits_left": "bits_left", "tasks_left": "tasks_left", "distance_m": "distance_m",
            "total_tasks": "total_tasks"}
 MAX_CELLS = 16  # simulators kept per replica, one per list of DNNs (least recently used dropped)
+# How far a request's rollouts may look (frames): the test cells finish in 5-20 frames; a cell that needs
+# longer gets the policy's own decisions, so one request costs at most rounds x candidates x this many frames
+PLAN_FRAMES = 100
 
 
 class CellPlanner:
@@ -39,7 +44,7 @@ class CellPlanner:
         self.policy = policy
         self.defaults = {k: v for k, v in policy.env_defaults.items() if k not in ("num_ues", "ue_specs", "dnn")}
         self.default_dnn = policy.env_defaults.get("dnn", "resnet18")
-        self.lookahead = Lookahead(policy)
+        self.lookahead = Lookahead(policy, max_frames=PLAN_FRAMES)
         self._envs: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
 

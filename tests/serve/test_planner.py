@@ -80,3 +80,20 @@ def test_lookahead_wants_the_deterministic_policy(policy):
         planner_for(policy).decide(DecideRequest.model_validate({"ues": ues, "lookahead": True,
                                                                   "deterministic": False}))
     assert info.value.field == "deterministic"
+
+
+def test_a_cell_beyond_the_planning_horizon_gets_the_policy_s_own_decisions_quickly(policy):
+    import time
+
+    from mahppo.serve.planner import PLAN_FRAMES
+
+    ues = [{"ue_id": f"u{i}", "tasks_left": 10**6, "total_tasks": 10**6, "local_time_left_s": 0.0,
+            "bits_left": 0.0, "distance_m": 40.0} for i in range(3)]  # thousands of frames to go
+    request = DecideRequest.model_validate({"ues": ues, "lookahead": True})
+    planner = planner_for(policy)
+    t0 = time.perf_counter()
+    got = planner.decide(request)
+    assert time.perf_counter() - t0 < 10
+    assert planner.lookahead.rollouts == 1 and PLAN_FRAMES == planner.lookahead.max_frames  # only the policy's
+    want = decide(policy, normalizer_for(policy), DecideRequest.model_validate({"ues": ues}), 1.0)["decisions"]
+    assert [d["partition_point"] for d in want] == list(got[0])
