@@ -16,17 +16,26 @@ if TYPE_CHECKING:
     from mahppo.algorithms.experiment import Experiment
 
 LOOKAHEAD_ROW = "trained+lookahead"  # the trained policy inside the decision-time lookahead
+# the lookahead row for cells up to this N: its rollouts cost 0.5 s per frame at N = 12 on one core (README,
+# "Decision-time lookahead") and grow about as N^2; larger cells: `mahppo evaluate --lookahead` on request
+LOOKAHEAD_MAX_UES = 12
 
 
 def compare_with_baselines(out: Path, experiment: Experiment, episodes: int = 1) -> dict[str, dict[str, float]]:
     """Evaluate the latest checkpoint (alone, and inside the decision-time lookahead when it finishes the
-    episode alone) and every ``marl_env`` baseline on the test scenario."""
+    episode alone and the cell has at most ``LOOKAHEAD_MAX_UES`` UEs) and every ``marl_env`` baseline on the
+    test scenario."""
     from mahppo.algorithms.policy import load_policy
 
     config = test_scenario(experiment.env)
     policy = load_policy(out)
     rows: dict[str, dict[str, float]] = {"trained": evaluate(policy, config, episodes=episodes)}
-    if not rows["trained"]["truncated_episodes"]:  # rollouts need a policy that finishes (marl_env.lookahead)
+    if rows["trained"]["truncated_episodes"]:  # rollouts need a policy that finishes (marl_env.lookahead)
+        print("no lookahead row: the policy does not finish the test episode alone")
+    elif config.num_ues > LOOKAHEAD_MAX_UES:
+        print(f"no lookahead row: N = {config.num_ues} > {LOOKAHEAD_MAX_UES} (run `mahppo evaluate --policy "
+              f"{out} --lookahead` for it)")
+    else:
         rows[LOOKAHEAD_ROW] = evaluate(Lookahead(policy), config, episodes=episodes)
     for name in BASELINES:
         rows[name] = evaluate(make_baseline(name), config, episodes=episodes)

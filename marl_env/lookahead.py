@@ -19,12 +19,14 @@ episode whose last frame completes only a few tasks loses as much as all its oth
 policy learned by MAHPPO rotates the UEs well but does not plan that last frame from the ones before it;
 the rollouts do (README, "Decision-time lookahead").
 
-A base policy that does not finish the episode within ``max_frames`` from the current state gets its
-own decisions (no rollout can be scored against it). ``rounds`` repeats the search from the best decisions
-so far (improving one UE at a time) while it improves. Cost: up to ``rounds (N (B + 1 + C - 1 +
-len(powers)))`` rollouts per frame, each to the end of the episode; all rollouts of a round advance
-together, with one batched decision per simulated frame when the base policy has ``act_many`` (a trained
-policy). Measured time per frame: ``benchmarks/lookahead.py``.
+A base policy that does not finish the episode within ``max_frames`` from some frame gets its own
+decisions from then on, until ``reset`` (no rollout can be scored against it, and a policy that never
+finishes would otherwise cost a ``max_frames`` rollout every frame).
+
+``rounds`` repeats the search from the best decisions so far (improving one UE at a time) while it
+improves. Cost: up to ``rounds (N (B + 1 + C - 1 + len(powers)))`` rollouts per frame, each to the end
+of the episode; all rollouts of a round advance together, with one batched decision per simulated frame
+when the base policy has ``act_many`` (a trained policy). Measured time per frame: ``benchmarks/lookahead.py``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Lookahead:
         self.frames = 0  # frames decided since reset
         self.rollouts = 0  # rollouts simulated since reset
         self.deviations = 0  # frames where a deviation beat the base's decisions
+        self.gave_up = False  # the base did not finish within max_frames: its own decisions from then on
 
     def reset(self, view: SystemView, seed: int | None = None) -> None:
         self.base.reset(view, seed)
@@ -72,15 +75,19 @@ class Lookahead:
         if cell != self._cell:
             self._cell, self._sims, self._views = cell, [], []
         self.frames = self.rollouts = self.deviations = 0
+        self.gave_up = False
 
     def act(self, view: SystemView) -> Actions:
         if self._cell is None:
             raise RuntimeError(f"{self.name}: call reset(view) first")
         base = tuple(np.array(a, copy=True) for a in self.base.act(view))
+        self.frames += 1
+        if self.gave_up:
+            return base  # type: ignore[return-value]
         snap = view.snapshot()
         best, best_val = base, float(self.returns(snap, [base])[0])  # type: ignore[list-item]
         if not np.isfinite(best_val):  # the base does not finish from here: nothing to compare with
-            self.frames += 1
+            self.gave_up = True
             return best  # type: ignore[return-value]
         for _ in range(self.rounds):  # from the best so far, again: improving one UE at a time
             start = best
@@ -93,7 +100,6 @@ class Lookahead:
                 best, best_val = cands[j], float(vals[j])
             if best is start:
                 break
-        self.frames += 1
         self.deviations += best is not base
         return best  # type: ignore[return-value]
 

@@ -11,6 +11,8 @@ maker at the edge can know:
 - the raw per-UE state at the end of the last frame: ``tasks_left``, ``total_tasks``,
   ``time_left_s`` (``l``), ``bits_left`` (``n``), ``distance_m`` (``d``); and its normalised forms,
   ``state()`` (the global state) and ``observations(max_ues)`` (agent-centric).
+- for a planner (``marl_env.lookahead``): ``snapshot()``, a copy of the whole episode state (each UE's
+  task in flight included) to restore on its own simulator of the cell; the env is not touched.
 
 Arrays are read-only views: writing to them raises ``ValueError``.
 """

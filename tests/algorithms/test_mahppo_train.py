@@ -144,3 +144,14 @@ def test_a_restored_run_continues_the_linear_lr_schedule_where_it_stopped(ray_se
         assert _learner_lr(second) < schedule(second.env_steps - steps_before) * 0.9
     finally:
         second.stop()
+
+
+def test_no_lookahead_row_above_its_cell_size_cap(trained, monkeypatch, capsys):
+    from mahppo.algorithms import report
+
+    out, experiment, _ = trained
+    monkeypatch.setattr(report, "LOOKAHEAD_MAX_UES", 1)  # the run's cell has 2 UEs
+    table = report.compare_with_baselines(out, experiment)
+    assert "trained+lookahead" not in table and "trained" in table
+    printed = capsys.readouterr().out
+    assert ("N = 2 > 1" in printed) if not table["trained"]["truncated_episodes"] else ("does not finish" in printed)

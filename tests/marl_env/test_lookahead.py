@@ -146,6 +146,22 @@ def test_a_base_policy_that_never_finishes_keeps_its_own_decisions():
     np.testing.assert_array_equal(pts, [0, 0])
     np.testing.assert_allclose(pws, [1e-10, 1e-10])
     assert la.rollouts == 1 and la.deviations == 0  # only the base's own rollout, unscored
+    env.step_arrays(pts, chs, pws)
+    la.act(env.view())
+    assert la.rollouts == 1 and la.gave_up and la.frames == 2  # no more rollouts in this episode
+    la.reset(env.view(), seed=0)
+    assert not la.gave_up
+
+
+def test_evaluate_lookahead_on_a_policy_that_never_finishes_stops_at_the_cap_quickly(capsys):
+    import time
+
+    from mahppo.cli import main
+
+    t0 = time.perf_counter()
+    assert main(["evaluate", "--policy", "fixed:0,0,1e-9", "--num-ues", "2", "--lookahead", "--json"]) == 0
+    assert time.perf_counter() - t0 < 60
+    assert json.loads(capsys.readouterr().out)["truncated_episodes"] == 1
 
 
 def _busy_env(seed=5):
