@@ -19,7 +19,7 @@ from mahppo.algorithms.params import AUTO_WARM_START_MIN_UES, WARM_START_LR, MAH
 from mahppo.marl_env.config import EnvConfig
 
 ALGOS = ("mahppo", "ippo")
-SAMPLERS = ("vector", "rllib")  # algorithms/sampler.py's VectorEnvRunner, or RLlib's own loop
+SAMPLERS = ("vector", "rllib")  # algorithms/rllib/sampler.py's VectorEnvRunner, or RLlib's own loop
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class RunSettings:
     num_learners: int = field(default=0, metadata={"help": "remote learners (0: learn in the driver)"})
     num_gpus_per_learner: float = field(default=0.0, metadata={"help": "GPUs per learner (0 on CPU machines)"})
     sampler: str = field(default="vector", metadata={
-        "help": "vector: vectorised env runner (algorithms/sampler.py); rllib: RLlib's own sampling loop",
+        "help": "vector: vectorised env runner (algorithms/rllib/sampler.py); rllib: RLlib's own sampling loop",
         "choices": SAMPLERS})
     checkpoint_every: int = field(default=5, metadata={"help": "checkpoint every so many iterations"})
     eval_every: int = field(default=2, metadata={"help": "test-scenario evaluation every so many iterations"})
@@ -105,7 +105,7 @@ class Experiment:
 
     @property
     def warm_start(self) -> str:
-        """The warm start in effect (``algorithms/teacher.py``): ``algo.warm_start``, with ``"auto"`` read as
+        """The warm start in effect (``algorithms/acting/teacher.py``): ``algo.warm_start``, with ``"auto"`` read as
         ``"rotate"`` for the shared actor when the training cell varies (N drawn from a range, or DNNs from a
         pool) or has at least ``AUTO_WARM_START_MIN_UES`` UEs, else ``"none"``: measured better for the
         mixed-N policy and per N at N = 5, 7 and 10, worse at N = 3 (README)."""
@@ -127,7 +127,7 @@ class Experiment:
         """What run.json, sidecars and MLflow params hold: the tracking URI without its credentials
         (``--resume`` takes them from ``--mlflow-uri`` / ``$MLFLOW_TRACKING_URI`` again);
         ``secrets=True`` only for round trips in memory."""
-        from mahppo.algorithms.tracking import redact_uri
+        from mahppo.algorithms.runs.tracking import redact_uri
 
         run = asdict(self.run)
         if not secrets:

@@ -9,7 +9,7 @@ CLIP_MODES = ("per_branch", "joint")
 ACTORS = ("per-ue", "shared")
 LR_SCHEDULES = ("constant", "linear")
 MINIBATCH_UNITS = ("rows", "frames")
-WARM_STARTS = ("auto", "none", "rotate")  # algorithms/teacher.py; auto: Experiment.warm_start
+WARM_STARTS = ("auto", "none", "rotate")  # algorithms/acting/teacher.py; auto: Experiment.warm_start
 PAPER_LR = {"lr": 1e-4, "lr_schedule": "constant"}  # Sec. 6.3.1 as written (the defaults differ: see MAHPPOParams)
 # the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (README)
 ACTOR_LR = {"per-ue": 3e-4, "shared": 6e-4}
@@ -54,9 +54,9 @@ class MAHPPOParams:
                     "per-UE actors at N = 3, README); per-ue: one actor per UE on the global state (the paper)",
                     choices=ACTORS)
     warm_start: str = _f("auto", "rotate: before PPO, the actors imitate the rotate rule and the critic learns its "
-                         "returns on the training env (algorithms/teacher.py); none: PPO from random weights; auto: "
-                         "rotate when the training cell varies (--num-ues LO-HI or a DNN pool) or has N >= 5, none "
-                         "below (measured: README)",
+                         "returns on the training env (algorithms/acting/teacher.py); none: PPO from random weights; "
+                         "auto: rotate when the training cell varies (--num-ues LO-HI or a DNN pool) or has N >= 5, "
+                         "none below (measured: README)",
                          choices=WARM_STARTS)
     warm_start_episodes: int = _f(200, "training-env episodes the teacher plays (they count as env steps)")
     warm_start_updates: int = _f(500, "minibatch updates of the actor and of the critic on the teacher's data")

@@ -50,7 +50,7 @@ def train_one(study: str, actor: str, seed: int, steps: int, out: Path, *, num_u
               num_range: tuple[int, int] | None = None, lr: float | None = None,
               extra: dict | None = None, pool: tuple[str, ...] = DNN_POOL) -> Path:
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.train import train
+    from mahppo.algorithms.runs.train import train
 
     updates: dict = {"actor": actor, "seed": seed, "steps": steps, "checkpoint_every": 10_000, "eval_every": 10}
     if num_range:
@@ -68,7 +68,7 @@ def train_one(study: str, actor: str, seed: int, steps: int, out: Path, *, num_u
 
 
 def evaluate_on(run_dir: Path, num_ues: int | None, specs: tuple[str, ...] | None = None) -> dict[str, float]:
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
 
@@ -143,7 +143,7 @@ def main() -> None:
         except ValueError:
             extra[key] = value
     if not args.replot and args.study:
-        from mahppo.algorithms.run import init_ray, set_torch_threads
+        from mahppo.algorithms.runs.run import init_ray, set_torch_threads
 
         set_torch_threads(1)
         init_ray()
@@ -281,7 +281,7 @@ def save_reward_vs_n(fig, ax, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    from mahppo.hashseed import restart_with_fixed_hash_seed
+    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
 
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
     main()

@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ray
 
-    from mahppo.algorithms import checkpoints as ck
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.mahppo import build_config
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.rllib.mahppo import build_config
+    from mahppo.algorithms.runs import checkpoints as ck
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     exp = Experiment().with_flat({"actor": "per-ue", "num_ues": args.num_ues})  # the paper's actors

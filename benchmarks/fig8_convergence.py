@@ -39,7 +39,7 @@ def peak_rss_watcher(stop: threading.Event, box: list[float]) -> None:
 
 def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.train import train
+    from mahppo.algorithms.runs.train import train
 
     kind = {"ippo": {"algo": "ippo"}, "shared": {"actor": "shared"}}.get(algo, {"actor": "per-ue"})  # the paper's
     settings = Experiment().with_flat({"num_ues": args.num_ues, "steps": args.steps, "seed": seed, "dnn": args.dnn,
@@ -154,7 +154,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from mahppo.hashseed import restart_with_fixed_hash_seed
+    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
 
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
     main()

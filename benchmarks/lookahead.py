@@ -68,8 +68,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=[], metavar="STUDY", help="only these studies")
     ap.add_argument("--out", default="bench_out/lookahead")
     args = ap.parse_args()
-    from mahppo.algorithms.policy import load_policy
-    from mahppo.algorithms.run import set_torch_threads
+    from mahppo.algorithms.acting.policy import load_policy
+    from mahppo.algorithms.runs.run import set_torch_threads
     from mahppo.marl_env.evaluation import evaluate
     from mahppo.marl_env.policies import make_baseline
 

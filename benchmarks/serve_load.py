@@ -34,11 +34,11 @@ def untrained_checkpoint(num_ues: int, out: Path) -> Path:
     """A checkpoint of freshly initialised actors (same shapes as a trained MAHPPO policy)."""
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from mahppo.algorithms.checkpoints import write_acting_checkpoint
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.mahppo import env_spaces
-    from mahppo.algorithms.modules import HybridActorModule
     from mahppo.algorithms.params import MAHPPOParams
+    from mahppo.algorithms.rllib.mahppo import env_spaces
+    from mahppo.algorithms.rllib.modules import HybridActorModule
+    from mahppo.algorithms.runs.checkpoints import write_acting_checkpoint
     from mahppo.marl_env.config import EnvConfig
 
     env = EnvConfig(num_ues=num_ues, num_channels=2, dnn="resnet18", beta=0.47).validated()

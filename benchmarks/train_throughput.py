@@ -29,7 +29,7 @@ def _paths():
     from ray.rllib.core.learner.learner import Learner
     from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
-    from mahppo.algorithms.learner import MAHPPOTorchLearner
+    from mahppo.algorithms.rllib.learner import MAHPPOTorchLearner
 
     class RLlibLearnerStep(MAHPPOTorchLearner):
         """MAHPPO's loss with RLlib's own optimizer set-up, gradient step and minibatch iterator."""
@@ -43,7 +43,7 @@ def _paths():
 
 def config_for(num_ues: int, path: str, envs: int, shared: bool = False):
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.mahppo import build_config
+    from mahppo.algorithms.rllib.mahppo import build_config
 
     sampler, learner_cls = _paths()[path]
     flat = {"num_ues": num_ues, "num_envs_per_env_runner": envs, "sampler": sampler}

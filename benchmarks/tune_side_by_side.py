@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--trials", type=int, default=4)
     args = ap.parse_args()
-    from mahppo.algorithms.run import init_ray, set_torch_threads
+    from mahppo.algorithms.runs.run import init_ray, set_torch_threads
 
     set_torch_threads(1)
     init_ray()
@@ -41,7 +41,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from mahppo.hashseed import restart_with_fixed_hash_seed
+    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
 
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
     main()

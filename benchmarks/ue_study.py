@@ -22,7 +22,7 @@ from mahppo.algorithms.params import PAPER_LR
 
 def main() -> None:
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.train import train
+    from mahppo.algorithms.runs.train import train
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--num-ues", type=int, nargs="+", default=list(range(3, 11)))
@@ -80,7 +80,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from mahppo.hashseed import restart_with_fixed_hash_seed
+    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
 
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
     main()

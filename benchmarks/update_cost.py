@@ -1,5 +1,5 @@
 """Cost of one minibatch update's forward and backward passes, per module, for the default shared actor
-and set critic (``algorithms/modules.py``): the actor on B rows, the set critic on B rows (every agent's
+and set critic (``algorithms/rllib/modules.py``): the actor on B rows, the set critic on B rows (every agent's
 copy of a frame, as before it trained on one row per frame) and on B / N rows (one row per frame, now).
 
     python benchmarks/update_cost.py            # N = 3, B = 256
@@ -25,8 +25,8 @@ def main() -> None:
     from ray.rllib.core.columns import Columns
 
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.mahppo import build_config
-    from mahppo.algorithms.modules import CRITIC_ID, SHARED_ID
+    from mahppo.algorithms.rllib.mahppo import build_config
+    from mahppo.algorithms.rllib.modules import CRITIC_ID, SHARED_ID
     from mahppo.marl_env.parallel import CollabInferenceEnv
 
     torch.set_num_threads(1)  # as training does (algorithms.run.set_torch_threads)

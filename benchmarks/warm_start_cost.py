@@ -1,4 +1,4 @@
-"""Wall time of the rotate teacher's warm start (``algorithms/teacher.py``): the teacher's search, its
+"""Wall time of the rotate teacher's warm start (``algorithms/acting/teacher.py``): the teacher's search, its
 episodes and the two fits, for the cells the README reports (N = 3, N = 10, N in 2..10 with a DNN pool).
 
     python benchmarks/warm_start_cost.py
@@ -18,9 +18,9 @@ CELLS = (
 
 
 def main() -> None:
+    from mahppo.algorithms.acting.teacher import warm_start
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.run import Run
-    from mahppo.algorithms.teacher import warm_start
+    from mahppo.algorithms.runs.run import Run
 
     print(f"load average {os.getloadavg()[0]:.2f}")
     for flat in CELLS:
@@ -38,7 +38,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from mahppo.hashseed import restart_with_fixed_hash_seed
+    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
 
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (mahppo/hashseed.py)
+    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
     main()

@@ -120,7 +120,7 @@ def run_sweep(model_name: str, points: Iterable[int], rates: Iterable[float], da
     started = False
     if not ray.is_initialized():
         if address:
-            from mahppo.cluster import connect
+            from mahppo.runtime.cluster import connect
 
             connect(address, log_to_driver=False)  # token authentication handled
         else:

@@ -4,9 +4,6 @@ Data flows compression -> profiles -> marl_env -> algorithms -> tune_configs -> 
 contributes its subcommands through a ``register(subparsers)`` function in its ``cli`` module.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from mahppo.runtime import package_version
 
-try:
-    __version__ = version("mahppo")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+__version__ = package_version()

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands whose results should repeat for a given --seed: they restart once with PYTHONHASHSEED=0
-# (mahppo/hashseed.py) when it is unset.
+# (runtime/hashseed.py) when it is unset.
 SEEDED_COMMANDS = ("train", "tune", "demo")
 
 
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if argv is None and args.command in SEEDED_COMMANDS:  # run as a command, not called from Python
-        from mahppo.hashseed import restart_with_fixed_hash_seed
+        from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
 
         restart_with_fixed_hash_seed(["-m", "mahppo", *sys.argv[1:]])
     quiet.install()  # known-harmless Ray/RLlib/MLflow messages (listed in mahppo/quiet.py)

@@ -223,7 +223,7 @@ class DecisionMaker:
         import torch
 
         torch.set_num_threads(1)
-        from mahppo.algorithms.policy import load_policy
+        from mahppo.algorithms.acting.policy import load_policy
 
         self.policy = load_policy(source)
         self.normalizer = normalizer_for(self.policy)
@@ -337,10 +337,10 @@ class AppArgs(BaseModel):
 def resolve_source(args: AppArgs) -> tuple[str, str | None]:
     """The policy source as the replica loads it (absolute path or URI) and the tracking URI."""
     if args.checkpoint is not None:
-        from mahppo.algorithms.policy import find_checkpoint
+        from mahppo.algorithms.acting.policy import find_checkpoint
 
         return str(find_checkpoint(Path(args.checkpoint).expanduser().resolve())), None
-    from mahppo.algorithms.tracking import tracking_uri
+    from mahppo.algorithms.runs.tracking import tracking_uri
 
     uri = tracking_uri(args.tracking_uri)
     prefix = "sqlite:///"

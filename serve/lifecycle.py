@@ -16,7 +16,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def preflight(source: str) -> None:
     """Load the policy the replica will load (``source``: a checkpoint path or model URI) and probe it,
     in this process and in seconds: ``ValueError`` naming the problem, instead of a failed deployment."""
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.serve.app import _model_info
     from mahppo.serve.guards import policy_problem
     from mahppo.serve.schema import normalizer_for

@@ -23,7 +23,8 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
-from mahppo.serve.schema import DecideRequest, Decision, RequestError, decide, format_loc, normalizer_for
+from mahppo.serve.planner import decide
+from mahppo.serve.schema import DecideRequest, Decision, RequestError, format_loc, normalizer_for
 
 MODEL_ARTIFACT_PATH = "model"  # where the pyfunc model goes in the run's artefacts
 CHECKPOINT_ARTIFACT = "checkpoint"  # the key of the checkpoint in the pyfunc model's artifacts
@@ -46,7 +47,7 @@ class DecisionModel(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        from mahppo.algorithms.policy import load_policy
+        from mahppo.algorithms.acting.policy import load_policy
         from mahppo.marl_env.config import EnvConfig
 
         self.policy = load_policy(context.artifacts[CHECKPOINT_ARTIFACT])
@@ -137,7 +138,7 @@ def model_signature() -> Any:
 
 def input_example(checkpoint: str | Path) -> dict[str, Any]:
     """The test scenario's first state pool for the policy's cell (what ``mahppo query`` sends)."""
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.marl_env.config import EnvConfig
     from mahppo.serve.client import example_pool
 
@@ -149,9 +150,9 @@ def input_example(checkpoint: str | Path) -> dict[str, Any]:
 
 def save_decision_model(checkpoint: str | Path, path: str | Path) -> Path:
     """Write the pyfunc model of ``checkpoint`` (a checkpoint or ``mahppo train --out`` dir) to ``path``."""
-    import mahppo
-    from mahppo.algorithms.checkpoints import copy_for_acting
-    from mahppo.algorithms.policy import find_checkpoint
+    from mahppo.algorithms.acting.policy import find_checkpoint
+    from mahppo.algorithms.runs.checkpoints import copy_for_acting
+    from mahppo.runtime import package_version
 
     ckpt = find_checkpoint(Path(checkpoint).expanduser().resolve())
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +162,7 @@ def save_decision_model(checkpoint: str | Path, path: str | Path) -> Path:
         mlflow.pyfunc.save_model(
             path=str(path), python_model=str(code), artifacts={CHECKPOINT_ARTIFACT: str(acting)},
             signature=model_signature(), input_example=input_example(ckpt),
-            pip_requirements=[f"mahppo=={mahppo.__version__}", f"mlflow=={mlflow.__version__}"])
+            pip_requirements=[f"mahppo=={package_version()}", f"mlflow=={mlflow.__version__}"])
     return Path(path)
 
 

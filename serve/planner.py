@@ -15,12 +15,20 @@ Ray: the Serve replica runs it in a worker thread.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
-from mahppo.serve.schema import DecideRequest, RequestError
+from mahppo.serve.schema import (
+    CellNormalizer,
+    DecideRequest,
+    RequestError,
+    StateNormalizer,
+    act_on,
+    decision_body,
+)
 
 # load_state's names -> the request's
 _FIELDS = {"partition_point": "point_in_flight", "channel": "channel_in_flight", "time_left_s": "local_time_left_s",
@@ -88,10 +96,25 @@ class CellPlanner:
             return self.lookahead.act(view)
 
 
+_PLANNERS: weakref.WeakKeyDictionary[Any, CellPlanner] = weakref.WeakKeyDictionary()
+
+
 def planner_for(policy: Any) -> CellPlanner:
-    """The policy's planner, made on first use and kept on the policy object."""
-    planner = getattr(policy, "_planner", None)
+    """The policy's planner, made on first use (one per policy object; the planner refers to its policy, so
+    both stay for the life of the process: a replica serves one policy)."""
+    planner = _PLANNERS.get(policy)
     if planner is None:
-        planner = CellPlanner(policy)
-        policy._planner = planner
+        planner = _PLANNERS[policy] = CellPlanner(policy)
     return planner
+
+
+def decide(policy: Any, normalizer: StateNormalizer | CellNormalizer, request: DecideRequest,
+           p_max_w: float) -> dict[str, Any]:
+    """One state pool -> the ``/v1/decide`` reply, in process (the MLflow pyfunc model's ``predict``): the
+    same steps as the Serve app, with a batch of one."""
+    inputs, pos = normalizer.inputs(request.ues)
+    if request.lookahead:
+        actions = planner_for(policy).decide(request)
+    else:
+        (actions,) = act_on(policy, [inputs], request.deterministic)
+    return decision_body(request.ues, pos, actions, policy.name, p_max_w, lookahead=request.lookahead)

@@ -288,20 +288,6 @@ def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray,
             "policy_id": policy_id, "lookahead": lookahead}
 
 
-def decide(policy: Any, normalizer: StateNormalizer | CellNormalizer, request: DecideRequest,
-           p_max_w: float) -> dict[str, Any]:
-    """One state pool -> the ``/v1/decide`` reply, in process (the MLflow pyfunc model's ``predict``): the
-    same steps as the Serve app, with a batch of one."""
-    inputs, pos = normalizer.inputs(request.ues)
-    if request.lookahead:
-        from mahppo.serve.planner import planner_for
-
-        actions = planner_for(policy).decide(request)
-    else:
-        (actions,) = act_on(policy, [inputs], request.deterministic)
-    return decision_body(request.ues, pos, actions, policy.name, p_max_w, lookahead=request.lookahead)
-
-
 def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:
     """``("body", "ues", 0, "tasks_left")`` -> ``"ues[0].tasks_left"``."""
     parts = list(loc)

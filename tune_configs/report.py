@@ -38,7 +38,7 @@ def _value(text: str) -> Any:
 def collect_runs(study: Study, uri: str | None = None, sweep: str | None = None) -> dict[Any, list[Any]]:
     """The finished trial runs of one sweep of the study (default: its latest), grouped by the value of
     the swept key."""
-    from mahppo.algorithms.tracking import client, redact_uri, tracking_uri
+    from mahppo.algorithms.runs.tracking import client, redact_uri, tracking_uri
     from mahppo.tune_configs.sweeps import ROLE_TAG, latest_sweep, sweep_ids, trial_filter
 
     cl = client(uri)
@@ -87,7 +87,7 @@ def draw_report(study: Study, out: str | Path, uri: str | None = None, sweep: st
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib.pyplot as plt
 
-    from mahppo.algorithms.tracking import client
+    from mahppo.algorithms.runs.tracking import client
 
     groups = collect_runs(study, uri, sweep)
     sweep = _sweep_of(groups)

@@ -95,8 +95,8 @@ def run_study(study: Study, *, storage: str | None = None, uri: str | None = Non
               max_failures: int = 2, extra_config: dict[str, Any] | None = None, callbacks: list | None = None,
               verbose: int = 1) -> dict[str, Any]:
     """Run (or resume) ``study``; returns a summary with the trials and the winner."""
-    from mahppo.algorithms.run import init_ray
-    from mahppo.algorithms.tracking import check_reachable, redact_uri, remember_uri, tracking_uri
+    from mahppo.algorithms.runs.run import init_ray
+    from mahppo.algorithms.runs.tracking import check_reachable, redact_uri, remember_uri, tracking_uri
 
     uri = remember_uri(tracking_uri(uri))  # the restored callback's redacted URI resolves to it
     check_reachable(uri)  # before Ray starts
@@ -151,9 +151,9 @@ def export_winner(study: Study, result: Any, export: str | Path, uri: str,
     ``serve.mlflow_model.register_champion``: the app layer wires the two), register the run's policy as an
     MLflow pyfunc model with the alias ``champion``: ``models:/mahppo-<study>@champion``. Registering the
     same run again (``--resume`` of a finished study) adds no version."""
-    from mahppo.algorithms.checkpoints import copy_for_acting
-    from mahppo.algorithms.policy import find_checkpoint
-    from mahppo.algorithms.tracking import client, redact_uri
+    from mahppo.algorithms.acting.policy import find_checkpoint
+    from mahppo.algorithms.runs.checkpoints import copy_for_acting
+    from mahppo.algorithms.runs.tracking import client, redact_uri
     from mahppo.tune_configs.tracking import TRIAL_TAG
 
     cfg = flat_config(result.config)

@@ -29,7 +29,7 @@ def new_sweep_id() -> str:
 
 def start_sweep(uri: str, study: Any) -> dict[str, str]:
     """A new parent run for one invocation of ``study``: ``{"id": ..., "run_id": ...}``."""
-    from mahppo.algorithms.tracking import Tracker
+    from mahppo.algorithms.runs.tracking import Tracker
 
     sweep_id = new_sweep_id()
     spec = study.to_json()
@@ -47,7 +47,7 @@ def study_from_store(name: str, uri: str | None = None, sweep: str | None = None
     has no such sweep."""
     import tempfile
 
-    from mahppo.algorithms.tracking import client
+    from mahppo.algorithms.runs.tracking import client
     from mahppo.tune_configs.study import Study
 
     cl = client(uri)
@@ -92,7 +92,7 @@ def finish_sweep(uri: str, sweep: dict[str, str] | None, summary: dict[str, Any]
     """Close the parent run: FINISHED with the winner's metrics and run id, or KILLED if interrupted."""
     if not sweep:
         return
-    from mahppo.algorithms.tracking import Tracker, client
+    from mahppo.algorithms.runs.tracking import Tracker, client
 
     t = Tracker(client(uri), sweep["run_id"])
     winner = summary.get("winner")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from mahppo.algorithms.tracking import Tracker, client, experiment_id
+from mahppo.algorithms.runs.tracking import Tracker, client, experiment_id
 from mahppo.tune_configs.study import flat_config, trial_experiment
 from mahppo.tune_configs.sweeps import SWEEP_TAG, trial_tags
 
@@ -42,7 +42,7 @@ class MlflowTrialCallback(Callback):
         self._checkpoints: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the experiment state
-        from mahppo.algorithms.tracking import redact_uri  # no password in tuner.pkl (see remember_uri)
+        from mahppo.algorithms.runs.tracking import redact_uri  # no password in tuner.pkl (see remember_uri)
 
         return {"uri": redact_uri(self.uri), "experiment": self.experiment, "sweep": self.sweep, "_runs": {},
                 "_checkpoints": {}}
@@ -104,8 +104,8 @@ class MlflowTrialCallback(Callback):
 def log_final_artifacts(t: Tracker, checkpoint: Any) -> None:
     """The trial's final policy (a Tune ``Checkpoint``'s weights-only export and sidecar, no pickles;
     artefact path ``checkpoint``) and its curves (``plots/``)."""
-    from mahppo.algorithms.checkpoints import copy_for_acting
-    from mahppo.algorithms.policy import find_checkpoint
+    from mahppo.algorithms.acting.policy import find_checkpoint
+    from mahppo.algorithms.runs.checkpoints import copy_for_acting
 
     if checkpoint is not None:
         with checkpoint.as_directory() as local, tempfile.TemporaryDirectory() as tmp:

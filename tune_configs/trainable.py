@@ -19,7 +19,7 @@ class MAHPPOTrainable(tune.Trainable):
     """One ``step`` = one ``Run.step`` (metrics named as in ``algorithms.run.METRICS``)."""
 
     def setup(self, config: dict[str, Any]) -> None:
-        from mahppo.algorithms.run import Run
+        from mahppo.algorithms.runs.run import Run
 
         self.run = Run(trial_experiment(config))
 

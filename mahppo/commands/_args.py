@@ -167,7 +167,7 @@ def resolve_policy(spec: str):
     if spec in BASELINES or spec.startswith("fixed:"):
         return make_baseline(spec)
     if Path(spec).exists() or spec.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
-        from mahppo.algorithms.policy import load_policy
+        from mahppo.algorithms.acting.policy import load_policy
 
         return load_policy(spec)
     raise ValueError(f"--policy {spec!r}: not a baseline ({', '.join(BASELINES)}, fixed:B,C,P) "

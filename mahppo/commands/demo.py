@@ -25,8 +25,8 @@ def demo_experiment(**updates: object):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mahppo.algorithms.tracking import check_reachable, remember_uri, ui_command
-    from mahppo.algorithms.train import train
+    from mahppo.algorithms.runs.tracking import check_reachable, remember_uri, ui_command
+    from mahppo.algorithms.runs.train import train
     from mahppo.marl_env.metrics import format_cell
     from mahppo.serve.proxy import enable_for_local_ray
 

@@ -34,7 +34,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--port {args.port}: must be 1..65535")
     source: dict[str, Any] = {}
     if args.model_uri:
-        from mahppo.algorithms.policy import download_model
+        from mahppo.algorithms.acting.policy import download_model
 
         if args.mlflow_uri:
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri
@@ -67,7 +67,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         enable_for_local_ray(args.read_timeout)
         reaper = start_reaper()
     if args.address:
-        from mahppo.cluster import connect
+        from mahppo.runtime.cluster import connect
 
         connect(args.address, log_to_driver=args.verbose)  # token authentication handled
     else:

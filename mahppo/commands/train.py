@@ -32,8 +32,8 @@ def experiment_from_args(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mahppo.algorithms.tracking import check_reachable, remember_uri, tracking_uri
-    from mahppo.algorithms.train import read_experiment, train
+    from mahppo.algorithms.runs.tracking import check_reachable, remember_uri, tracking_uri
+    from mahppo.algorithms.runs.train import read_experiment, train
 
     remember_uri(getattr(args, "mlflow_uri", None))  # run.json keeps it without credentials (--resume)
     if args.resume:

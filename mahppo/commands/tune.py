@@ -19,7 +19,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     study = load_study(study_spec).with_overrides(samples=args.samples, steps=args.steps)  # before Ray starts
 
-    from mahppo.algorithms.tracking import check_reachable, redact_uri, remember_uri, tracking_uri, ui_command
+    from mahppo.algorithms.runs.tracking import check_reachable, redact_uri, remember_uri, tracking_uri, ui_command
     from mahppo.tune_configs.runner import run_study
 
     uri = remember_uri(tracking_uri(args.mlflow_uri))  # a resumed study's state holds it redacted

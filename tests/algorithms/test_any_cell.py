@@ -10,8 +10,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 import mahppo.marl_env as marl_env
-from mahppo.algorithms.mahppo import shared_action_space
-from mahppo.algorithms.modules import SetCriticModule, SharedActorModule
+from mahppo.algorithms.rllib.mahppo import shared_action_space
+from mahppo.algorithms.rllib.modules import SetCriticModule, SharedActorModule
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.observations import FEATURES, POINT_MASK, TOKEN, obs_size, split_observation
 
@@ -208,8 +208,8 @@ def test_bad_cell_options_are_rejected_by_name(kwargs, message):
 
 
 def test_a_ue_added_through_ue_specs_is_decided_by_the_same_policy():
-    from mahppo.algorithms.modules import SHARED_ID
-    from mahppo.algorithms.policy import TrainedPolicy
+    from mahppo.algorithms.acting.policy import TrainedPolicy
+    from mahppo.algorithms.rllib.modules import SHARED_ID
     from mahppo.marl_env.evaluation import evaluate
 
     actor, _ = _modules()
@@ -253,7 +253,7 @@ def test_the_server_ranks_by_distance_then_by_the_ids_hash():
 
 
 def test_ranks_reach_the_shared_actor_as_fourier_features_that_tell_them_apart():
-    from mahppo.algorithms.modules import token_features
+    from mahppo.algorithms.rllib.modules import token_features
 
     tokens = torch.tensor([[1 / 6], [3 / 6], [5 / 6]])  # a 3-UE cell
     f = token_features(tokens, 8)
@@ -265,8 +265,8 @@ def test_ranks_reach_the_shared_actor_as_fourier_features_that_tell_them_apart()
 
 
 def test_act_many_gives_every_cell_the_decisions_act_gives_it():
-    from mahppo.algorithms.modules import SHARED_ID
-    from mahppo.algorithms.policy import TrainedPolicy
+    from mahppo.algorithms.acting.policy import TrainedPolicy
+    from mahppo.algorithms.rllib.modules import SHARED_ID
 
     actor, _ = _modules()
     policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
@@ -286,8 +286,8 @@ def test_act_many_gives_every_cell_the_decisions_act_gives_it():
 
 
 def test_the_lookahead_on_a_shared_policy_is_never_worse_than_the_policy():
-    from mahppo.algorithms.modules import SHARED_ID
-    from mahppo.algorithms.policy import TrainedPolicy
+    from mahppo.algorithms.acting.policy import TrainedPolicy
+    from mahppo.algorithms.rllib.modules import SHARED_ID
     from mahppo.marl_env.evaluation import evaluate
     from mahppo.marl_env.lookahead import Lookahead
 

@@ -11,10 +11,10 @@ import torch
 from ray.rllib.core.columns import Columns
 from test_export import crafted_pickle
 
-from mahppo.algorithms import checkpoints as ck
+from mahppo.algorithms.acting.policy import live_policy, load_policy
 from mahppo.algorithms.experiment import Experiment
-from mahppo.algorithms.mahppo import build_config
-from mahppo.algorithms.policy import live_policy, load_policy
+from mahppo.algorithms.rllib.mahppo import build_config
+from mahppo.algorithms.runs import checkpoints as ck
 
 TINY = {"actor": "per-ue", "memory_size": 256, "batch_size": 64, "reuse_time": 2, "num_envs_per_env_runner": 1}
 EXPERIMENT = Experiment().with_flat({"num_ues": 2, **TINY})

@@ -73,7 +73,7 @@ def test_the_cli_builds_the_experiment_it_was_given():
 
 
 def test_a_varying_training_cell_is_evaluated_on_its_fixed_nominal_cell():
-    from mahppo.algorithms.run import test_scenario
+    from mahppo.algorithms.runs.run import test_scenario
 
     e = Experiment().with_flat({"actor": "shared", "num_ues_range": (2, 5), "dnn_pool": ("resnet18", "vgg11")})
     cell = test_scenario(e.env)
@@ -82,7 +82,7 @@ def test_a_varying_training_cell_is_evaluated_on_its_fixed_nominal_cell():
 
 
 def test_an_unset_lr_is_the_actors_measured_default_and_an_explicit_one_wins():
-    from mahppo.algorithms.mahppo import build_config
+    from mahppo.algorithms.rllib.mahppo import build_config
 
     per_ue, shared = Experiment().with_flat({"actor": "per-ue"}), Experiment()
     assert per_ue.algo.lr is None and per_ue.algo.learning_rate == 3e-4
@@ -95,7 +95,7 @@ def test_an_unset_lr_is_the_actors_measured_default_and_an_explicit_one_wins():
 
 
 def test_the_builder_names_a_bad_actor_instead_of_failing_on_the_lr_lookup():
-    from mahppo.algorithms.mahppo import MAHPPOConfig
+    from mahppo.algorithms.rllib.mahppo import MAHPPOConfig
 
     with pytest.raises(ValueError, match=r"actor = 'per_ue' must be one of \('per-ue', 'shared'\)"):
         MAHPPOConfig().mahppo(actor="per_ue")
@@ -113,7 +113,7 @@ def test_auto_warm_start_is_the_rotate_teacher_for_cells_that_vary_or_hold_five_
 
 
 def test_a_warm_started_varying_cell_fine_tunes_at_3e_4_unless_lr_is_given():
-    from mahppo.algorithms.mahppo import build_config
+    from mahppo.algorithms.rllib.mahppo import build_config
 
     varied = Experiment().with_flat({"num_ues_range": [2, 6], "num_ues": 6, "steps": 1000})
     assert varied.flat()["algo.lr"] == 3e-4 and build_config(varied).lr == [[0, 3e-4], [1000, pytest.approx(3e-6)]]

@@ -12,7 +12,8 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from mahppo.algorithms.export import (
+from mahppo.algorithms.rllib.modules import CentralCriticModule, HybridActorModule
+from mahppo.algorithms.runs.export import (
     ARCH_FILE,
     MODULE_KINDS,
     ExportError,
@@ -22,7 +23,6 @@ from mahppo.algorithms.export import (
     space_to_json,
     write_export,
 )
-from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule
 
 OBS = gym.spaces.Box(0.0, 1.0, (8,), np.float32)
 ACT = gym.spaces.Tuple([gym.spaces.Discrete(6), gym.spaces.Discrete(2), gym.spaces.Box(0.0, 1.0, (1,), np.float32)])
@@ -146,7 +146,7 @@ def test_a_malformed_space_names_where():
 
 def test_the_shared_actor_and_set_critic_round_trip(tmp_path):
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.mahppo import build_config
+    from mahppo.algorithms.rllib.mahppo import build_config
 
     specs = build_config(Experiment().with_flat({"actor": "shared", "num_ues": 3})).rl_module_spec.rl_module_specs
     torch.manual_seed(0)

@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from mahppo.algorithms.acting.policy import find_checkpoint, live_policy, load_policy
 from mahppo.algorithms.experiment import Experiment
 from mahppo.algorithms.params import PAPER_LR
-from mahppo.algorithms.policy import find_checkpoint, live_policy, load_policy
-from mahppo.algorithms.train import train
+from mahppo.algorithms.runs.train import train
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.evaluation import evaluate
 
@@ -121,7 +121,7 @@ def _learner_lr(run) -> float:
 
 
 def test_a_restored_run_continues_the_linear_lr_schedule_where_it_stopped(ray_session, tmp_path):
-    from mahppo.algorithms.run import Run
+    from mahppo.algorithms.runs.run import Run
 
     experiment = Experiment().with_flat({"num_ues": 2, "steps": 1024, "eval_every": 100, "lr": 3e-4,
                                          "lr_schedule": "linear", **TINY})
@@ -147,7 +147,7 @@ def test_a_restored_run_continues_the_linear_lr_schedule_where_it_stopped(ray_se
 
 
 def test_no_lookahead_row_above_its_cell_size_cap(trained, monkeypatch, capsys):
-    from mahppo.algorithms import report
+    from mahppo.algorithms.runs import report
 
     out, experiment, _ = trained
     monkeypatch.setattr(report, "LOOKAHEAD_MAX_UES", 1)  # the run's cell has 2 UEs

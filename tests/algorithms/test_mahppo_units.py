@@ -11,12 +11,12 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
 import mahppo.marl_env as marl_env
-from mahppo.algorithms.codec import HybridDistribution
-from mahppo.algorithms.connectors import CentralizedGAE
-from mahppo.algorithms.learner import clipped_surrogate
-from mahppo.algorithms.mahppo import MAHPPOConfig, MAHPPOParams
-from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule
 from mahppo.algorithms.params import PAPER_LR
+from mahppo.algorithms.rllib.codec import HybridDistribution
+from mahppo.algorithms.rllib.connectors import CentralizedGAE
+from mahppo.algorithms.rllib.learner import clipped_surrogate
+from mahppo.algorithms.rllib.mahppo import MAHPPOConfig, MAHPPOParams
+from mahppo.algorithms.rllib.modules import CentralCriticModule, HybridActorModule
 
 
 def tiny_profile(tmp_path):
@@ -173,7 +173,7 @@ def test_paper_defaults_map_onto_rllib():
 
 
 def test_fused_actor_forward_matches_each_actor_alone(tmp_path):
-    from mahppo.algorithms.policy import TrainedPolicy
+    from mahppo.algorithms.acting.policy import TrainedPolicy
 
     env = marl_env.parallel_env(ue_specs=["resnet18", "tiny", "vgg11", "tiny"], num_channels=3,
                                 profile_file=str(tiny_profile(tmp_path)))

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 from test_export import crafted_pickle
 
-from mahppo.algorithms import checkpoints as ck
 from mahppo.algorithms.experiment import Experiment
-from mahppo.algorithms.train import read_experiment, train
+from mahppo.algorithms.runs import checkpoints as ck
+from mahppo.algorithms.runs.train import read_experiment, train
 from mahppo.cli import main
 
 TINY = {"memory_size": 128, "batch_size": 64, "reuse_time": 1, "num_envs_per_env_runner": 2}

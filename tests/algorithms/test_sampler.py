@@ -15,10 +15,10 @@ from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 
 from mahppo.algorithms.experiment import Experiment
-from mahppo.algorithms.lean_learner import IndexedMiniBatches
-from mahppo.algorithms.learner import MAHPPOTorchLearner
-from mahppo.algorithms.mahppo import build_config
-from mahppo.algorithms.sampler import VectorEnvRunner, fast_path_blockers
+from mahppo.algorithms.rllib.lean_learner import IndexedMiniBatches
+from mahppo.algorithms.rllib.learner import MAHPPOTorchLearner
+from mahppo.algorithms.rllib.mahppo import build_config
+from mahppo.algorithms.rllib.sampler import VectorEnvRunner, fast_path_blockers
 
 
 def _config(*, shared: bool = False, algo: str = "mahppo", num_ues: int = 3, runners: int = 0,
@@ -112,7 +112,7 @@ def test_unsupported_settings_fall_back_to_rllibs_loop_and_say_why():
 def test_a_cell_whose_n_is_drawn_per_episode_keeps_the_vector_sampler():
     # RLlib's PettingZoo wrapper knows only the agents of its first (unseeded) reset; ours knows all
     # possible agents, so a first draw of N = 2 of 4 does not push sampling onto RLlib's own loop
-    from mahppo.algorithms.mahppo import RLlibCollabEnv
+    from mahppo.algorithms.rllib.mahppo import RLlibCollabEnv
     from mahppo.marl_env.observations import obs_size
 
     cfg = _config(shared=True)

@@ -1,10 +1,10 @@
-"""The warm start from the rotate teacher (algorithms/teacher.py): its data, its returns, and that the
+"""The warm start from the rotate teacher (algorithms/acting/teacher.py): its data, its returns, and that the
 cloned policy decides as the teacher does."""
 
 import numpy as np
 import pytest
 
-from mahppo.algorithms.teacher import collect, discounted_returns, teacher_for
+from mahppo.algorithms.acting.teacher import collect, discounted_returns, teacher_for
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.observations import WORK, WORK_SCALE_S
 from mahppo.marl_env.policies import RotatePolicy, rotate_actions
@@ -38,9 +38,9 @@ def test_teacher_data_holds_every_ues_row_with_the_rotate_decision_and_its_retur
 
 @pytest.mark.slow
 def test_the_warm_started_shared_actor_decides_the_test_cell_as_its_teacher(ray_session):
+    from mahppo.algorithms.acting.teacher import warm_start
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.run import Run
-    from mahppo.algorithms.teacher import warm_start
+    from mahppo.algorithms.runs.run import Run
     from mahppo.marl_env.evaluation import evaluate
 
     exp = Experiment().with_flat({"num_ues": 3, "warm_start": "rotate", "warm_start_episodes": 100, "steps": 2048})

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mahppo.algorithms.tracking import REDACTED, check_reachable, redact_uri, remember_uri, tracking_uri
+from mahppo.algorithms.runs.tracking import REDACTED, check_reachable, redact_uri, remember_uri, tracking_uri
 
 SECRET = "s3cr3t-pw"
 
@@ -45,7 +45,7 @@ def test_run_json_and_mlflow_params_hold_no_password():
 
 
 def test_tune_state_and_printed_ui_command_hold_no_password():
-    from mahppo.algorithms.tracking import ui_command
+    from mahppo.algorithms.runs.tracking import ui_command
     from mahppo.tune_configs.tracking import MlflowTrialCallback
 
     uri = f"http://alice:{SECRET}@127.0.0.1:5000"

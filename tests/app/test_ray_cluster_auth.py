@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 CLIENT = """
 import sys, time
 import ray
-from mahppo.algorithms.run import init_ray
+from mahppo.algorithms.runs.run import init_ray
 t0 = time.monotonic()  # the connection alone (imports take long on a busy machine)
 try:
     init_ray(sys.argv[1])

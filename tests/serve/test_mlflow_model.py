@@ -29,7 +29,7 @@ def champion(tmp_path_factory):
 
     from mahppo.algorithms.experiment import Experiment, RunSettings
     from mahppo.algorithms.params import MAHPPOParams
-    from mahppo.algorithms.train import train
+    from mahppo.algorithms.runs.train import train
     from mahppo.marl_env.config import EnvConfig
     from mahppo.serve.app import QUIET_LOGGING, build_app
     from mahppo.serve.mlflow_model import register_champion
@@ -172,7 +172,7 @@ def test_registering_the_same_run_again_adds_no_version(champion):
 
 
 def test_mahppo_serve_model_uri_resolves_the_champion_to_its_checkpoint(champion):
-    from mahppo.algorithms.policy import POLICY_META, download_model, find_checkpoint, load_policy
+    from mahppo.algorithms.acting.policy import POLICY_META, download_model, find_checkpoint, load_policy
 
     os.environ["MLFLOW_TRACKING_URI"] = champion["uri"]
     try:
@@ -197,7 +197,7 @@ def test_the_trained_policy_refuses_a_cell_with_another_dnn_or_profile(champion,
     """(Uses this module's trained policy.) Same N, points and channels, but other costs: refused."""
     from importlib import resources
 
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.marl_env.config import EnvConfig
 
     policy = load_policy(champion["policy"])

@@ -6,15 +6,15 @@ import torch
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 import mahppo.marl_env as marl_env
-from mahppo.algorithms.mahppo import shared_action_space
-from mahppo.algorithms.modules import SHARED_ID, SharedActorModule
-from mahppo.algorithms.policy import TrainedPolicy
+from mahppo.algorithms.acting.policy import TrainedPolicy
+from mahppo.algorithms.rllib.mahppo import shared_action_space
+from mahppo.algorithms.rllib.modules import SHARED_ID, SharedActorModule
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.lookahead import Lookahead
 from mahppo.marl_env.observations import tokens_for
 from mahppo.marl_env.policies import rotate_actions
-from mahppo.serve.planner import planner_for
-from mahppo.serve.schema import DecideRequest, RequestError, decide, normalizer_for
+from mahppo.serve.planner import decide, planner_for
+from mahppo.serve.schema import DecideRequest, RequestError, normalizer_for
 
 MAX = 8
 IDS = ["phone-a", "cam-7", "phone-b", "tablet"]

@@ -26,9 +26,9 @@ def served(tmp_path_factory):
     import ray
     from ray import serve
 
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.policy import load_policy
-    from mahppo.algorithms.train import train
+    from mahppo.algorithms.runs.train import train
     from mahppo.serve.app import QUIET_LOGGING, build_app
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -213,7 +213,7 @@ def test_concurrent_requests_are_batched(served, client):
 
 
 def test_simulate_via_http_equals_in_process_evaluate(served, capsys):
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.cli import main
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
@@ -246,7 +246,7 @@ def test_query_cli(served, capsys, tmp_path):
 
 def test_a_shared_policy_decides_a_cell_of_any_size_and_dnn_mix(served):
     """Trained on 2-4 UEs; asked for 6 UEs with any ids and mixed DNNs: same decisions as in process."""
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.serve.client import DecisionClient, DecisionError
     from mahppo.serve.schema import DecideRequest, normalizer_for
 
@@ -296,7 +296,7 @@ def test_the_served_lookahead_decides_as_the_env_s_lookahead_and_survives_bad_re
     """``"lookahead": true`` over HTTP: a mid-episode cell's state pool (with the busy UEs' point and channel
     in flight) gets the decisions ``Lookahead`` gives on the env itself; a per-UE policy and a busy UE with
     no point in flight are 422s naming the field, and the server keeps serving."""
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.marl_env import parallel_env
     from mahppo.marl_env.lookahead import Lookahead
     from mahppo.marl_env.observations import tokens_for

@@ -30,8 +30,8 @@ def untrained_checkpoint(out: Path, num_ues: int = 3, nan: bool = False) -> Path
         return ckpt
     import torch
 
-    from mahppo.algorithms.checkpoints import write_acting_checkpoint
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
+    from mahppo.algorithms.runs.checkpoints import write_acting_checkpoint
 
     policy = load_policy(ckpt)
     with torch.no_grad():
@@ -46,7 +46,7 @@ def broken_checkpoint(out: Path) -> Path:
     """A checkpoint whose sidecar is there but whose weights are gone."""
     import shutil
 
-    from mahppo.algorithms.checkpoints import EXPORT_DIR
+    from mahppo.algorithms.runs.checkpoints import EXPORT_DIR
 
     ckpt = untrained_checkpoint(out / "broken")
     shutil.rmtree(ckpt / EXPORT_DIR)
@@ -201,7 +201,7 @@ def test_every_state_the_env_produces_is_in_range():
 
 
 def test_policy_problem_finds_nan_weights(tmp_path):
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.serve.guards import policy_problem
     from mahppo.serve.schema import normalizer_for
 

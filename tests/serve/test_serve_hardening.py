@@ -185,7 +185,7 @@ def test_nan_weights_make_healthz_503(serve_env):
 def test_failed_deployment_reports_the_replicas_error(serve_env):
     import shutil
 
-    from mahppo.algorithms.checkpoints import EXPORT_DIR
+    from mahppo.algorithms.runs.checkpoints import EXPORT_DIR
     from mahppo.serve.app import QUIET_LOGGING, build_app
     from mahppo.serve.lifecycle import run_app
 

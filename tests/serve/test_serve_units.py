@@ -12,7 +12,7 @@ import yaml
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
-from mahppo.algorithms.checkpoints import write_record
+from mahppo.algorithms.runs.checkpoints import write_record
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import MECSystem
 from mahppo.marl_env.parallel import CollabInferenceEnv
@@ -173,10 +173,10 @@ def tiny_checkpoint(ckpt):
     """An acting-only checkpoint (weights-only export + sidecar) of one untrained actor (N = 1)."""
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from mahppo.algorithms.checkpoints import write_acting_checkpoint
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.mahppo import env_spaces
-    from mahppo.algorithms.modules import HybridActorModule
+    from mahppo.algorithms.rllib.mahppo import env_spaces
+    from mahppo.algorithms.rllib.modules import HybridActorModule
+    from mahppo.algorithms.runs.checkpoints import write_acting_checkpoint
 
     env = EnvConfig(num_ues=1).validated()
     _, _, obs, acts = env_spaces(env)

@@ -43,7 +43,7 @@ def fail_once(monkeypatch, marker):
 def local_ray():
     import ray
 
-    from mahppo.algorithms.run import set_torch_threads
+    from mahppo.algorithms.runs.run import set_torch_threads
 
     set_torch_threads(1)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a shared one
@@ -72,7 +72,7 @@ def _runs(uri: str, experiment: str, role: str | None = None) -> list:
 def test_tiny_study_tracks_retries_and_exports_the_winner(local_ray, store, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
     from mahppo.tune_configs.runner import WINNER_FILE, run_study

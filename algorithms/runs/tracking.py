@@ -181,9 +181,9 @@ def artifact_location(uri: str, experiment: str) -> str | None:
 def provenance_tags() -> dict[str, str]:
     """What produced a run: the package version and, in a git checkout, the commit (MLflow's own
     ``mlflow.source.git.commit`` tag, shown in its UI)."""
-    import mahppo
+    from mahppo.runtime import package_version
 
-    tags = {"mahppo.version": mahppo.__version__}
+    tags = {"mahppo.version": package_version()}
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit

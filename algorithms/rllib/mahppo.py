@@ -22,8 +22,9 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
-from mahppo.algorithms.learner import MAHPPOTorchLearner
-from mahppo.algorithms.modules import (
+from mahppo.algorithms.params import CLIP_MODES, MAHPPOParams  # noqa: F401 (re-exported)
+from mahppo.algorithms.rllib.learner import MAHPPOTorchLearner
+from mahppo.algorithms.rllib.modules import (
     CRITIC_ID,
     SHARED_ID,
     CentralCriticModule,
@@ -31,8 +32,7 @@ from mahppo.algorithms.modules import (
     SetCriticModule,
     SharedActorModule,
 )
-from mahppo.algorithms.params import CLIP_MODES, MAHPPOParams  # noqa: F401 (re-exported)
-from mahppo.algorithms.sampler import use_sampler
+from mahppo.algorithms.rllib.sampler import use_sampler
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.observations import MAX_POINTS
 from mahppo.marl_env.parallel import CollabInferenceEnv
@@ -156,7 +156,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     config.multi_agent(policies=list(agents), policy_mapping_fn=mapping)
     config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
-    use_sampler(config, run.sampler)  # "vector": algorithms/sampler.py; "rllib": RLlib's own loop
+    use_sampler(config, run.sampler)  # "vector": algorithms/rllib/sampler.py; "rllib": RLlib's own loop
     config.training(lr=params.lr_for(run.steps, experiment.learning_rate))
     config.learners(num_learners=run.num_learners, num_gpus_per_learner=run.num_gpus_per_learner)
     config.debugging(seed=run.seed)

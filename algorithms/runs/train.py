@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mahppo.algorithms import checkpoints as ck
+from mahppo.algorithms.runs import checkpoints as ck
 from mahppo.algorithms.experiment import Experiment
-from mahppo.algorithms.run import METRICS, Run, read_meta
+from mahppo.algorithms.runs.run import METRICS, Run, read_meta
 
 KEEP_CHECKPOINTS = ck.KEEP_CHECKPOINTS
 
@@ -85,7 +85,7 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
     or ``overwrite`` (replace it)."""
     from tqdm import tqdm
 
-    from mahppo.algorithms.tracking import Tracker
+    from mahppo.algorithms.runs.tracking import Tracker
 
     experiment = experiment.validate()
     out = ck.claim_run_dir(out, resume=resume, overwrite=overwrite)
@@ -147,7 +147,7 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
         if run.warm_start_stats:  # the teacher's share of env_steps and the fits' last losses
             summary["warm_start"] = run.warm_start_stats
         if final_eval:
-            from mahppo.algorithms.report import compare_with_baselines, plot_training_curve
+            from mahppo.algorithms.runs.report import compare_with_baselines, plot_training_curve
 
             table = compare_with_baselines(out, experiment)
             summary["evaluation"] = table

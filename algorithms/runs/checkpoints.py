@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mahppo.algorithms.export import ExportError, read_export, sha256_file, verify_export, write_export
+from mahppo.algorithms.runs.export import ExportError, read_export, sha256_file, verify_export, write_export
 
 POLICY_META = "mahppo_policy.json"
 RECORD_FILE = "checkpoints.json"
@@ -111,6 +111,20 @@ def checkpoint_path(run_dir: str | Path, entry: dict[str, Any]) -> Path:
 
 
 # -- verification ------------------------------------------------------------------------------
+
+def read_meta(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's sidecar, with errors that name the file."""
+    f = Path(checkpoint) / POLICY_META
+    try:
+        meta = json.loads(f.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{f}: missing (not a complete mahppo checkpoint)") from None
+    except ValueError as exc:
+        raise ValueError(f"{f}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or "experiment" not in meta:
+        raise ValueError(f"{f}: not a mahppo checkpoint sidecar (no 'experiment')")
+    return meta
+
 
 def read_sidecar(ckpt: str | Path) -> dict[str, Any]:
     path = Path(ckpt) / POLICY_META

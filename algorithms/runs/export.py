@@ -31,7 +31,7 @@ import torch
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
-from mahppo.algorithms.modules import CentralCriticModule, HybridActorModule, SetCriticModule, SharedActorModule
+from mahppo.algorithms.rllib.modules import CentralCriticModule, HybridActorModule, SetCriticModule, SharedActorModule
 
 EXPORT_FORMAT = 1
 ARCH_FILE = "arch.json"

@@ -22,9 +22,8 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-from mahppo.algorithms.checkpoints import find_for_acting, load_acting_modules
-from mahppo.algorithms.modules import SHARED_ID, HybridActorModule, SharedActorModule
-from mahppo.algorithms.run import POLICY_META, read_meta
+from mahppo.algorithms.rllib.modules import SHARED_ID, HybridActorModule, SharedActorModule
+from mahppo.algorithms.runs.checkpoints import POLICY_META, find_for_acting, load_acting_modules, read_meta
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.profiles import same_profile
 
@@ -246,7 +245,7 @@ def download_model(uri: str) -> Path:
     """Fetch an MLflow model / run-artifact URI (e.g. the Tune winner) to a local directory."""
     import mlflow
 
-    from mahppo.algorithms.tracking import check_reachable, tracking_uri
+    from mahppo.algorithms.runs.tracking import check_reachable, tracking_uri
 
     check_reachable(tracking_uri())
     mlflow.set_tracking_uri(tracking_uri())

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mahppo.algorithms.run import test_scenario
+from mahppo.algorithms.runs.run import test_scenario
 from mahppo.marl_env.evaluation import evaluate
 from mahppo.marl_env.lookahead import Lookahead
 from mahppo.marl_env.metrics import format_table, ratio
@@ -25,7 +25,7 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int = 1)
     """Evaluate the latest checkpoint (alone, and inside the decision-time lookahead when it finishes the
     episode alone and the cell has at most ``LOOKAHEAD_MAX_UES`` UEs) and every ``marl_env`` baseline on the
     test scenario."""
-    from mahppo.algorithms.policy import load_policy
+    from mahppo.algorithms.acting.policy import load_policy
 
     config = test_scenario(experiment.env)
     policy = load_policy(out)

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mahppo.algorithms import checkpoints as ck
-from mahppo.algorithms.checkpoints import POLICY_META
+from mahppo.algorithms.runs import checkpoints as ck
+from mahppo.algorithms.runs.checkpoints import POLICY_META, read_meta
 from mahppo.algorithms.experiment import Experiment
 from mahppo.marl_env.config import EnvConfig
 
@@ -38,7 +38,7 @@ def init_ray(address: str | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        from mahppo.cluster import connect
+        from mahppo.runtime.cluster import connect
 
         connect(address, log_to_driver=False)  # token authentication handled, bad addresses fail in seconds
     else:
@@ -102,7 +102,7 @@ class Run:
     """Builds the RLlib algorithm of an ``Experiment`` and drives it iteration by iteration."""
 
     def __init__(self, experiment: Experiment):
-        from mahppo.algorithms.mahppo import build_config
+        from mahppo.algorithms.rllib.mahppo import build_config
 
         self.experiment = experiment.validate()
         set_torch_threads(1)
@@ -112,7 +112,7 @@ class Run:
         self.iteration = 0
         self.env_steps = 0
         self.elapsed_s = 0.0  # training wall time, carried over a restore
-        self.teacher_steps = 0  # env steps the warm start's teacher played (algorithms/teacher.py)
+        self.teacher_steps = 0  # env steps the warm start's teacher played (algorithms/acting/teacher.py)
         self.warm_start_stats: dict[str, float] = {}
         self._last_test: dict[str, float] = {}
 
@@ -125,7 +125,7 @@ class Run:
         (its last values repeat in between, so every row has them)."""
         t0 = time.perf_counter()
         if self.iteration == 0 and self.experiment.warm_start != "none" and not self.teacher_steps:
-            from mahppo.algorithms.teacher import warm_start
+            from mahppo.algorithms.acting.teacher import warm_start
 
             self.warm_start_stats = warm_start(self.algo, self.experiment)
             self.teacher_steps = int(self.warm_start_stats["teacher_frames"])
@@ -146,7 +146,7 @@ class Run:
 
     def policy(self):
         """The current actors as a ``TrainedPolicy`` (deterministic by default)."""
-        from mahppo.algorithms.policy import live_policy
+        from mahppo.algorithms.acting.policy import live_policy
 
         return live_policy(self.algo, self.experiment, self.meta())
 
@@ -183,17 +183,3 @@ class Run:
 
     def stop(self) -> None:
         self.algo.stop()
-
-
-def read_meta(checkpoint: Path) -> dict[str, Any]:
-    """A checkpoint's sidecar, with errors that name the file."""
-    f = Path(checkpoint) / POLICY_META
-    try:
-        meta = json.loads(f.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{f}: missing (not a complete mahppo checkpoint)") from None
-    except ValueError as exc:
-        raise ValueError(f"{f}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or "experiment" not in meta:
-        raise ValueError(f"{f}: not a mahppo checkpoint sidecar (no 'experiment')")
-    return meta

@@ -11,10 +11,10 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
-from mahppo.algorithms.codec import BRANCHES
-from mahppo.algorithms.connectors import CentralizedGAE
-from mahppo.algorithms.lean_learner import LeanTorchLearner
-from mahppo.algorithms.modules import CRITIC_ID
+from mahppo.algorithms.rllib.codec import BRANCHES
+from mahppo.algorithms.rllib.connectors import CentralizedGAE
+from mahppo.algorithms.rllib.lean_learner import LeanTorchLearner
+from mahppo.algorithms.rllib.modules import CRITIC_ID
 
 
 def clipped_surrogate(logp_new: list[torch.Tensor], logp_old: list[torch.Tensor], adv: torch.Tensor,

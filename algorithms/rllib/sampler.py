@@ -63,7 +63,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from mahppo.algorithms.experiment import SAMPLERS
-from mahppo.algorithms.modules import HybridActorModule
+from mahppo.algorithms.rllib.modules import HybridActorModule
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
 
-from mahppo.algorithms.codec import HybridHead
+from mahppo.algorithms.rllib.codec import HybridHead
 
 CRITIC_ID = "critic"
 SHARED_ID = "shared"  # the module every agent maps to with --actor shared

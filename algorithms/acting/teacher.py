@@ -159,7 +159,7 @@ def fit_critic(module: Any, data: TeacherData, updates: int, rng: np.random.Gene
 def warm_start(algo: Any, experiment: Any) -> dict[str, float]:
     """Fit ``algo``'s shared actor and set critic to the teacher (see the module doc); push the weights
     to the learners and the samplers. Returns what it did (frames played, final losses)."""
-    from mahppo.algorithms.modules import CRITIC_ID, SHARED_ID
+    from mahppo.algorithms.rllib.modules import CRITIC_ID, SHARED_ID
 
     params, env, seed = experiment.algo, experiment.env, experiment.run.seed
     teacher = teacher_for(env, seed=10_000 + seed)
