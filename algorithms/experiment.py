@@ -100,7 +100,7 @@ class Experiment:
         if self.algo.warm_start == "rotate" and (self.run.algo != "mahppo" or self.algo.actor != "shared"):
             raise ValueError("algo.warm_start = 'rotate' needs run.algo = 'mahppo' with algo.actor = 'shared': the "
                              "teacher ranks UEs by work left, which the shared actor's load-rank token carries (the "
-                             "per-UE actors, on the global state, fit it poorly: README)")
+                             "per-UE actors, on the global state, fit it poorly: docs/training.md)")
         return self
 
     @property
@@ -108,7 +108,7 @@ class Experiment:
         """The warm start in effect (``algorithms/acting/teacher.py``): ``algo.warm_start``, with ``"auto"`` read as
         ``"rotate"`` for the shared actor when the training cell varies (N drawn from a range, or DNNs from a
         pool) or has at least ``AUTO_WARM_START_MIN_UES`` UEs, else ``"none"``: measured better for the
-        mixed-N policy and per N at N = 5, 7 and 10, worse at N = 3 (README)."""
+        mixed-N policy and per N at N = 5, 7 and 10, worse at N = 3 (docs/experiments/2026-11-30-warm-start.md)."""
         ws = self.algo.warm_start
         if ws == "auto":
             big = self.env.varies or self.env.num_ues >= AUTO_WARM_START_MIN_UES

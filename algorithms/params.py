@@ -11,9 +11,9 @@ LR_SCHEDULES = ("constant", "linear")
 MINIBATCH_UNITS = ("rows", "frames")
 WARM_STARTS = ("auto", "none", "rotate")  # algorithms/acting/teacher.py; auto: Experiment.warm_start
 PAPER_LR = {"lr": 1e-4, "lr_schedule": "constant"}  # Sec. 6.3.1 as written (the defaults differ: see MAHPPOParams)
-# the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (README)
+# the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (docs/training.md)
 ACTOR_LR = {"per-ue": 3e-4, "shared": 6e-4}
-WARM_START_LR = 3e-4  # the rate when unset for a warm-started cell that varies (measured: README)
+WARM_START_LR = 3e-4  # the rate when unset for a warm-started cell that varies (measured: docs/training.md)
 AUTO_WARM_START_MIN_UES = 5  # warm_start "auto" also warm-starts a fixed cell of at least this many UEs
 
 
@@ -26,7 +26,7 @@ class MAHPPOParams:
     """MAHPPO's hyperparameters by the paper's names, its defaults (Sec. 6.3.1) except the learning rate:
     decaying linearly from ``ACTOR_LR`` (3e-4 for the per-UE actors, 6e-4 for the shared one), not a
     constant 1e-4 (``PAPER_LR`` restores it), and from ``WARM_START_LR`` (3e-4) for a varying cell after the
-    teacher's warm start; the ``any_cell`` benchmark measured these better and steadier (README).
+    teacher's warm start; the ``any_cell`` benchmark measured these better and steadier (docs/training.md, "Defaults").
     ``Experiment.learning_rate`` is the rate in effect."""
 
     lr: float | None = _f(None, "learning rate of actors and critic (the paper: 1e-4)",
@@ -50,13 +50,13 @@ class MAHPPOParams:
     lam: float = _f(0.95, "lambda of GAE (Eq. 18)")
     normalize_advantages: bool = _f(True, "standardise advantages per update")
     grad_clip: float | None = _f(None, "global gradient-norm clip (the authors do not clip)")
-    actor: str = _f("shared", "shared: one permutation-invariant actor for any cell (the default: it beats the "
-                    "per-UE actors at N = 3, README); per-ue: one actor per UE on the global state (the paper)",
+    actor: str = _f("shared", "shared: one permutation-invariant actor for any cell (the default: it beats the per-UE "
+                    "actors at N = 3, docs/results.md); per-ue: one actor per UE on the global state (the paper)",
                     choices=ACTORS)
     warm_start: str = _f("auto", "rotate: before PPO, the actors imitate the rotate rule and the critic learns its "
                          "returns on the training env (algorithms/acting/teacher.py); none: PPO from random weights; "
                          "auto: rotate when the training cell varies (--num-ues LO-HI or a DNN pool) or has N >= 5, "
-                         "none below (measured: README)",
+                         "none below (measured: docs/training.md)",
                          choices=WARM_STARTS)
     warm_start_episodes: int = _f(200, "training-env episodes the teacher plays (they count as env steps)")
     warm_start_updates: int = _f(500, "minibatch updates of the actor and of the critic on the teacher's data")

@@ -1,4 +1,4 @@
-"""The baseline table of the README: every marl_env baseline on the test scenario, N = 3 and 5.
+"""The baseline table of docs/results.md: every marl_env baseline on the test scenario, N = 3 and 5.
 
 Run: ``python benchmarks/baselines_table.py [--dnn resnet18] [--beta 0.47]``.
 """

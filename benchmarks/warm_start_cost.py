@@ -1,5 +1,5 @@
 """Wall time of the rotate teacher's warm start (``algorithms/acting/teacher.py``): the teacher's search, its
-episodes and the two fits, for the cells the README reports (N = 3, N = 10, N in 2..10 with a DNN pool).
+episodes and the two fits, for the cells docs/training.md reports (N = 3, N = 10, N in 2..10 with a DNN pool).
 
     python benchmarks/warm_start_cost.py
 """

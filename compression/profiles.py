@@ -96,7 +96,7 @@ def measure_profiles(model: nn.Module, compressors: dict[int, FeatureCompressor 
 
     ``compressors`` maps point -> the selected compressor, or ``None`` (sent uncompressed, R = 1).
     ``images`` is a batch of 3x224x224 inputs: latency uses the first one (batch 1, as a UE runs),
-    JALAD's rate is averaged over all of them. ``details`` holds per-point timings for the README.
+    JALAD's rate is averaged over all of them. ``details`` holds per-point timings for docs/compression.md.
     """
     name = model_name_of(model)
     power = power or JETSON_NANO_POWER_W

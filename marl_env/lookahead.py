@@ -17,7 +17,7 @@ are all negative, so a rollout stops as soon as its sum falls below the best so 
 Why it is here: Eq. 12 divides a frame's cost by the tasks it completes (at least 0.8 per UE), so an
 episode whose last frame completes only a few tasks loses as much as all its other frames together. A
 policy learned by MAHPPO rotates the UEs well but does not plan that last frame from the ones before it;
-the rollouts do (README, "Decision-time lookahead").
+the rollouts do (docs/results.md, "Decision-time lookahead").
 
 A base policy that does not finish the episode within ``max_frames`` from some frame gets its own
 decisions from then on, until ``reset`` (no rollout can be scored against it, and a policy that never

@@ -2,7 +2,7 @@
 
 RLlib batches an episode's agents in the order of a Python set of their ids, which follows the process's
 string-hash seed; with an unset ``PYTHONHASHSEED`` which random draw goes to which UE changes from process
-to process (README, "Wall time, now"). Commands and benchmarks that train call
+to process (docs/training.md, "Reproducible runs"). Commands and benchmarks that train call
 ``restart_with_fixed_hash_seed`` first: it restarts the process once with ``PYTHONHASHSEED=0`` (Ray
 workers started by it inherit the variable). Set ``PYTHONHASHSEED`` yourself (e.g. to ``random``) to opt out.
 """

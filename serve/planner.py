@@ -5,7 +5,7 @@ and, for a UE with a task in flight, that task's point and channel (``point_in_f
 ``channel_in_flight``). ``CellPlanner`` loads that into a ``marl_env`` env of the cell
 (``CollabInferenceEnv.load_state``, with the rank tie-break the policy alone gets from the server) and asks
 ``marl_env.lookahead.Lookahead`` around the served policy for the next frame's decisions: the policy's own or
-a better single-UE deviation, by rollouts of the policy on that simulator (README, "Decision-time
+a better single-UE deviation, by rollouts of the policy on that simulator (docs/results.md, "Decision-time
 lookahead"). With the in-flight point and channel the simulated cell is the env's own state exactly
 (tested against the env). The rollouts look at most ``PLAN_FRAMES`` frames ahead: a cell whose policy needs
 longer to finish gets the policy's own decisions, which bounds what one request can cost. Pure Python, no

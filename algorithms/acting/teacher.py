@@ -2,7 +2,7 @@
 
 PPO from random weights finds the rotation of ``marl_env.policies.RotatePolicy`` (the C UEs with the
 most local work left offload, one per channel, the others run locally) only partly in 50k env steps,
-and not on every seed (README). With ``algo.warm_start = "rotate"`` a run first plays
+and not on every seed (docs/results.md). With ``algo.warm_start = "rotate"`` a run first plays
 ``warm_start_episodes`` episodes of its own training env with the teacher and fits, before the first
 PPO iteration:
 

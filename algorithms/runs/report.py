@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mahppo.algorithms.experiment import Experiment
 
 LOOKAHEAD_ROW = "trained+lookahead"  # the trained policy inside the decision-time lookahead
-# the lookahead row for cells up to this N: its rollouts cost 0.5 s per frame at N = 12 on one core (README,
+# the lookahead row for cells up to this N: its rollouts cost 0.5 s per frame at N = 12 on one core (docs/results.md,
 # "Decision-time lookahead") and grow about as N^2; larger cells: `mahppo evaluate --lookahead` on request
 LOOKAHEAD_MAX_UES = 12
 

@@ -45,6 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the env (and of random baselines) (default 0)")
     p.add_argument("--lookahead", action="store_true",
                    help="decide every frame by rollouts of POLICY on the cell's own simulator: its decisions or a "
-                   "better single-UE deviation (marl_env/lookahead.py; never worse than POLICY, README)")
+                   "better single-UE deviation (marl_env/lookahead.py; never worse than POLICY, docs/environment.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_evaluate)
