@@ -34,8 +34,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def parser(doc: str | None, *, out: str | None = None, seeds: Sequence[int] | None = None,
            quick: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """An argument parser with the module docstring as help and the common flags this benchmark uses:
-    ``--out DIR`` (default ``out``), ``--seeds S ...`` (default ``seeds``) and ``--quick`` (sets the
-    arguments in ``quick``: a tiny run that checks the script, not a measurement)."""
+    ``--out DIR`` (default ``out``), ``--seeds S ...`` (default ``seeds``) and ``--quick`` (the settings
+    in ``quick`` for the arguments not given: a tiny run that checks the script, not a measurement)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if out is not None:
         ap.add_argument("--out", default=out, help="output folder (default: %(default)s)")
@@ -50,12 +50,13 @@ def parser(doc: str | None, *, out: str | None = None, seeds: Sequence[int] | No
 
 
 def parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse; with ``--quick``, replace the arguments by the parser's quick settings."""
+    """Parse; with ``--quick``, the parser's quick settings replace the arguments left at their defaults."""
     args = ap.parse_args(argv)
     quick = vars(args).pop("_quick", None)
     if getattr(args, "quick", False) and quick:
         for key, value in quick.items():
-            setattr(args, key, value)
+            if getattr(args, key) == ap.get_default(key):
+                setattr(args, key, value)
     return args
 
 
@@ -239,20 +240,22 @@ def progress(iterable: Iterable, desc: str = "", total: int | None = None, **kw:
     return tqdm(iterable, desc=desc, total=total, disable=not sys.stderr.isatty(), dynamic_ncols=True, **kw)
 
 
-def mean_std(values: Iterable[float], digits: int = 3) -> str:
-    """``mean ± std`` of ``values`` (the mean alone for one value)."""
+def mean_std(values: Iterable[float], digits: int = 3, spec: str = "f", std_spec: str | None = None) -> str:
+    """``mean ± std`` of ``values`` (the mean alone for one value), both as ``.{digits}{spec}`` unless
+    ``std_spec`` says how to write the std (e.g. ``".2g"``)."""
     a = np.asarray(list(values), dtype=float)
-    return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}" if len(a) > 1 else f"{a.mean():.{digits}f}"
+    mean = f"{a.mean():.{digits}{spec}}"
+    return f"{mean} ± {a.std():{std_spec or f'.{digits}{spec}'}}" if len(a) > 1 else mean
 
 
-def figure(figsize: tuple[float, float] = (8, 4.4)):
-    """A new matplotlib figure and axes (Agg backend: no display needed)."""
+def figure(figsize: tuple[float, float] = (8, 4.4), ncols: int = 1):
+    """A new matplotlib figure and its ``ncols`` axes side by side (Agg backend: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=figsize)
+    return plt.subplots(1, ncols, figsize=figsize)
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
@@ -261,3 +264,42 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+# -- the "any cell" studies (any_cell.py, lookahead.py) ------------------------------------------------
+
+BENCH_BASELINES = ("local", "static-search", "rotate")
+
+
+def cell_key(num_ues: int | None, specs: Sequence[str] | None = None) -> str:
+    """``n5`` (N ResNet18 UEs) or ``mix:resnet18,vgg11,...`` (one UE per DNN named)."""
+    return "mix:" + ",".join(specs) if specs else f"n{num_ues}"
+
+
+def test_cell(cell: str, defaults: dict[str, Any] | None = None):
+    """The test-scenario ``EnvConfig`` of ``cell`` (a ``cell_key``), on a policy's other env settings."""
+    from mahppo.marl_env.config import EnvConfig
+
+    kw = {"num_ues": int(cell[1:])} if cell.startswith("n") else {"ue_specs": cell[4:].split(",")}
+    base = {k: v for k, v in (defaults or {}).items() if k not in ("num_ues", "ue_specs")}
+    return EnvConfig.from_kwargs(**{**base, **kw, "scenario": "test"})
+
+
+def cell_order(cell: str) -> int:
+    """Sort key: ``nN`` cells by N, mixed cells last."""
+    return int(cell[1:]) if cell.startswith("n") else 10**6
+
+
+def save_reward_vs_n(fig, ax, path: str | Path) -> None:
+    """Label, scale and save a reward-vs-N figure (``any_cell.py``'s and ``lookahead.py``'s)."""
+    import matplotlib.ticker
+
+    ax.set_xlabel("N (UEs in the cell, test scenario)")
+    ax.set_ylabel("episode reward (sum of Eq. 12)")
+    ax.set_yscale("symlog", linthresh=1.0)  # rewards from about -0.1 to -20: linear above -1
+    lo, hi = ax.get_ylim()
+    ax.set_yticks([t for t in (-0.1, -0.25, -0.5, -1, -2, -5, -10, -20, -50, -100) if lo <= t <= hi])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    save_figure(fig, path)
