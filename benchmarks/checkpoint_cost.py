@@ -6,50 +6,42 @@ save, size, full verification, and loading the policy from the export.
 
 from __future__ import annotations
 
-import argparse
-import os
 import tempfile
-import time
 from pathlib import Path
 
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+from _harness import load_average, parse, parser, run, start_ray, stop_ray, timer
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+def main() -> None:
+    ap = parser(__doc__)
     ap.add_argument("--num-ues", type=int, default=3)
-    args = ap.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import ray
-
+    args = parse(ap)
     from mahppo.algorithms.acting.policy import load_policy
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.rllib.mahppo import build_config
     from mahppo.algorithms.runs import checkpoints as ck
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_ray()
     exp = Experiment().with_flat({"actor": "per-ue", "num_ues": args.num_ues})  # the paper's actors
     algo = build_config(exp).build_algo()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             meta = {"policy_id": "cost", "iteration": 1, "env_steps": 0, "experiment": exp.to_dict()}
-            ckpt, t_save = timed(lambda: ck.save(algo, Path(tmp), meta))
+            with timer() as t_save:
+                ckpt = ck.save(algo, Path(tmp), meta)
             size = sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file())
             export = sum(p.stat().st_size for p in (ckpt / ck.EXPORT_DIR).rglob("*"))
-            _, t_verify = timed(lambda: ck.verify(ckpt, for_resume=True))
-            _, t_load = timed(lambda: load_policy(tmp))
+            with timer() as t_verify:
+                ck.verify(ckpt, for_resume=True)
+            with timer() as t_load:
+                load_policy(tmp)
         print(f"N = {args.num_ues}: checkpoint {size / 1e6:.2f} MB (export {export / 1e6:.2f} MB); save with export, "
-              f"manifest, verification and record {t_save:.2f} s; full verify {t_verify * 1e3:.0f} ms; "
-              f"load_policy from the export {t_load * 1e3:.0f} ms")
+              f"manifest, verification and record {t_save.wall:.2f} s; full verify {t_verify.wall * 1e3:.0f} ms; "
+              f"load_policy from the export {t_load.wall * 1e3:.0f} ms (load average {load_average()})")
     finally:
         algo.stop()
-        ray.shutdown()
-    return 0
+        stop_ray()
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

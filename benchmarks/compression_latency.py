@@ -9,9 +9,8 @@ on them. JALAD's rate on random-weight features is not meaningful and is not pri
 
 from __future__ import annotations
 
-import argparse
-
 import torch
+from _harness import markdown_table, parse, parser, run, write_json, write_markdown
 
 from mahppo.compression.compressor import FeatureCompressor
 from mahppo.compression.models import POINTS, build_model, split
@@ -19,14 +18,14 @@ from mahppo.compression.profiles import jalad_encode, median_latency
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, out="bench_out/compression_latency", quick={"models": "mobilenetv2", "repeats": 1})
     ap.add_argument("--models", default="resnet18,vgg11,mobilenetv2")
     ap.add_argument("--rate", type=float, default=32.0)
     ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
+    args = parse(ap)
     torch.set_num_threads(1)
     x = torch.randn(1, 3, 224, 224)
-    print(f"{'model':<12} {'point':>5} {'head ms':>8} {'ours ms':>8} {'jalad ms':>9}")
+    rows = []
     with torch.no_grad():
         for name in args.models.split(","):
             model = build_model(name, 101).eval()
@@ -37,13 +36,20 @@ def main() -> None:
                 rate = args.rate if ch % int(args.rate / 4) == 0 else 8.0
                 comp = FeatureCompressor(ch, rate).eval()
                 comp.calibrate(feat)
-                t_h = median_latency(lambda head=head: head(x), 1, args.repeats)
-                t_o = median_latency(lambda head=head, comp=comp: comp.encode(head(x)), 1, args.repeats)
-                t_j = median_latency(lambda head=head: jalad_encode(head(x)[0]), 1, args.repeats)
-                print(f"{name:<12} {p:>5} {1e3 * t_h:8.1f} {1e3 * t_o:8.1f} {1e3 * t_j:9.1f}")
-            t_full = median_latency(lambda model=model: model(x), 1, args.repeats)
-            print(f"{name:<12} {'full':>5} {1e3 * t_full:8.1f}")
+                rows.append({"model": name, "point": p,
+                             "head_ms": 1e3 * median_latency(lambda head=head: head(x), 1, args.repeats),
+                             "ours_ms": 1e3 * median_latency(lambda head=head, comp=comp: comp.encode(head(x)), 1,
+                                                             args.repeats),
+                             "jalad_ms": 1e3 * median_latency(lambda head=head: jalad_encode(head(x)[0]), 1,
+                                                              args.repeats)})
+            rows.append({"model": name, "point": "full",
+                         "head_ms": 1e3 * median_latency(lambda model=model: model(x), 1, args.repeats)})
+    write_markdown(f"{args.out}/compression_latency.md", markdown_table(
+        ["model", "point", "head ms", "ours ms", "JALAD ms"],
+        [[r["model"], r["point"], f"{r['head_ms']:.1f}", f"{r['ours_ms']:.1f}" if "ours_ms" in r else "",
+          f"{r['jalad_ms']:.1f}" if "jalad_ms" in r else ""] for r in rows]))
+    write_json(f"{args.out}/compression_latency.json", rows)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -7,20 +7,14 @@ up front so that the timing is the simulator's, not the action sampler's.
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
+from _harness import markdown_table, parse, parser, run, seed_everything, timer, write_json, write_markdown
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
-
-import mahppo.marl_env as marl_env  # noqa: E402
+import mahppo.marl_env as marl_env
 
 
 def measure(num_ues: int, frames: int, api: str, seed: int = 0) -> tuple[float, float]:
     env = marl_env.parallel_env(num_ues=num_ues)
-    rng = np.random.default_rng(seed)
+    rng = seed_everything(seed)
     n_act = env.system.num_actions
     pts = rng.integers(0, n_act, size=(frames, num_ues))
     chs = rng.integers(0, env.config.num_channels, size=(frames, num_ues))
@@ -32,31 +26,33 @@ def measure(num_ues: int, frames: int, api: str, seed: int = 0) -> tuple[float, 
     env.step_arrays(pts[0], chs[0], pws[0])  # compile / warm up
     env.reset(seed=seed)
     events = 0
-    start = time.perf_counter()
-    for t in range(frames):
-        if not env.agents:
-            env.reset()
-        if api == "pettingzoo":
-            env.step(acts[t])
-        else:
-            env.step_arrays(pts[t], chs[t], pws[t])
-        events += env.system.last_events if hasattr(env.system, "last_events") else 0
-    dt = time.perf_counter() - start
-    return frames / dt, events / max(frames, 1)
+    with timer() as t_run:
+        for t in range(frames):
+            if not env.agents:
+                env.reset()
+            if api == "pettingzoo":
+                env.step(acts[t])
+            else:
+                env.step_arrays(pts[t], chs[t], pws[t])
+            events += env.system.last_events if hasattr(env.system, "last_events") else 0
+    return frames / t_run.wall, events / max(frames, 1)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = parser(__doc__, out="bench_out/env_throughput", quick={"frames": 500})
     ap.add_argument("--frames", type=int, default=20000)
-    args = ap.parse_args()
-    print("| N | API | frames/s | events/frame |")
-    print("|---|---|---|---|")
+    args = parse(ap)
+    rows = []
     for n in (5, 50):
-        frames = args.frames if n <= 5 else max(args.frames // 5, 1000)
+        frames = args.frames if n <= 5 else max(args.frames // 5, 100)
         for api in ("pettingzoo", "arrays"):
             fps, ev = measure(n, frames, api)
-            print(f"| {n} | {api} | {fps:,.0f} | {ev:.0f} |")
+            rows.append({"num_ues": n, "api": api, "frames_per_s": fps, "events_per_frame": ev})
+    write_markdown(f"{args.out}/env_throughput.md", markdown_table(
+        ["N", "API", "frames/s", "events/frame"],
+        [[r["num_ues"], r["api"], f"{r['frames_per_s']:,.0f}", f"{r['events_per_frame']:.0f}"] for r in rows]))
+    write_json(f"{args.out}/env_throughput.json", rows)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -12,32 +12,32 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
+from _harness import (
+    figure,
+    markdown_table,
+    mean_std,
+    parse,
+    parser,
+    peak_memory,
+    read_json,
+    run,
+    save_figure,
+    start_ray,
+    timer,
+    write_json,
+    write_markdown,
+)
 
 
-def peak_rss_watcher(stop: threading.Event, box: list[float]) -> None:
-    """Peak resident memory of this process and all its children (Ray workers), in bytes."""
-    import psutil
-
-    me = psutil.Process()
-    while not stop.is_set():
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        box[0] = max(box[0], total)
-        stop.wait(1.0)
+def _curve(run_dir: Path) -> list[dict[str, float]]:
+    with (run_dir / "curve.csv").open() as f:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
 
 
-def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
+def train_one(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.runs.train import train
 
@@ -46,39 +46,23 @@ def run(algo: str, seed: int, args: argparse.Namespace, out: Path) -> dict:
                                        "beta": args.beta, "eval_every": 2, "checkpoint_every": 10, "lr": args.lr,
                                        "reuse_time": args.reuse_time, "lr_schedule": args.lr_schedule, **kind})
     run_dir = out / f"{algo}-seed{seed}"
-    stop, box = threading.Event(), [0.0]
-    watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
-    watcher.start()
-    t = time.perf_counter()
-    summary = train(settings, run_dir, progress=not args.quiet, overwrite=True)  # a rerun replaces its runs
-    stop.set()
-    summary["wall_s_total"] = time.perf_counter() - t
-    summary["peak_rss_gib"] = box[0] / 2**30
-    with (run_dir / "curve.csv").open() as f:
-        summary["curve"] = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
-    return summary
+    with timer() as t, peak_memory() as mem:
+        summary = train(settings, run_dir, progress=not args.quiet, overwrite=True)  # a rerun replaces its runs
+    return {**summary, "wall_s_total": t.wall, "peak_rss_gib": mem.gib, "curve": _curve(run_dir)}
 
 
 def load(algo: str, seed: int, out: Path) -> dict:
     """A finished run's summary and curve (for ``--replot``)."""
     run_dir = out / f"{algo}-seed{seed}"
     summary = json.loads((run_dir / "summary.json").read_text())
-    prev = json.loads((out / "fig8_results.json").read_text())[algo]
+    prev = read_json(out / "fig8_results.json")[algo]
     extra = next((r for r in prev if r["out"] == summary["out"]), {})
-    summary["peak_rss_gib"] = extra.get("peak_rss_gib", float("nan"))
-    with (run_dir / "curve.csv").open() as f:
-        summary["curve"] = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
-    return summary
-
-
-def fmt(vals: list[float], digits: int = 4) -> str:
-    a = np.asarray(vals, dtype=float)
-    return f"{a.mean():.{digits}g} ± {a.std():.2g}"
+    return {**summary, "peak_rss_gib": extra.get("peak_rss_gib", float("nan")), "curve": _curve(run_dir)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = parser(__doc__, out="bench_out/fig8", seeds=[0, 1, 2],
+                quick={"seeds": [0], "steps": 1024, "algos": ["mahppo"], "out": "bench_out/fig8_quick"})
     ap.add_argument("--steps", type=int, default=50_000)
     ap.add_argument("--num-ues", type=int, default=3)
     ap.add_argument("--dnn", default="resnet18")
@@ -89,26 +73,21 @@ def main() -> None:
     ap.add_argument("--lr-schedule", default="constant", choices=["constant", "linear"],
                     help="constant (the paper) or linear decay (mahppo train's default)")
     ap.add_argument("--reuse-time", type=int, default=10, help="K (paper: 10)")
-    ap.add_argument("--out", default="bench_out/fig8")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--replot", action="store_true", help="redraw the figure and table from finished runs")
-    args = ap.parse_args()
+    args = parse(ap)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if not args.replot:
+        start_ray()
 
-    results: dict[str, list[dict]] = {a: [load(a, s, out) if args.replot else run(a, s, args, out)
+    results: dict[str, list[dict]] = {a: [load(a, s, out) if args.replot else train_one(a, s, args, out)
                                           for s in args.seeds] for a in args.algos}
     base = results[args.algos[0]][0]["evaluation"]
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = figure((7, 4.2))
+    grid = np.linspace(0, args.steps, 60)
     for algo, runs in results.items():
-        grid = np.linspace(0, args.steps, 60)
         ys = []
         for r in runs:
             pts = [(c["env_steps"], c["test_reward"]) for c in r["curve"] if "test_reward" in c]
@@ -125,36 +104,31 @@ def main() -> None:
     ax.set_title(f"Fig. 8 reproduction: N={args.num_ues}, C=2, {args.dnn}, beta={args.beta}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "fig8_convergence.png", dpi=120)
+    save_figure(fig, out / "fig8_convergence.png", dpi=120)
 
-    lines = [f"N = {args.num_ues}, {args.dnn}, C = 2, beta = {args.beta}, lr = {args.lr}, K = {args.reuse_time}, "
-             f"{args.steps} env steps, "
-             f"seeds {args.seeds}; test scenario (d = 50 m, K = 200), deterministic policy.", "",
-             "| policy | frame latency / task (s) | x Local | energy / task (J) | x Local | episode reward | "
-             "wall time (s) | env steps/s | peak RSS (GiB) |", "|---|---|---|---|---|---|---|---|---|"]
+    def fmt(vals: list[float], digits: int = 4) -> str:
+        return mean_std(vals, digits, "g", ".2g")
+
+    rows = []
     for algo, runs in results.items():
         ev = [r["evaluation"]["trained"] for r in runs]
-        lines.append(
-            f"| {algo} | {fmt([e['frame_latency_per_task_s'] for e in ev])} | "
-            f"{fmt([e['latency_vs_local'] for e in ev], 3)} | {fmt([e['energy_per_task_j'] for e in ev])} | "
-            f"{fmt([e['energy_vs_local'] for e in ev], 3)} | {fmt([e['reward'] for e in ev])} | "
-            f"{fmt([r['wall_time_s'] for r in runs], 3)} | {fmt([r['env_steps_per_s'] for r in runs], 3)} | "
-            f"{fmt([r['peak_rss_gib'] for r in runs], 3)} |")
+        rows.append([algo, fmt([e["frame_latency_per_task_s"] for e in ev]),
+                     fmt([e["latency_vs_local"] for e in ev], 3), fmt([e["energy_per_task_j"] for e in ev]),
+                     fmt([e["energy_vs_local"] for e in ev], 3), fmt([e["reward"] for e in ev]),
+                     fmt([r["wall_time_s"] for r in runs], 3), fmt([r["env_steps_per_s"] for r in runs], 3),
+                     fmt([r["peak_rss_gib"] for r in runs], 3)])
     for name in ("local", "static-search", "greedy", "random", "edge"):
         b = base[name]
-        lines.append(f"| {name} | {b['frame_latency_per_task_s']:.4g} | {b['latency_vs_local']:.3g} | "
-                     f"{b['energy_per_task_j']:.4g} | {b['energy_vs_local']:.3g} | {b['reward']:.4g} | | | |")
-    table = "\n".join(lines)
-    (out / "fig8_convergence.md").write_text(table + "\n")
-    (out / "fig8_results.json").write_text(json.dumps(
-        {a: [{k: v for k, v in r.items() if k != "curve"} for r in runs] for a, runs in results.items()},
-        indent=2, default=float))
-    print(table)
+        rows.append([name, f"{b['frame_latency_per_task_s']:.4g}", f"{b['latency_vs_local']:.3g}",
+                     f"{b['energy_per_task_j']:.4g}", f"{b['energy_vs_local']:.3g}", f"{b['reward']:.4g}", "", "", ""])
+    write_markdown(out / "fig8_convergence.md", markdown_table(
+        ["policy", "frame latency / task (s)", "x Local", "energy / task (J)", "x Local", "episode reward",
+         "wall time (s)", "env steps/s", "peak RSS (GiB)"], rows),
+        note=f"N = {args.num_ues}, {args.dnn}, C = 2, beta = {args.beta}, lr = {args.lr}, K = {args.reuse_time}, "
+             f"{args.steps} env steps, seeds {args.seeds}; test scenario (d = 50 m, K = 200), deterministic policy.")
+    write_json(out / "fig8_results.json",
+               {a: [{k: v for k, v in r.items() if k != "curve"} for r in runs] for a, runs in results.items()})
 
 
 if __name__ == "__main__":
-    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
-
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
-    main()
+    run(main)

@@ -11,33 +11,28 @@ baselines get it too). No training: the runs are the ones the any-cell commands 
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from any_cell import (  # noqa: E402
+from _harness import (
     BENCH_BASELINES,
-    _fmt,
-    load_results,
-    save_results,
+    cell_order,
+    figure,
+    markdown_table,
+    mean_std,
+    parse,
+    parser,
+    progress,
+    read_json,
+    run,
     save_reward_vs_n,
-    write_table,
+    test_cell,
+    timer,
+    write_json,
+    write_markdown,
 )
 
 LOOKAHEAD_BASES = ("static-search", "rotate")
-
-
-def cell_config(cell: str, defaults: dict | None = None):
-    from mahppo.marl_env.config import EnvConfig
-
-    kw = {"num_ues": int(cell[1:])} if cell.startswith("n") else {"ue_specs": cell[4:].split(",")}
-    base = {k: v for k, v in (defaults or {}).items() if k not in ("num_ues", "ue_specs")}
-    return EnvConfig.from_kwargs(**{**base, **kw, "scenario": "test"})
 
 
 def measure(policy, config) -> dict[str, float]:
@@ -47,12 +42,11 @@ def measure(policy, config) -> dict[str, float]:
 
     plain = evaluate(policy, config)
     la = Lookahead(policy)
-    t0 = time.perf_counter()
-    ahead = evaluate(la, config)
-    wall = time.perf_counter() - t0
+    with timer() as t:
+        ahead = evaluate(la, config)
     keys = ("reward", "frame_latency_per_task_s", "energy_per_task_j")
     return {**{k: plain[k] for k in keys}, **{f"{k}_la": ahead[k] for k in keys},
-            "ms_per_frame_la": 1000 * wall / max(la.frames, 1), "frames_la": la.frames, "rollouts_la": la.rollouts,
+            "ms_per_frame_la": 1000 * t.wall / max(la.frames, 1), "frames_la": la.frames, "rollouts_la": la.rollouts,
             "deviations_la": la.deviations}
 
 
@@ -63,11 +57,10 @@ def _run_dir(folder: Path, recorded: str) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, out="bench_out/lookahead")
     ap.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="any_cell.py output folders")
     ap.add_argument("--only", nargs="*", default=[], metavar="STUDY", help="only these studies")
-    ap.add_argument("--out", default="bench_out/lookahead")
-    args = ap.parse_args()
+    args = parse(ap)
     from mahppo.algorithms.acting.policy import load_policy
     from mahppo.algorithms.runs.run import set_torch_threads
     from mahppo.marl_env.evaluation import evaluate
@@ -75,32 +68,29 @@ def main() -> None:
 
     set_torch_threads(1)
     out = Path(args.out)
-    path, data = load_results(out)
-
-    def save() -> None:
-        save_results(path, data)
+    path = out / "results.json"  # runs are appended as they finish: a rerun resumes
+    data = read_json(path, {"runs": [], "baselines": {}})
 
     runs = [{**r, "dir": str(_run_dir(Path(d), r["dir"]))}
-            for d in args.runs for r in json.loads((Path(d) / "results.json").read_text())["runs"]
+            for d in args.runs for r in read_json(Path(d) / "results.json")["runs"]
             if not args.only or r["study"] in args.only]
-    for r in runs:
+    for r in progress(runs, desc="policies"):
         if any(x["dir"] == r["dir"] for x in data["runs"]):
             continue
         policy = load_policy(Path(r["dir"]))
         evals = {}
-        for cell in sorted(r["evals"], key=lambda c: (not c.startswith("n"), int(c[1:]) if c[0] == "n" else 0)):
-            config = cell_config(cell, policy.env_defaults)
-            evals[cell] = measure(policy, config)
+        for cell in sorted(r["evals"], key=cell_order):
+            evals[cell] = measure(policy, test_cell(cell, policy.env_defaults))
             if cell not in data["baselines"]:
                 data["baselines"][cell] = {
-                    **{name: measure(make_baseline(name), cell_config(cell)) for name in LOOKAHEAD_BASES},
-                    **{name: evaluate(make_baseline(name), cell_config(cell))
+                    **{name: measure(make_baseline(name), test_cell(cell)) for name in LOOKAHEAD_BASES},
+                    **{name: evaluate(make_baseline(name), test_cell(cell))
                        for name in BENCH_BASELINES if name not in LOOKAHEAD_BASES}}
             e = evals[cell]
             print(f"{r['study']} seed {r['seed']} {cell}: {e['reward']:.3f} -> {e['reward_la']:.3f} "
                   f"({e['ms_per_frame_la']:.0f} ms per frame)", flush=True)
         data["runs"].append({k: r[k] for k in ("study", "actor", "seed", "dir")} | {"evals": evals})
-        save()
+        write_json(path, data)
     report(data, out)
 
 
@@ -109,27 +99,24 @@ def report(data: dict, out: Path) -> None:
     for r in data["runs"]:
         for cell, e in r["evals"].items():
             groups.setdefault((r["study"], cell), []).append(e)
-    lines = ["| study | cell | seeds | reward | + lookahead | better than static-search: alone / + lookahead | "
-             "static-search / + lookahead | rotate / + lookahead | Local | latency x Local (+ lookahead) | "
-             "energy x Local (+ lookahead) | ms per frame (+ lookahead) |", "|" + "---|" * 12]
-
-    def order(item: tuple) -> tuple:
-        (study, cell), _ = item
-        return (study, int(cell[1:]) if cell.startswith("n") else 10**6)
-
-    for (study, cell), rows in sorted(groups.items(), key=order):
+    rows_out = []
+    for (study, cell), rows in sorted(groups.items(), key=lambda item: (item[0][0], cell_order(item[0][1]))):
         b = data["baselines"][cell]
         ss, rot, lo = b["static-search"], b["rotate"], b["local"]
         wins = sum(e["reward"] > ss["reward"] for e in rows)
         wins_la = sum(e["reward_la"] > ss["reward"] for e in rows)
         lat = [e["frame_latency_per_task_s_la"] / lo["frame_latency_per_task_s"] for e in rows]
         en = [e["energy_per_task_j_la"] / lo["energy_per_task_j"] for e in rows]
-        lines.append(
-            f"| {study} | {cell} | {len(rows)} | {_fmt([e['reward'] for e in rows])} | "
-            f"{_fmt([e['reward_la'] for e in rows])} | {wins}/{len(rows)} / {wins_la}/{len(rows)} | "
-            f"{ss['reward']:.3f} / {ss['reward_la']:.3f} | {rot['reward']:.3f} / {rot['reward_la']:.3f} | "
-            f"{lo['reward']:.3f} | {_fmt(lat, 2)} | {_fmt(en, 2)} | {_fmt([e['ms_per_frame_la'] for e in rows], 0)} |")
-    fig, ax = write_table(lines, out / "lookahead.md")
+        rows_out.append([study, cell, len(rows), mean_std([e["reward"] for e in rows]),
+                         mean_std([e["reward_la"] for e in rows]), f"{wins}/{len(rows)} / {wins_la}/{len(rows)}",
+                         f"{ss['reward']:.3f} / {ss['reward_la']:.3f}", f"{rot['reward']:.3f} / {rot['reward_la']:.3f}",
+                         f"{lo['reward']:.3f}", mean_std(lat, 2), mean_std(en, 2),
+                         mean_std([e["ms_per_frame_la"] for e in rows], 0)])
+    write_markdown(out / "lookahead.md", markdown_table(
+        ["study", "cell", "seeds", "reward", "+ lookahead", "better than static-search: alone / + lookahead",
+         "static-search / + lookahead", "rotate / + lookahead", "Local", "latency x Local (+ lookahead)",
+         "energy x Local (+ lookahead)", "ms per frame (+ lookahead)"], rows_out))
+    fig, ax = figure()
     series: dict[str, list[tuple[int, list[float], list[float]]]] = {}
     for (study, cell), rows in groups.items():
         if cell.startswith("n"):
@@ -151,5 +138,6 @@ def report(data: dict, out: Path) -> None:
         ax.plot(*zip(*pts, strict=True), style, marker="_", markersize=14, label=name)
     save_reward_vs_n(fig, ax, out / "lookahead.png")
 
+
 if __name__ == "__main__":
-    main()
+    run(main)

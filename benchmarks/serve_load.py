@@ -12,43 +12,25 @@ MAHPPO actors (the trained networks' shapes) written as a checkpoint to a tempor
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import socket
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _harness import markdown_table, parse, parser, run, start_ray, stop_ray, write_json, write_markdown
 
 
 def untrained_checkpoint(num_ues: int, out: Path) -> Path:
-    """A checkpoint of freshly initialised actors (same shapes as a trained MAHPPO policy)."""
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
+    """A checkpoint of freshly initialised per-UE actors (the paper's, same shapes as a trained policy)."""
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.params import MAHPPOParams
-    from mahppo.algorithms.rllib.mahppo import env_spaces
-    from mahppo.algorithms.rllib.modules import HybridActorModule
-    from mahppo.algorithms.runs.checkpoints import write_acting_checkpoint
-    from mahppo.marl_env.config import EnvConfig
+    from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
 
-    env = EnvConfig(num_ues=num_ues, num_channels=2, dnn="resnet18", beta=0.47).validated()
-    _, agents, obs_space, act_spaces = env_spaces(env)
-    modules = {a: RLModuleSpec(module_class=HybridActorModule, observation_space=obs_space, action_space=act_spaces[a],
-                               model_config={"trunk": [256, 128], "branch": 64}).build() for a in agents}
-    meta = {"policy_id": f"untrained-n{num_ues}", "iteration": 0, "env_steps": 0,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "experiment": Experiment(env=env, algo=MAHPPOParams(actor="per-ue")).to_dict()}
-    return write_acting_checkpoint(modules, out / f"untrained-n{num_ues}", meta)
+    experiment = Experiment().with_flat({"num_ues": num_ues, "actor": "per-ue"})
+    return write_untrained_checkpoint(experiment, out / f"untrained-n{num_ues}")
 
 
 def example_body(agents: list[str], rng: np.random.Generator) -> bytes:
@@ -124,8 +106,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main() -> None:
+    p = parser(__doc__, out="bench_out/serve_load",
+               quick={"num_ues": [3], "concurrency": [1, 4], "requests": 40, "warmup": 5})
     p.add_argument("--num-ues", type=int, nargs="+", default=[5, 50])
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--requests", type=int, default=600, help="measured requests per level (bounded)")
@@ -133,20 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="serve this policy (needs a single --num-ues)")
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--batch-wait-ms", type=float, default=1.0)
-    p.add_argument("--json", default=None, help="also write the rows to this file")
-    args = p.parse_args(argv)
+    args = parse(p)
     if args.checkpoint and len(args.num_ues) != 1:
         p.error("--checkpoint needs exactly one --num-ues")
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import ray
     from ray import serve
 
     from mahppo.serve.app import QUIET_LOGGING, build_app
     from mahppo.serve.client import DecisionClient
 
     host, port = "127.0.0.1", _free_port()
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    start_ray()
     rows: list[dict[str, Any]] = []
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGGING)
@@ -181,19 +161,15 @@ def main(argv: list[str] | None = None) -> int:
                 client.close()
     finally:
         serve.shutdown()
-        ray.shutdown()
-    print("\n| N | concurrency | p50 ms | p99 ms | requests/s | decisions/s | mean batch | "
-          "replica CPU ms/request | replica RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['num_ues']} | {r['concurrency']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-              f"{r['requests_per_s']:.0f} | {r['decisions_per_s']:.0f} | {r['mean_batch']:.1f} | "
-              f"{r['replica_cpu_ms_per_request']:.2f} | "
-              f"{r['replica_rss_mb']:.0f} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    return 0
+        stop_ray()
+    write_markdown(f"{args.out}/serve_load.md", markdown_table(
+        ["N", "concurrency", "p50 ms", "p99 ms", "requests/s", "decisions/s", "mean batch", "replica CPU ms/request",
+         "replica RSS MiB"],
+        [[r["num_ues"], r["concurrency"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['requests_per_s']:.0f}",
+          f"{r['decisions_per_s']:.0f}", f"{r['mean_batch']:.1f}", f"{r['replica_cpu_ms_per_request']:.2f}",
+          f"{r['replica_rss_mb']:.0f}"] for r in rows]))
+    write_json(f"{args.out}/serve_load.json", rows)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

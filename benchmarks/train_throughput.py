@@ -16,13 +16,19 @@ Times are wall-clock; the CPU time of this process is printed too, since the mac
 
 from __future__ import annotations
 
-import argparse
-import os
-import resource
-import time
-from pathlib import Path
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from _harness import (
+    load_average,
+    markdown_table,
+    parse,
+    parser,
+    peak_memory,
+    run,
+    start_ray,
+    stop_ray,
+    timer,
+    write_json,
+    write_markdown,
+)
 
 
 def _paths():
@@ -66,15 +72,6 @@ def _node_id(runner) -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def _clock():
-    return time.perf_counter(), time.process_time()
-
-
-def _since(t):
-    w, c = _clock()
-    return w - t[0], c - t[1]
-
-
 def measure(num_ues: int, path: str, *, envs: int, iterations: int, shared: bool) -> dict[str, float]:
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
@@ -82,44 +79,40 @@ def measure(num_ues: int, path: str, *, envs: int, iterations: int, shared: bool
     runner_cls = cfg.env_runner_cls
     if runner_cls is None:
         from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner as runner_cls
-    runner = runner_cls(config=cfg)
-    learner = cfg.learner_class(config=cfg, module_spec=cfg.get_multi_rl_module_spec(
-        spaces=runner.get_spaces(), inference_only=False))
-    learner.build()
-    runner.sample()  # warm-up (numba, first reset)
-    steps = 0
-    wall = cpu = 0.0
-    batches = []
-    for _ in range(iterations):
-        t = _clock()
-        eps = runner.sample()
-        w, c = _since(t)
-        wall, cpu, steps = wall + w, cpu + c, steps + sum(len(e) for e in eps)
-        batches.append(eps)
-    row = {"sample_steps_s": steps / wall, "sample_cpu_steps_s": steps / cpu}
-    learner.update(episodes=runner.sample(), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0},
-                   num_epochs=cfg.num_epochs, minibatch_size=cfg.minibatch_size, shuffle_batch_per_epoch=True)
-    wall = cpu = 0.0
-    for eps in batches:
-        t = _clock()
-        learner.update(episodes=eps, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0}, num_epochs=cfg.num_epochs,
-                       minibatch_size=cfg.minibatch_size, shuffle_batch_per_epoch=True)
-        w, c = _since(t)
-        wall, cpu = wall + w, cpu + c
-    row.update(learn_steps_s=steps / wall, learn_cpu_steps_s=steps / cpu)
-    runner.stop()
-    algo = cfg.build_algo()
-    try:
-        algo.train()  # warm-up
-        t = _clock()
-        done = 0
-        for _ in range(iterations):
-            done += algo.train()["env_runners"]["num_env_steps_sampled"]
-        w, c = _since(t)
-    finally:
-        algo.stop()
-    row.update(loop_steps_s=done / w, loop_cpu_steps_s=done / c, loop_s_per_iter=w / iterations,
-               rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    with peak_memory() as mem:
+        runner = runner_cls(config=cfg)
+        learner = cfg.learner_class(config=cfg, module_spec=cfg.get_multi_rl_module_spec(
+            spaces=runner.get_spaces(), inference_only=False))
+        learner.build()
+        runner.sample()  # warm-up (numba, first reset)
+        batches = []
+        with timer() as t:
+            for _ in range(iterations):
+                batches.append(runner.sample())
+        steps = sum(len(e) for eps in batches for e in eps)
+        row = {"sample_steps_s": steps / t.wall, "sample_cpu_steps_s": steps / t.cpu}
+
+        def update(eps) -> None:
+            learner.update(episodes=eps, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 0}, num_epochs=cfg.num_epochs,
+                           minibatch_size=cfg.minibatch_size, shuffle_batch_per_epoch=True)
+
+        update(runner.sample())  # warm-up
+        with timer() as t:
+            for eps in batches:
+                update(eps)
+        row.update(learn_steps_s=steps / t.wall, learn_cpu_steps_s=steps / t.cpu)
+        runner.stop()
+        algo = cfg.build_algo()
+        try:
+            algo.train()  # warm-up
+            done = 0
+            with timer() as t:
+                for _ in range(iterations):
+                    done += algo.train()["env_runners"]["num_env_steps_sampled"]
+        finally:
+            algo.stop()
+    row.update(loop_steps_s=done / t.wall, loop_cpu_steps_s=done / t.cpu, loop_s_per_iter=t.wall / iterations,
+               rss_gib=mem.gib)
     return row
 
 
@@ -131,71 +124,64 @@ def sampling_scale_out(num_ues: int, runners: int, *, envs: int, rounds: int) ->
     try:
         group = algo.env_runner_group
         group.foreach_env_runner(_sample_1024, local_env_runner=False)  # warm-up
-        t = time.perf_counter()
         steps = 0
-        for _ in range(rounds):
-            steps += sum(group.foreach_env_runner(_sample_1024, local_env_runner=False))
-        wall = time.perf_counter() - t
+        with timer() as t:
+            for _ in range(rounds):
+                steps += sum(group.foreach_env_runner(_sample_1024, local_env_runner=False))
         nodes = len(set(group.foreach_env_runner(_node_id, local_env_runner=False)))
     finally:
         algo.stop()
-    return {"steps_s": steps / wall, "nodes": nodes}
+    return {"steps_s": steps / t.wall, "nodes": nodes}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--num-ues", type=int, nargs="+", default=[3, 10, 50])
-    p.add_argument("--paths", nargs="+", default=["rllib", "vector"], choices=["rllib", "vector"])
-    p.add_argument("--envs", type=int, default=8, help="env copies per runner")
-    p.add_argument("--iterations", type=int, default=3, help="measured iterations per figure (after 1 warm-up)")
-    p.add_argument("--shared", action="store_true", help="also one shared actor for all UEs")
-    p.add_argument("--out", default=None, help="also write the table (markdown) here")
-    p.add_argument("--runners", type=int, nargs="+", default=None,
-                   help="instead: sampling only on this many remote env runners (e.g. 1 2)")
-    p.add_argument("--address", default=None, help="Ray cluster to use (default: a local Ray)")
-    args = p.parse_args()
+    ap = parser(__doc__, out=None, quick={"num_ues": [2], "paths": ["vector"], "envs": 1, "iterations": 1})
+    ap.add_argument("--num-ues", type=int, nargs="+", default=[3, 10, 50])
+    ap.add_argument("--paths", nargs="+", default=["rllib", "vector"], choices=["rllib", "vector"])
+    ap.add_argument("--envs", type=int, default=8, help="env copies per runner")
+    ap.add_argument("--iterations", type=int, default=3, help="measured iterations per figure (after 1 warm-up)")
+    ap.add_argument("--shared", action="store_true", help="also one shared actor for all UEs")
+    ap.add_argument("--out", default=None, help="also write the table (markdown, and .json beside it) here")
+    ap.add_argument("--runners", type=int, nargs="+", default=None,
+                    help="instead: sampling only on this many remote env runners (e.g. 1 2)")
+    ap.add_argument("--address", default=None, help="Ray cluster to use (default: a local Ray)")
+    args = parse(ap)
 
     import ray
-    import torch
 
-    torch.set_num_threads(1)
-    if args.address:
-        ray.init(address=args.address, log_to_driver=False)
-    else:
-        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    start_ray(args.address)
+    print(f"load average before: {load_average()}; cluster: {ray.cluster_resources()}", flush=True)
     if args.runners:
-        print(f"load average before: {os.getloadavg()}; cluster: {ray.cluster_resources()}")
-        print("| N | env runners | nodes used | sampling (env steps/s) | vs 1 runner |\n|---|---|---|---|---|")
-        base = None
+        rows, base = [], None
         for n in args.num_ues:
             for k in args.runners:
                 r = sampling_scale_out(n, k, envs=args.envs, rounds=args.iterations)
                 base = r["steps_s"] if k == args.runners[0] else base
-                print(f"| {n} | {k} | {r['nodes']} | {r['steps_s']:,.0f} | {r['steps_s'] / base:.2f}x |", flush=True)
-        print(f"load average after: {os.getloadavg()}")
-        ray.shutdown()
-        return
-    head = ("| N | actors | path | sampling (env steps/s) | learning (env steps/s) | loop (env steps/s) | "
-            "loop s/iter | CPU: sampling / learning / loop | peak RSS GiB |\n|---|---|---|---|---|---|---|---|---|")
-    lines = [head]
-    print(f"load average before: {os.getloadavg()}")
-    print(head, flush=True)
-    for n in args.num_ues:
-        for shared in ([False, True] if args.shared else [False]):
-            for path in args.paths:
-                r = measure(n, path, envs=args.envs, iterations=args.iterations, shared=shared)
-                line = (f"| {n} | {'shared' if shared else 'per UE'} | {path} | {r['sample_steps_s']:,.0f} | "
-                        f"{r['learn_steps_s']:,.0f} | {r['loop_steps_s']:,.0f} | {r['loop_s_per_iter']:.2f} | "
-                        f"{r['sample_cpu_steps_s']:,.0f} / {r['learn_cpu_steps_s']:,.0f} / "
-                        f"{r['loop_cpu_steps_s']:,.0f} | {r['rss_gib']:.2f} |")
-                lines.append(line)
-                print(line, flush=True)
-    print(f"load average after: {os.getloadavg()}")
-    ray.shutdown()
+                rows.append({"num_ues": n, "runners": k, **r, "vs_first": r["steps_s"] / base})
+        table = markdown_table(["N", "env runners", "nodes used", "sampling (env steps/s)", "vs 1 runner"],
+                               [[r["num_ues"], r["runners"], r["nodes"], f"{r['steps_s']:,.0f}",
+                                 f"{r['vs_first']:.2f}x"] for r in rows])
+    else:
+        rows = []
+        for n in args.num_ues:
+            for shared in ([False, True] if args.shared else [False]):
+                for path in args.paths:
+                    r = measure(n, path, envs=args.envs, iterations=args.iterations, shared=shared)
+                    rows.append({"num_ues": n, "actors": "shared" if shared else "per UE", "path": path, **r})
+                    print(rows[-1], flush=True)
+        table = markdown_table(
+            ["N", "actors", "path", "sampling (env steps/s)", "learning (env steps/s)", "loop (env steps/s)",
+             "loop s/iter", "CPU: sampling / learning / loop", "peak RSS GiB (process tree)"],
+            [[r["num_ues"], r["actors"], r["path"], f"{r['sample_steps_s']:,.0f}", f"{r['learn_steps_s']:,.0f}",
+              f"{r['loop_steps_s']:,.0f}", f"{r['loop_s_per_iter']:.2f}",
+              f"{r['sample_cpu_steps_s']:,.0f} / {r['learn_cpu_steps_s']:,.0f} / {r['loop_cpu_steps_s']:,.0f}",
+              f"{r['rss_gib']:.2f}"] for r in rows])
+    print(f"load average after: {load_average()}")
+    stop_ray()
+    write_markdown(args.out, table)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join(lines) + "\n")
+        write_json(str(args.out).removesuffix(".md") + ".json", rows)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

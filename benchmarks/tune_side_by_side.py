@@ -6,26 +6,22 @@ one trial at a time vs as many as the CPUs allow. Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import tempfile
-import time
+
+from _harness import context, parse, parser, run, start_ray, timer
 
 from mahppo.tune_configs.runner import run_study
 from mahppo.tune_configs.study import parse_study
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__, quick={"trials": 2, "steps": 200})
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--trials", type=int, default=4)
-    args = ap.parse_args()
-    from mahppo.algorithms.runs.run import init_ray, set_torch_threads
-
-    set_torch_threads(1)
-    init_ray()
+    args = parse(ap)
+    start_ray()
     out = {"cpus": os.cpu_count(), "trials": args.trials, "steps": args.steps}
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
@@ -33,15 +29,12 @@ def main() -> None:
             study = parse_study({"name": f"bench{conc}", "grid": {"lr": [1e-4 * (i + 1) for i in range(args.trials)]},
                                  "fixed": {"num_ues": 3, "memory_size": 256, "batch_size": 64, "reuse_time": 1},
                                  "seeds": 1, "steps": args.steps, "eval_every": 2})
-            t0 = time.perf_counter()
-            run_study(study, uri=f"sqlite:///{tmp}/mlflow.db", max_concurrent=conc, register=None, verbose=0)
-            out[label] = round(time.perf_counter() - t0, 1)
+            with timer() as t:
+                run_study(study, uri=f"sqlite:///{tmp}/mlflow.db", max_concurrent=conc, register=None, verbose=0)
+            out[label] = round(t.wall, 1)
     out["speedup"] = round(out["one_at_a_time_s"] / out["side_by_side_s"], 2)
-    print(json.dumps(out))
+    print(json.dumps({**out, "load_average": context()["load_average"]}))
 
 
 if __name__ == "__main__":
-    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
-
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
-    main()
+    run(main)

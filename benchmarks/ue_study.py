@@ -8,14 +8,20 @@ Run: ``python benchmarks/ue_study.py --num-ues 3 4 5 6 7 8 9 10 --steps 50000 --
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
-import threading
 from pathlib import Path
 
-from fig8_convergence import peak_rss_watcher
+from _harness import (
+    figure,
+    markdown_table,
+    parse,
+    parser,
+    peak_memory,
+    run,
+    save_figure,
+    start_ray,
+    write_json,
+    write_markdown,
+)
 
 from mahppo.algorithms.params import PAPER_LR
 
@@ -24,38 +30,28 @@ def main() -> None:
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.runs.train import train
 
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = parser(__doc__, out="bench_out/ues", seeds=[0], quick={"num_ues": [2], "steps": 1024})
     ap.add_argument("--num-ues", type=int, nargs="+", default=list(range(3, 11)))
     ap.add_argument("--steps", type=int, default=50_000)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dnn", default="resnet18")
-    ap.add_argument("--out", default="bench_out/ues")
-    args = ap.parse_args()
+    args = parse(ap)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    start_ray()
     rows = []
+    seed = args.seeds[0]
     for n in args.num_ues:
-        stop, box = threading.Event(), [0.0]
-        watcher = threading.Thread(target=peak_rss_watcher, args=(stop, box), daemon=True)
-        watcher.start()
-        summary = train(Experiment().with_flat({"actor": "per-ue", "num_ues": n, "steps": args.steps,
-                                                "seed": args.seed, "dnn": args.dnn,
-                                                "checkpoint_every": 10, **PAPER_LR}),  # the paper's lr, as in Fig. 10
-                        out / f"n{n}", overwrite=True)
-        stop.set()
+        with peak_memory() as mem:
+            summary = train(Experiment().with_flat({"actor": "per-ue", "num_ues": n, "steps": args.steps,
+                                                    "seed": seed, "dnn": args.dnn,
+                                                    "checkpoint_every": 10, **PAPER_LR}),  # the paper's lr (Fig. 10)
+                            out / f"n{n}", overwrite=True)
         ev = summary["evaluation"]
         rows.append({"num_ues": n, "trained": ev["trained"], "local": ev["local"], "static": ev["static-search"],
-                     "wall_time_s": summary["wall_time_s"], "peak_rss_gib": box[0] / 2**30})
-    (out / "ue_study.json").write_text(json.dumps(rows, indent=2, default=float))
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+                     "wall_time_s": summary["wall_time_s"], "peak_rss_gib": mem.gib})
+    write_json(out / "ue_study.json", rows)
 
     ns = [r["num_ues"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = figure((10, 4), ncols=2)
     for ax, key, label in ((axes[0], "frame_latency_per_task_s", "latency per task (s)"),
                            (axes[1], "energy_per_task_j", "energy per task (J)")):
         ax.plot(ns, [r["trained"][key] for r in rows], "o-", label="MAHPPO")
@@ -65,22 +61,16 @@ def main() -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Fig. 11 reproduction: {args.dnn}, C = 2, {args.steps} env steps, seed {args.seed}")
-    fig.tight_layout()
-    fig.savefig(out / "ue_study.png", dpi=120)
-    lines = ["| N | latency/task (s) | x Local | energy/task (J) | x Local | reward | static-search reward | "
-             "wall (s) | peak RSS (GiB) |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        t = r["trained"]
-        lines.append(f"| {r['num_ues']} | {t['frame_latency_per_task_s']:.4f} | {t['latency_vs_local']:.2f} | "
-                     f"{t['energy_per_task_j']:.4f} | {t['energy_vs_local']:.2f} | {t['reward']:.3f} | "
-                     f"{r['static']['reward']:.3f} | {r['wall_time_s']:.0f} | {r['peak_rss_gib']:.2f} |")
-    (out / "ue_study.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    fig.suptitle(f"Fig. 11 reproduction: {args.dnn}, C = 2, {args.steps} env steps, seed {seed}")
+    save_figure(fig, out / "ue_study.png", dpi=120)
+    write_markdown(out / "ue_study.md", markdown_table(
+        ["N", "latency/task (s)", "x Local", "energy/task (J)", "x Local", "reward", "static-search reward",
+         "wall (s)", "peak RSS (GiB)"],
+        [[r["num_ues"], f"{r['trained']['frame_latency_per_task_s']:.4f}", f"{r['trained']['latency_vs_local']:.2f}",
+          f"{r['trained']['energy_per_task_j']:.4f}", f"{r['trained']['energy_vs_local']:.2f}",
+          f"{r['trained']['reward']:.3f}", f"{r['static']['reward']:.3f}", f"{r['wall_time_s']:.0f}",
+          f"{r['peak_rss_gib']:.2f}"] for r in rows]))
 
 
 if __name__ == "__main__":
-    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
-
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
-    main()
+    run(main)

@@ -1,6 +1,7 @@
 """Cost of one minibatch update's forward and backward passes, per module, for the default shared actor
 and set critic (``algorithms/rllib/modules.py``): the actor on B rows, the set critic on B rows (every agent's
 copy of a frame, as before it trained on one row per frame) and on B / N rows (one row per frame, now).
+Median milliseconds over ``--repeats`` steps after 10 untimed ones.
 
     python benchmarks/update_cost.py            # N = 3, B = 256
     python benchmarks/update_cost.py --num-ues 10
@@ -8,17 +9,15 @@ copy of a frame, as before it trained on one row per frame) and on B / N rows (o
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
+from _harness import load_average, parse, parser, run
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, quick={"repeats": 3})
     ap.add_argument("--num-ues", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=200)
-    args = ap.parse_args()
+    args = parse(ap)
 
     import numpy as np
     import torch
@@ -27,9 +26,11 @@ def main() -> None:
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.rllib.mahppo import build_config
     from mahppo.algorithms.rllib.modules import CRITIC_ID, SHARED_ID
+    from mahppo.algorithms.runs.run import set_torch_threads
+    from mahppo.compression.profiles import median_latency
     from mahppo.marl_env.parallel import CollabInferenceEnv
 
-    torch.set_num_threads(1)  # as training does (algorithms.run.set_torch_threads)
+    set_torch_threads(1)  # as training does
     experiment = Experiment().with_flat({"num_ues": args.num_ues})
     modules = build_config(experiment).rl_module_spec.build()
     actor, critic = modules[SHARED_ID], modules[CRITIC_ID]
@@ -40,12 +41,7 @@ def main() -> None:
     x = torch.as_tensor(np.tile(rows, (b // len(rows) + 1, 1))[:b])
 
     def timed(step) -> float:
-        for _ in range(10):
-            step()
-        t0 = time.perf_counter()
-        for _ in range(args.repeats):
-            step()
-        return (time.perf_counter() - t0) / args.repeats * 1e3
+        return 1e3 * median_latency(step, warmup=10, repeats=args.repeats)
 
     def actor_step() -> None:
         actor.dist_inputs(x).sum().backward()
@@ -54,11 +50,11 @@ def main() -> None:
         critic.compute_values({Columns.OBS: x[:n]}).sum().backward()
 
     per_frame = max(1, round(b / args.num_ues))
-    print(f"load average {os.getloadavg()[0]:.2f}; N = {args.num_ues}, B = {b}")
+    print(f"load average {load_average()}; N = {args.num_ues}, B = {b}")
     print(f"actor, {b} rows: {timed(actor_step):.2f} ms")
     print(f"set critic, {b} rows (every agent's copy): {timed(lambda: critic_step(b)):.2f} ms")
     print(f"set critic, {per_frame} rows (one per frame): {timed(lambda: critic_step(per_frame)):.2f} ms")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -6,9 +6,7 @@ episodes and the two fits, for the cells docs/training.md reports (N = 3, N = 10
 
 from __future__ import annotations
 
-import os
-import sys
-import time
+from _harness import load_average, parse, parser, run, start_ray, timer
 
 CELLS = (
     {"num_ues": 3, "warm_start": "rotate"},
@@ -18,27 +16,25 @@ CELLS = (
 
 
 def main() -> None:
+    parse(parser(__doc__))
     from mahppo.algorithms.acting.teacher import warm_start
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.runs.run import Run
 
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    start_ray()
+    print(f"load average {load_average()}")
     for flat in CELLS:
-        run = Run(Experiment().with_flat({**flat, "steps": 50_000}))
+        run_ = Run(Experiment().with_flat({**flat, "steps": 50_000}))
         try:
-            t0 = time.perf_counter()
-            stats = warm_start(run.algo, run.experiment)
-            wall = time.perf_counter() - t0
+            with timer() as t:
+                stats = warm_start(run_.algo, run_.experiment)
         finally:
-            run.stop()
-        print(f"{flat}: {wall:.1f} s, {stats['teacher_frames']:.0f} teacher frames, "
+            run_.stop()
+        print(f"{flat}: {t.wall:.1f} s, {stats['teacher_frames']:.0f} teacher frames, "
               f"teacher point {stats['teacher_point']:.0f} at {stats['teacher_power_w']:g} W, "
               f"losses: actor {stats['bc_loss']:.3f}, critic {stats['critic_loss']:.4f}", flush=True)
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":
-    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
-
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
-    main()
+    run(main)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
 
 import httpx
@@ -21,11 +20,12 @@ KEY = "k" * 12 + "-test-key-0123"
 
 
 def untrained_checkpoint(out: Path, num_ues: int = 3, nan: bool = False) -> Path:
-    """Freshly initialised actors of the trained shape (``benchmarks/serve_load.py``), optionally NaN."""
-    spec = importlib.util.spec_from_file_location("serve_load", ROOT / "benchmarks" / "serve_load.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    ckpt = mod.untrained_checkpoint(num_ues, out)
+    """Freshly initialised per-UE actors of the trained shape, optionally NaN."""
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
+
+    ckpt = write_untrained_checkpoint(Experiment().with_flat({"num_ues": num_ues, "actor": "per-ue"}),
+                                      out / f"untrained-n{num_ues}")
     if not nan:
         return ckpt
     import torch
