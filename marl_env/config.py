@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mahppo.marl_env.profiles import DNNProfile, resolve_profile
 
-SCENARIOS = ("train", "test")
+SCENARIOS = ("train", "test", "dynamic")
 OBS_MODES = ("global", "agent")
 TEST_DISTANCE_M = 50.0  # Sec. 6.3.1: evaluation fixes d_n = 50 m ...
 TEST_NUM_TASKS = 200  # ... and K_n = 200 for every UE
@@ -24,6 +24,123 @@ def training_memory_gib(num_ues: int) -> float:
     8 times (weights, gradients, Adam moments, sampler and learner copies, checkpoint buffers)."""
     n = int(num_ues)
     return 1.8 + n * (1024 * n + 60_000) * 4 * 8 / 2**30
+
+ARRIVALS = ("poisson", "onoff")
+FADING = ("rayleigh", "gauss-markov")
+MOBILITY = ("walk", "waypoint")
+TASK_SCALE_FRAMES = 4.0  # with arrivals, K_n (k is observed as k / K_n) is at least this many frames of arrivals
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """What changes in the cell from frame to frame (``docs/environment-dynamics.md``); all off by default.
+
+    - ``arrivals``: ``None`` (every task is there at the start, the paper), ``"poisson"`` (each UE gets
+      Poisson(``arrival_rate``) new tasks per frame, queued at the frame's end and seen by the next decision)
+      or ``"onoff"`` (a two-state Markov-modulated Poisson source per UE: ``arrival_rate`` while on,
+      ``arrival_rate_off`` while off; on -> off with ``p_on_off``, off -> on with ``p_off_on`` per frame).
+      ``arrival_rate``: tasks per frame, one number or one per UE; or ``load``: the (on-state) rate as a multiple
+      of each UE's local capacity ``T0 / t_local`` (its DNN's frames' worth of whole local runs), which
+      replaces ``arrival_rate`` (one number for a mix of DNNs: every UE equally loaded).
+    - ``fading``: ``None`` (path loss only, Eq. 5), ``"rayleigh"`` (i.i.d. per frame power gain h ~ Exp(1),
+      so g = d^-l h has mean d^-l) or ``"gauss-markov"`` (h = |z|^2, z_t = rho z_{t-1} + sqrt(1 - rho^2) w_t with
+      w_t ~ CN(0, 1): correlated, Exp(1) marginally). The current frame's h is observed; the next is not.
+    - ``mobility``: ``None``, ``"walk"`` (each UE's distance moves by N(0, ``speed_m``) per frame, reflected into
+      [d_min, d_max]) or ``"waypoint"`` (towards a target distance drawn in [d_min, d_max] at ``speed_m`` metres
+      per frame; a new target on arrival).
+    - ``horizon_frames``: the episode's length (needed with arrivals). At the horizon the backlog left is
+      charged: the return Eq. 12 would give to finishing it locally (``core.backlog_charge``).
+    """
+
+    arrivals: str | None = None
+    arrival_rate: float | tuple[float, ...] = 12.0
+    load: float | None = None
+    arrival_rate_off: float = 0.0
+    p_on_off: float = 0.1
+    p_off_on: float = 0.1
+    fading: str | None = None
+    rho: float = 0.9
+    mobility: str | None = None
+    speed_m: float = 2.0
+    horizon_frames: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.arrivals or self.fading or self.mobility or self.horizon_frames)
+
+    def rates(self, local_latency_s, frame_s: float):
+        """The per-UE (on-state) arrival rates, tasks per frame, for UEs of these local latencies."""
+        import numpy as np
+
+        t = np.asarray(local_latency_s, dtype=np.float64)
+        if self.load is not None:
+            return self.load * frame_s / t
+        r = self.arrival_rate
+        return np.full(len(t), float(r)) if not isinstance(r, tuple) else np.asarray(r, dtype=np.float64)
+
+    def validated(self, num_ues: int | None = None) -> Dynamics:
+        """Check every field; raise ValueError naming the field (``dynamics.NAME``) and the value."""
+        for name, choices in (("arrivals", ARRIVALS), ("fading", FADING), ("mobility", MOBILITY)):
+            v = getattr(self, name)
+            if v is not None and v not in choices:
+                raise ValueError(f"dynamics.{name} = {v!r} must be None or one of {choices}")
+        r = self.arrival_rate
+        if isinstance(r, tuple):
+            if not r:
+                raise ValueError("dynamics.arrival_rate = (): give one rate or one per UE")
+            for i, x in enumerate(r):
+                _check_nonneg(f"dynamics.arrival_rate[{i}]", x)
+            if num_ues is not None and len(r) != num_ues:
+                raise ValueError(f"dynamics.arrival_rate has {len(r)} rates for num_ues = {num_ues}: give one "
+                                 "rate or one per UE")
+        else:
+            _check_nonneg("dynamics.arrival_rate", r)
+        if self.load is not None:
+            _check_nonneg("dynamics.load", self.load)
+        _check_nonneg("dynamics.arrival_rate_off", self.arrival_rate_off)
+        for name in ("p_on_off", "p_off_on", "rho"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+                raise ValueError(f"dynamics.{name} = {v!r} must be a number in [0, 1]")
+        if self.rho == 1:
+            raise ValueError("dynamics.rho = 1 never changes the gain: use a number in [0, 1)")
+        _check_nonneg("dynamics.speed_m", self.speed_m)
+        if self.horizon_frames is not None:
+            _check_int("dynamics.horizon_frames", self.horizon_frames, 1)
+        if self.arrivals and self.horizon_frames is None:
+            raise ValueError(f"dynamics.arrivals = {self.arrivals!r} needs dynamics.horizon_frames (an episode "
+                             "with arrivals never runs out of tasks)")
+        return self
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields that differ from the defaults (``{}``: all off), JSON-able."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v != f.default:
+                out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Dynamics:
+        """The inverse of ``to_dict``; unknown keys raise ``ValueError`` naming them."""
+        if not isinstance(data, dict):
+            raise ValueError(f"dynamics = {data!r} must be a mapping of its fields")
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ValueError(f"dynamics: unknown field {key!r} (known: {', '.join(sorted(known))})")
+        kw = dict(data)
+        if isinstance(kw.get("arrival_rate"), list):
+            kw["arrival_rate"] = tuple(kw["arrival_rate"])  # type: ignore[arg-type]
+        return cls(**kw).validated()  # type: ignore[arg-type]
+
+
+# ``--scenario dynamic`` (docs/environment-dynamics.md): Poisson arrivals at LOAD x each UE's local capacity,
+# i.i.d. Rayleigh fading, a random walk of 2 m per frame, 60-frame episodes (the authors' training cut)
+DYNAMIC_LOAD = 1.3
+DYNAMIC = Dynamics(arrivals="poisson", load=DYNAMIC_LOAD, fading="rayleigh", mobility="walk", speed_m=2.0,
+                   horizon_frames=60)
 
 
 @dataclass(frozen=True)
@@ -56,7 +173,8 @@ class EnvConfig:
     task_rate: float = 200.0  # lambda_p of K_n ~ Poisson(lambda_p), at least 1
     beta: float = 0.47
     p_max_w: float = 1.0
-    scenario: str = "train"  # "test": d_n = 50 m, K_n = 200 (unless a spec fixes them)
+    scenario: str = "train"  # "test": d_n = 50 m, K_n = 200; "dynamic": the DYNAMIC preset's arrivals, fading, mobility
+    dynamics: Dynamics = Dynamics()  # all off: the paper's static cell
     max_frames: int | None = None  # truncate episodes (the authors train with 60)
     obs_mode: str = "global"  # "global": every agent sees s_t (the paper); "agent": own + the others as a set
     max_ues: int = 16  # the padded set size of "agent" observations (and the most UEs a shared policy takes)
@@ -88,6 +206,11 @@ class EnvConfig:
         for key in ("num_ues_range", "dnn_pool"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])  # type: ignore[arg-type]
+        dyn = kwargs.get("dynamics")
+        if dyn is None:
+            kwargs.pop("dynamics", None)
+        elif not isinstance(dyn, Dynamics):
+            kwargs["dynamics"] = Dynamics.from_dict(dyn)  # type: ignore[arg-type]
         cfg = cls(**kwargs)  # type: ignore[arg-type]
         return cfg.validated()
 
@@ -160,6 +283,13 @@ class EnvConfig:
             raise ValueError(f"scenario = {self.scenario!r} must be one of {SCENARIOS}")
         if self.max_frames is not None:
             _check_int("max_frames", self.max_frames, 1)
+        if not isinstance(self.dynamics, Dynamics):
+            raise ValueError(f"dynamics = {self.dynamics!r} must be a Dynamics (or its dict)")
+        if self.scenario == "dynamic" and not self.dynamics.active:  # the preset
+            object.__setattr__(self, "dynamics", DYNAMIC)
+        if isinstance(self.dynamics.arrival_rate, tuple) and self.num_ues_range is not None:
+            raise ValueError("dynamics.arrival_rate: one rate per UE needs a fixed N (not num_ues_range)")
+        self.dynamics.validated(self.num_ues)
         if self.obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode = {self.obs_mode!r} must be one of {OBS_MODES}")
         _check_int("max_ues", self.max_ues, 1)
@@ -225,6 +355,8 @@ class EnvConfig:
             v = getattr(self, f.name)
             if f.name == "ue_specs" and v is not None:
                 v = [{k: x for k, x in vars(s).items() if x is not None} for s in v]
+            elif f.name == "dynamics":
+                v = v.to_dict()
             elif isinstance(v, tuple):
                 v = list(v)
             out[f.name] = v
@@ -259,6 +391,11 @@ def _as_spec(spec: object, i: int) -> UESpec:
 def _check_int(name: str, value: object, lo: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise ValueError(f"{name} = {value!r} must be an integer >= {lo}")
+
+
+def _check_nonneg(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} = {value!r} must be a finite number >= 0")
 
 
 def _check_pos(name: str, value: object) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from mahppo.marl_env.config import MIN_POWER_W, TEST_DISTANCE_M, TEST_NUM_TASKS, EnvConfig
+from mahppo.marl_env.config import MIN_POWER_W, TASK_SCALE_FRAMES, TEST_DISTANCE_M, TEST_NUM_TASKS, EnvConfig
 
 # UE phases
 IDLE = 0  # episode started, first task not yet begun (it begins with the first frame's action)
@@ -152,7 +152,8 @@ class FrameResult:
 # what changes during an episode (``MECSystem.snapshot`` / ``restore``); the rest is fixed by the cell
 _STATE_ARRAYS = ("phase", "tasks_left", "total_tasks", "point", "channel", "next_point", "next_channel", "power",
                  "distance", "gain", "time_left", "bits_left", "elapsed", "finish_time", "rate", "chan_power",
-                 "completed", "energy", "latency", "_tasks_f", "_total_f")
+                 "completed", "energy", "latency", "_tasks_f", "_total_f",
+                 "fade", "fade_re", "fade_im", "source_on", "target", "arrived")
 _STATE_SCALARS = ("frame", "last_events", "n_done", "frame_completed", "frame_energy")
 
 
@@ -213,11 +214,24 @@ class MECSystem:
         self._total_f = np.ones(n)
         self._d_min = float(self.config.d_min_m)
         self._d_max = float(self.config.d_max_m)
+        # cell dynamics (``EnvConfig.dynamics``): the current fading power gain h (gain = d^-l h), its complex
+        # Gauss-Markov state, each arrival source's on/off state, each UE's waypoint, the last frame's arrivals
+        self.fade = np.ones(n)
+        self.fade_re = np.zeros(n)
+        self.fade_im = np.zeros(n)
+        self.source_on = np.ones(n, dtype=bool)
+        self.target = np.ones(n)
+        self.arrived = np.zeros(n, dtype=np.int64)
+        self.dyn_rng: np.random.Generator | None = None
 
     def reset(self, rng: np.random.Generator) -> None:
-        """Draw distances U[d_min, d_max] and tasks Poisson(lambda_p) >= 1 (or the fixed values)."""
+        """Draw distances U[d_min, d_max] and tasks Poisson(lambda_p) >= 1 (or the fixed values). With
+        arrivals (``EnvConfig.dynamics``) the first tasks are one frame's arrivals, Poisson(rate) (possibly 0);
+        the dynamics then draw from their own generator, seeded from ``rng`` after the cell's draws."""
         cfg = self.config
+        dyn = cfg.dynamics
         test = cfg.scenario == "test"
+        rates = self.mean_rates() if dyn.arrivals else None
         for i, spec in enumerate(cfg.specs):
             if spec.distance_m is not None:
                 d = float(spec.distance_m)
@@ -229,15 +243,21 @@ class MECSystem:
                 k = int(spec.num_tasks)
             elif test:
                 k = TEST_NUM_TASKS
+            elif rates is not None:
+                k = int(rng.poisson(rates[i]))
             else:
                 k = max(1, int(rng.poisson(cfg.task_rate)))
             self.distance[i] = d
             self.tasks_left[i] = k
             self.total_tasks[i] = k
-        self.gain[:] = self.distance ** (-cfg.path_loss_exponent)
+        self.phase[:] = IDLE
+        self.fade[:] = 1.0
+        self.arrived[:] = 0
+        if dyn.active:
+            self._reset_dynamics(np.random.default_rng(int(rng.integers(2**63))))
+        self.gain[:] = self.distance ** (-cfg.path_loss_exponent) * self.fade
         self._tasks_f[:] = self.tasks_left
         self._total_f[:] = self.total_tasks
-        self.phase[:] = IDLE
         self.time_left[:] = 0.0
         self.bits_left[:] = 0.0
         self.elapsed[:] = 0.0
@@ -247,6 +267,84 @@ class MECSystem:
         self.channel[:] = 0
         self.frame = 0
         self.n_done = int(np.sum(self.phase == DONE))
+
+    def _reset_dynamics(self, rng: np.random.Generator) -> None:
+        """The dynamics' first frame: sources on/off from their stationary law, the first fading gain, the first
+        waypoints. With arrivals, K_n (k is observed as k / K_n) is the UE's peak queue so far, at least
+        ``TASK_SCALE_FRAMES`` frames of its mean rate: ``k <= K_n`` always, as in the paper's static cell."""
+        dyn, n = self.config.dynamics, self.n
+        self.dyn_rng = rng
+        if dyn.arrivals:
+            self.total_tasks[:] = np.maximum(np.maximum(1, np.round(TASK_SCALE_FRAMES * self.mean_rates())),
+                                             self.tasks_left)
+            self.phase[:] = np.where(self.tasks_left == 0, DONE, IDLE)
+        if dyn.arrivals == "onoff":
+            p_on = _stationary_on(dyn.p_on_off, dyn.p_off_on)
+            self.source_on[:] = rng.random(n) < p_on
+        else:
+            self.source_on[:] = True
+        if dyn.fading == "rayleigh":
+            self.fade[:] = rng.exponential(1.0, n)
+        elif dyn.fading == "gauss-markov":
+            self.fade_re[:] = rng.normal(0.0, np.sqrt(0.5), n)
+            self.fade_im[:] = rng.normal(0.0, np.sqrt(0.5), n)
+            self.fade[:] = self.fade_re**2 + self.fade_im**2
+        if dyn.mobility == "waypoint":
+            self.target[:] = rng.uniform(self._d_min, self._d_max, n)
+
+    def mean_rates(self) -> np.ndarray:
+        """Each UE's long-run mean arrivals per frame (0 without arrivals)."""
+        dyn = self.config.dynamics
+        if not dyn.arrivals:
+            return np.zeros(self.n)
+        rates = self.on_rates()
+        if dyn.arrivals == "onoff":
+            p_on = _stationary_on(dyn.p_on_off, dyn.p_off_on)
+            return p_on * rates + (1 - p_on) * dyn.arrival_rate_off
+        return rates
+
+    def on_rates(self) -> np.ndarray:
+        """Each UE's arrival rate (tasks per frame; an on/off source's while on)."""
+        return self.config.dynamics.rates(self.l_scale, self.config.frame_s)
+
+    def reseed(self, seed: int | np.random.SeedSequence) -> None:
+        """A new generator for the dynamics from now on (a planner's sampled future; common random numbers:
+        the same seed gives the same arrivals and gains whatever the decisions)."""
+        self.dyn_rng = np.random.default_rng(seed)
+
+    def _advance_dynamics(self) -> None:
+        """Between two frames (Sec. 3's frames, block by block): the tasks that arrived during the frame join
+        the queues (a UE with an empty queue starts again with the next decision), the UEs move, the channel
+        fades anew; the gain of Eq. 5 for the next frame follows."""
+        dyn, rng, n = self.config.dynamics, self.dyn_rng, self.n
+        assert rng is not None
+        if dyn.arrivals:
+            rate = np.where(self.source_on, self.on_rates(), dyn.arrival_rate_off)
+            a = rng.poisson(rate)
+            self.arrived[:] = a
+            self.tasks_left += a
+            np.maximum(self.total_tasks, self.tasks_left, out=self.total_tasks)  # K_n: the peak queue (k <= K_n)
+            self._total_f[:] = self.total_tasks
+            self.phase[:] = np.where((self.phase == DONE) & (a > 0), IDLE, self.phase)
+            self.n_done = int(np.sum(self.phase == DONE))
+            if dyn.arrivals == "onoff":
+                u = rng.random(n)
+                self.source_on[:] = np.where(self.source_on, u >= dyn.p_on_off, u < dyn.p_off_on)
+        if dyn.mobility == "walk":
+            self.distance[:] = _reflect(self.distance + rng.normal(0.0, dyn.speed_m, n), self._d_min, self._d_max)
+        elif dyn.mobility == "waypoint":
+            gap = self.target - self.distance
+            arrive = np.abs(gap) <= dyn.speed_m
+            self.distance[:] = np.where(arrive, self.target, self.distance + np.sign(gap) * dyn.speed_m)
+            self.target[:] = np.where(arrive, rng.uniform(self._d_min, self._d_max, n), self.target)
+        if dyn.fading == "rayleigh":
+            self.fade[:] = rng.exponential(1.0, n)
+        elif dyn.fading == "gauss-markov":
+            s = np.sqrt(1.0 - dyn.rho**2)
+            self.fade_re[:] = dyn.rho * self.fade_re + s * rng.normal(0.0, np.sqrt(0.5), n)
+            self.fade_im[:] = dyn.rho * self.fade_im + s * rng.normal(0.0, np.sqrt(0.5), n)
+            self.fade[:] = self.fade_re**2 + self.fade_im**2
+        self.gain[:] = self.distance ** (-self.config.path_loss_exponent) * self.fade
 
     def set_actions(self, points: np.ndarray, channels: np.ndarray, powers: np.ndarray) -> None:
         """Power takes effect at once; point and channel when the UE starts its next task (Sec. 4.3).
@@ -271,6 +369,9 @@ class MECSystem:
         self.n_done = int(n_done)
         self.frame_completed = int(total_completed)
         self.frame_energy = float(total_energy)
+        dyn = cfg.dynamics
+        if dyn.active and (dyn.horizon_frames is None or self.frame < dyn.horizon_frames):
+            self._advance_dynamics()  # nothing arrives after the horizon's last frame
         self._tasks_f[:] = self.tasks_left
         return FrameResult(self.completed.copy(), self.energy.copy(), self.latency.copy(), int(events))
 
@@ -278,11 +379,34 @@ class MECSystem:
     def all_done(self) -> bool:
         return self.n_done == self.n
 
+    @property
+    def episode_over(self) -> bool:
+        """The episode's natural end: every task done (without arrivals: none will come) or the horizon."""
+        dyn = self.config.dynamics
+        if dyn.horizon_frames is not None and self.frame >= dyn.horizon_frames:
+            return True
+        return self.all_done and not dyn.arrivals
+
+    def backlog_charge(self) -> float:
+        """What the horizon charges for the tasks left (``backlog_charge``; 0 before the horizon)."""
+        dyn = self.config.dynamics
+        if dyn.horizon_frames is None or self.frame < dyn.horizon_frames:
+            return 0.0
+        return backlog_charge(self.tasks_left, self.l_scale, self.local_energy_j, self.config.frame_s,
+                              self.config.beta)
+
+    @property
+    def local_energy_j(self) -> np.ndarray:
+        """Each UE's energy for one task run wholly locally (the last point's e_f + e_c)."""
+        idx = np.arange(self.n)
+        return self.lat2d[idx, self.last_point] * self.pow2d[idx, self.last_point]
+
     def snapshot(self) -> dict[str, object]:
         """A copy of everything an episode changes (``restore`` puts it back, on this system or on another
         of the same cell): what a planner needs to simulate ahead from now without touching this system."""
         snap: dict[str, object] = {k: getattr(self, k).copy() for k in _STATE_ARRAYS}
         snap.update({k: getattr(self, k) for k in _STATE_SCALARS})
+        snap["dyn_rng"] = None if self.dyn_rng is None else self.dyn_rng.bit_generator.state
         return snap
 
     def restore(self, snap: dict[str, object]) -> None:
@@ -294,6 +418,12 @@ class MECSystem:
             np.copyto(getattr(self, k), snap[k])  # type: ignore[arg-type]
         for k in _STATE_SCALARS:
             setattr(self, k, snap[k])
+        state = snap.get("dyn_rng")
+        if state is None:
+            self.dyn_rng = None
+        else:
+            self.dyn_rng = np.random.default_rng()
+            self.dyn_rng.bit_generator.state = state
 
     def state(self) -> np.ndarray:
         """The global state s_t = {k, l, n, d} (Sec. 4.3), per UE ``[k, l, n, d]``, about [0, 1]."""
@@ -328,6 +458,44 @@ def normalize_state(tasks_left, total_tasks, time_left_s, bits_left, distance_m,
                              f(time_left_s, dtype=np.float64), f(bits_left, dtype=np.float64),
                              f(distance_m, dtype=np.float64), f(l_scale, dtype=np.float64),
                              f(n_scale, dtype=np.float64), float(d_min_m), float(d_max_m))
+
+
+def _stationary_on(p_on_off: float, p_off_on: float) -> float:
+    """The on/off source's long-run share of frames on."""
+    total = p_on_off + p_off_on
+    return 0.5 if total == 0 else p_off_on / total
+
+
+def _reflect(d: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Reflect positions into ``[lo, hi]`` (a walk bounces off the cell's edges)."""
+    span = hi - lo
+    if span <= 0:
+        return np.full_like(d, lo)
+    x = np.mod(d - lo, 2 * span)
+    return lo + np.where(x > span, 2 * span - x, x)
+
+
+def backlog_charge(tasks_left, local_latency_s, local_energy_j, frame_s: float, beta: float) -> float:
+    """The horizon's charge for the tasks left: the return (sum of Eq. 12, with its floor of 0.8 tasks per
+    UE) of finishing them locally after the horizon, every UE running its tasks back to back from a frame's
+    start (the task in flight restarted), no new arrivals. ``0`` with no task left.
+
+    UE ``n`` completes its ``j``-th task at ``j t_n`` and spends ``e_n / t_n`` watts while busy, so frame
+    ``f`` completes ``min(k_n, floor(f T0 / t_n)) - min(k_n, floor((f-1) T0 / t_n))`` of its tasks."""
+    k = np.asarray(tasks_left, dtype=np.float64)
+    t = np.asarray(local_latency_s, dtype=np.float64)
+    e = np.asarray(local_energy_j, dtype=np.float64)
+    busy = k * t
+    if not np.any(k > 0):
+        return 0.0
+    frames = int(np.ceil(busy.max() / frame_s - 1e-9))
+    edges = np.arange(frames + 1)[:, None] * frame_s  # [F + 1, 1]
+    done = np.minimum(k, np.floor(edges / t + 1e-9))  # tasks done by each frame edge, [F + 1, N]
+    completed = np.diff(done, axis=0).sum(axis=1)
+    busy_s = np.diff(np.minimum(edges, busy), axis=0)  # each UE's busy time per frame
+    energy = (busy_s * (e / t)).sum(axis=1)
+    return float(sum(frame_reward(frame_s, beta, len(k), float(c), float(en))
+                     for c, en in zip(completed, energy, strict=True)))
 
 
 def frame_reward(frame_s: float, beta: float, num_ues: int, completed: float, energy_j: float) -> float:

@@ -1,4 +1,12 @@
-"""Run a policy on the env and report the metrics of ``marl_env.metrics`` (means over episodes)."""
+"""Run a policy on the env and report the metrics of ``marl_env.metrics`` (means over episodes).
+
+Evaluation episodes: on the paper's scenarios, ``episodes`` episodes seeded ``0, 1, ...`` (the test cell is
+deterministic: one suffices). On ``scenario="dynamic"`` (``EnvConfig.dynamics``), the fixed set of seeded
+evaluation episodes ``EVAL_SEED_BASE + e`` for ``e < DYNAMIC_EPISODES`` (32): every command that evaluates a
+policy there (``mahppo evaluate``, ``simulate --via``, ``benchmarks/dynamic.py``, a training run's report)
+sees the same episodes (the seed fixes the cell's draws and every arrival, gain and move). Training env
+seeds are the run's ``--seed`` plus the env copy's index, far below ``EVAL_SEED_BASE``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,25 @@ from mahppo.marl_env.policies import Policy
 # Evaluation runs episodes to completion (as the authors do); this cap stops a policy that never
 # finishes (e.g. offloading at a vanishing power). Such episodes are reported as truncated.
 EVAL_MAX_FRAMES = 20000
+EVAL_SEED_BASE = 1_000_000  # the dynamic scenario's evaluation episodes: seeds EVAL_SEED_BASE + 0, 1, ...
+DYNAMIC_EPISODES = 32  # how many of them by default
+
+
+def default_episodes(config: EnvConfig) -> int:
+    """``DYNAMIC_EPISODES`` on the dynamic scenario, else 1."""
+    return DYNAMIC_EPISODES if config.scenario == "dynamic" else 1
+
+
+def default_seed(config: EnvConfig) -> int:
+    """The first evaluation seed: ``EVAL_SEED_BASE`` on the dynamic scenario, else 0."""
+    return EVAL_SEED_BASE if config.scenario == "dynamic" else 0
+
+
+def evaluation_seeds(config: EnvConfig, episodes: int | None = None, seed: int | None = None) -> list[int]:
+    """The seeds of the evaluation episodes (module doc)."""
+    n = default_episodes(config) if episodes is None else episodes
+    s = default_seed(config) if seed is None else seed
+    return [s + e for e in range(n)]
 
 
 def run_episode(env: CollabInferenceEnv, policy: Policy, seed: int | None = None) -> dict[str, float]:
@@ -32,11 +59,19 @@ def run_episode(env: CollabInferenceEnv, policy: Policy, seed: int | None = None
             break
     out = m.finish(None if truncated else float(env.system.finish_time.max()))
     out["truncated"] = float(truncated)
+    out["tasks_left"] = float(env.system.tasks_left.sum())
     return out
 
 
-def evaluate(policy: Policy, config: EnvConfig, episodes: int = 1, seed: int = 0) -> dict[str, float]:
-    """Mean metrics of ``policy`` over ``episodes`` episodes seeded ``seed, seed+1, ...``."""
+def episode_metrics(policy: Policy, config: EnvConfig, episodes: int | None = None,
+                    seed: int | None = None) -> list[dict[str, float]]:
+    """Each evaluation episode's metrics (``evaluation_seeds``), in seed order."""
     env = CollabInferenceEnv(config)
-    runs = [run_episode(env, policy, seed=seed + e) for e in range(episodes)]
-    return mean_metrics(runs)
+    return [run_episode(env, policy, seed=s) for s in evaluation_seeds(config, episodes, seed)]
+
+
+def evaluate(policy: Policy, config: EnvConfig, episodes: int | None = None, seed: int | None = None
+             ) -> dict[str, float]:
+    """Mean metrics of ``policy`` over the evaluation episodes (``evaluation_seeds``: by default 1 episode
+    seeded 0 on the paper's scenarios, the 32 fixed episodes on the dynamic scenario)."""
+    return mean_metrics(episode_metrics(policy, config, episodes, seed))

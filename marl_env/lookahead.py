@@ -137,7 +137,7 @@ class Lookahead:
             still = []
             for j, action in zip(live, actions, strict=True):
                 totals[j] += sims[j].advance(*action)
-                if sims[j].system.all_done or (cut is not None and sims[j].system.frame >= cut):
+                if sims[j].system.episode_over or (cut is not None and sims[j].system.frame >= cut):
                     finished[j] = True
                     floor = max(floor, totals[j])
                 else:

@@ -4,7 +4,7 @@ The paper's actors observe the global state ``s_t = {k, l, n, d}`` of all N UEs 
 actor is tied to N and to the UE order. The agent-centric observation here serves one shared actor
 for any cell (up to ``max_ues`` UEs, any order, any mix of DNNs):
 
-Per UE a feature row of ``F = 4 + 1 + D + 1`` numbers:
+Per UE a feature row of ``F = 4 + 1 + D + 1 + 1`` numbers:
 
 - the four state features of Sec. 4.3, ``[k / K_n, l / t_local, n / f_raw, (d - d_min) / (d_max - d_min)]``;
 - a rank token, spread evenly over (0, 1) (``(rank + 0.5) / N``): the UE's **load rank** (below). Its
@@ -19,7 +19,9 @@ Per UE a feature row of ``F = 4 + 1 + D + 1`` numbers:
   frames (``(t_f + t_c) / T0``), the front energy over ``p_max T0`` and a 1 where ``b`` is one of its
   ``B_n + 2`` points (0 = padding); then the raw input's airtime at 1 bit/s/Hz in frames
   (``f_0 / (omega T0)``);
-- its local work left: tasks left x its full local latency, in units of ``WORK_SCALE_S`` (10 s).
+- its local work left: tasks left x its full local latency, in units of ``WORK_SCALE_S`` (10 s);
+- its current fading power gain ``h`` (the channel gain of Eq. 5 is ``d^-l h``; 1 without fading,
+  ``EnvConfig.dynamics``): this frame's, observed; the next frame's is not.
 
 The **load rank** is recomputed every frame: UEs ranked by local work left, most first, ties as above. It lets one
 network learn a rotation: the few UEs with the most work left offload, one per channel, while the
@@ -42,8 +44,9 @@ MAX_POINTS = 8  # B_n + 2 <= 8: up to six partition points inside a model
 STATE_FEATURES = 4
 TOKEN = STATE_FEATURES  # index of the rank token in a feature row
 DESCRIPTOR_SIZE = 4 * MAX_POINTS + 1
-FEATURES = STATE_FEATURES + 1 + DESCRIPTOR_SIZE + 1
-WORK = FEATURES - 1  # index of the local work left in a feature row
+WORK = STATE_FEATURES + 1 + DESCRIPTOR_SIZE  # index of the local work left in a feature row
+FADING = WORK + 1  # index of the current fading power gain h
+FEATURES = FADING + 1  # the row's size: the one number the modules read
 WORK_SCALE_S = 10.0  # the work feature's unit (seconds of local inference)
 # offset of the valid-point mask inside a feature row
 POINT_MASK = slice(STATE_FEATURES + 1 + 3 * MAX_POINTS, STATE_FEATURES + 1 + 4 * MAX_POINTS)
@@ -104,18 +107,21 @@ def obs_size(max_ues: int) -> int:
 
 
 def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.ndarray, max_ues: int,
-                       work_s: np.ndarray) -> np.ndarray:
+                       work_s: np.ndarray, fading: np.ndarray | None = None) -> np.ndarray:
     """Every UE's agent-centric observation, ``[n, obs_size(max_ues)]`` (float32).
 
     ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``tokens``: ``[n]`` distance rank tokens (the
     tie-break of the load rank); ``descriptors``: ``[n, D]`` (``dnn_descriptor``); ``work_s``: ``[n]``
-    local work left in seconds (tasks left x full local latency).
+    local work left in seconds (tasks left x full local latency); ``fading``: ``[n]`` current fading power
+    gains (default 1: no fading).
     """
     work = np.asarray(work_s, dtype=np.float64).reshape(-1)
+    fade = np.ones(len(work), dtype=np.float32) if fading is None else np.asarray(fading, dtype=np.float32)
     feats = np.concatenate([np.asarray(state, dtype=np.float32).reshape(-1, STATE_FEATURES),
                             load_tokens(work, tokens).astype(np.float32).reshape(-1, 1),
                             np.asarray(descriptors, dtype=np.float32),
-                            (work / WORK_SCALE_S).astype(np.float32).reshape(-1, 1)], axis=1)
+                            (work / WORK_SCALE_S).astype(np.float32).reshape(-1, 1),
+                            fade.reshape(-1, 1)], axis=1)
     n = feats.shape[0]
     if n > max_ues:
         raise ValueError(f"num_ues = {n} exceeds max_ues = {max_ues} of the observation")

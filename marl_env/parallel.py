@@ -148,7 +148,8 @@ class CollabInferenceEnv(ParallelEnv):
     def observation_matrix(self) -> np.ndarray:
         """Every current agent's observation, one row per agent in ``agents`` order."""
         if self.config.obs_mode == "agent":
-            return agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s())
+            return agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s(),
+                                      self.system.fade)
         return np.broadcast_to(self._state, (len(self._state) // 4, len(self._state))).copy()
 
     def work_left_s(self) -> np.ndarray:
@@ -158,7 +159,8 @@ class CollabInferenceEnv(ParallelEnv):
     def _observations(self) -> dict[str, np.ndarray]:
         agents = self.agents
         if self.config.obs_mode == "agent":
-            rows = agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s())
+            rows = agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s(),
+                                      self.system.fade)
             return {a: rows[i] for i, a in enumerate(agents)}
         return {a: self._state.copy() for a in agents}
 
@@ -183,7 +185,7 @@ class CollabInferenceEnv(ParallelEnv):
 
     def load_state(self, tasks_left: Any, time_left_s: Any, bits_left: Any, points: Any = None,
                    channels: Any = None, distance_m: Any = None, total_tasks: Any = None,
-                   tokens: Any = None) -> None:
+                   tokens: Any = None, fading: Any = None) -> None:
         """Put this episode's cell in a given state, as at the end of a frame: a decision-maker's picture of
         a real cell (a Serve request) made simulable, e.g. for ``marl_env.lookahead``. Call after ``reset``.
 
@@ -193,13 +195,15 @@ class CollabInferenceEnv(ParallelEnv):
         follows (the kernel's own states at a frame's end): no task left, done; front time left, running
         its front part; else bits left, sending; else its first task starts with the next decision.
         Optionally ``distance_m``, ``total_tasks`` (K_n) and the rank ``tokens``' tie-break (default: by
-        distance, then by index). A bad value raises ``StateError`` naming the UE and the field."""
+        distance, then by index), and ``fading``: each UE's current fading power gain h (gain = d^-l h; default
+        1, no fading). A bad value raises ``StateError`` naming the UE and the field."""
         sys_, n = self.system, self.system.n
         k = _per_ue(tasks_left, n, "tasks_left", np.int64)
         t = _per_ue(time_left_s, n, "time_left_s", np.float64)
         b = _per_ue(bits_left, n, "bits_left", np.float64)
         d = sys_.distance.copy() if distance_m is None else _per_ue(distance_m, n, "distance_m", np.float64)
         total = sys_.total_tasks.copy() if total_tasks is None else _per_ue(total_tasks, n, "total_tasks", np.int64)
+        h = np.ones(n) if fading is None else _per_ue(fading, n, "fading", np.float64)
         pts = np.full(n, -1, dtype=np.int64) if points is None else _per_ue(points, n, "partition_point", np.int64,
                                                                              missing=-1)
         chs = np.full(n, -1, dtype=np.int64) if channels is None else _per_ue(channels, n, "channel", np.int64,
@@ -208,7 +212,8 @@ class CollabInferenceEnv(ParallelEnv):
         local, c = sys_.last_point, self.config.num_channels
         for i in range(n):
             for field, v, ok in (("tasks_left", k[i], 0 <= k[i] <= total[i]), ("time_left_s", t[i], t[i] >= 0),
-                                 ("bits_left", b[i], b[i] >= 0), ("distance_m", d[i], d[i] > 0)):
+                                 ("bits_left", b[i], b[i] >= 0), ("distance_m", d[i], d[i] > 0),
+                                 ("fading", h[i], h[i] >= 0)):
                 if not ok:
                     raise StateError(i, field, f"{v.item()!r} is out of range" + (
                         f" (total_tasks = {total[i]})" if field == "tasks_left" else ""))
@@ -235,7 +240,8 @@ class CollabInferenceEnv(ParallelEnv):
                 raise StateError(i, "bits_left", f"{b[i]:g} is more than point {pts[i]} sends "
                                  f"({sys_.bits2d[i, pts[i]]:g} bits)")
         sys_.restore({**sys_.snapshot(), "phase": phase, "tasks_left": k, "total_tasks": total, "point": pts,
-                      "channel": np.maximum(chs, 0), "distance": d, "gain": d ** (-self.config.path_loss_exponent),
+                      "channel": np.maximum(chs, 0), "distance": d, "gain": d ** (-self.config.path_loss_exponent) * h,
+                      "fade": h,
                       "time_left": t, "bits_left": b, "elapsed": np.zeros(n), "finish_time": np.zeros(n),
                       "_tasks_f": k.astype(np.float64), "_total_f": total.astype(np.float64),
                       "frame": 0, "n_done": int(np.sum(phase == DONE))})
@@ -278,7 +284,7 @@ class CollabInferenceEnv(ParallelEnv):
         sys_ = self.system
         r = self.advance(points, channels, powers)
         res = self._last
-        terminated = sys_.all_done
+        terminated = sys_.episode_over
         truncated = (not terminated and self.config.max_frames is not None
                      and sys_.frame >= self.config.max_frames)
         agents = self.agents
@@ -303,7 +309,10 @@ class CollabInferenceEnv(ParallelEnv):
         sys_.set_actions(points, channels, powers)
         self._last = sys_.step()
         self._state = sys_.state()
-        return frame_reward(self.config.frame_s, self.config.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
+        r = frame_reward(self.config.frame_s, self.config.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
+        if self.config.dynamics.horizon_frames is not None:
+            r += sys_.backlog_charge()  # the horizon's charge for the tasks left (0 before it)
+        return r
 
     def parse_actions(self, actions: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Validate a PettingZoo action dict into per-UE arrays (errors name agent and field)."""

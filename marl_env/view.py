@@ -6,7 +6,8 @@ maker at the edge can know:
 
 - the cell: ``config`` (this episode's ``EnvConfig``: N, C, beta, p_max, each UE's DNN), ``agents``,
   ``num_actions`` (``B_n + 2`` per UE), ``profiles``, the DNN descriptors of ``marl_env.observations``;
-- the physics a model-based baseline needs: ``gain`` (``d ** -l``), ``bits`` / ``front_latency_s`` /
+- the physics a model-based baseline needs: ``gain`` (``d ** -l`` times this frame's fading ``fading``),
+  ``bits`` / ``front_latency_s`` /
   ``front_power_w`` per UE and point (Eqs. 6-9);
 - the raw per-UE state at the end of the last frame: ``tasks_left``, ``total_tasks``,
   ``time_left_s`` (``l``), ``bits_left`` (``n``), ``distance_m`` (``d``); and its normalised forms,
@@ -69,6 +70,27 @@ class SystemView:
         return _ro(self._env.system.gain)
 
     @property
+    def fading(self) -> np.ndarray:
+        """This frame's fading power gain h per UE (``gain = d^-l h``; 1 without fading); the next frame's is
+        not known."""
+        return _ro(self._env.system.fade)
+
+    @property
+    def path_gain(self) -> np.ndarray:
+        """The path loss part of the gain, ``d^-l`` (the mean of the gain under fading)."""
+        return self._env.system.distance ** (-self._env.cell.path_loss_exponent)
+
+    @property
+    def mean_rates(self) -> np.ndarray:
+        """Each UE's long-run mean task arrivals per frame (0 without arrivals)."""
+        return self._env.system.mean_rates()
+
+    @property
+    def frame(self) -> int:
+        """Frames simulated so far in this episode."""
+        return self._env.system.frame
+
+    @property
     def bits(self) -> np.ndarray:
         return _ro(self._env.system.bits2d)
 
@@ -120,4 +142,5 @@ class SystemView:
 
     def observations(self, max_ues: int) -> np.ndarray:
         """Every UE's agent-centric observation with the set padded to ``max_ues`` ``[N, obs]``."""
-        return agent_observations(self.state(), self.tokens, self.descriptors(), max_ues, self._env.work_left_s())
+        return agent_observations(self.state(), self.tokens, self.descriptors(), max_ues, self._env.work_left_s(),
+                                  self._env.system.fade)

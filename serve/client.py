@@ -154,8 +154,11 @@ class RemotePolicy:
         """Sends the cell's raw UE state (and each UE's DNN), as a cell would, and returns the decisions."""
         self.requests += 1
         ues = state_pool(view.tasks_left, view.total_tasks, view.time_left_s, view.bits_left, view.distance_m)
-        for ue, spec in zip(ues, view.config.specs, strict=True):
+        fading = getattr(view, "fading", None)
+        for i, (ue, spec) in enumerate(zip(ues, view.config.specs, strict=True)):
             ue["dnn"] = spec.dnn
+            if fading is not None and fading[i] != 1.0:
+                ue["fading"] = float(fading[i])
         dec = self.client.decide(ues, self.deterministic)
         return (np.array([d["partition_point"] for d in dec], dtype=np.int64),
                 np.array([d["channel"] for d in dec], dtype=np.int64),

@@ -88,7 +88,8 @@ class CellPlanner:
                 env.load_state([u.tasks_left for u in ues], [u.local_time_left_s for u in ues],
                                [u.bits_left for u in ues], [u.point_in_flight for u in ues],
                                [u.channel_in_flight for u in ues], distance, [u.total_tasks for u in ues],
-                               tokens=tokens_for([u.ue_id for u in ues], distance))
+                               tokens=tokens_for([u.ue_id for u in ues], distance),
+                               fading=[u.fading for u in ues])
             except StateError as exc:
                 raise RequestError(f"ues[{exc.index}].{_FIELDS.get(exc.field, exc.field)}", exc.message) from None
             view = env.view()

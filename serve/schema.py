@@ -41,6 +41,10 @@ class UEState(BaseModel):
     total_tasks: int = Field(default=TEST_NUM_TASKS, ge=1, le=MAX_COUNT,
                              description="the UE's task count at the start of its episode (K_n; k is "
                              f"normalised by it). Default {TEST_NUM_TASKS}, the test scenario's K")
+    fading: float = Field(default=1.0, ge=0, le=MAX_VALUE, allow_inf_nan=False,
+                          description="this frame's fading power gain h of the UE's channel (the gain of Eq. 5 is "
+                          "d^-l h; mean 1 under Rayleigh fading). Default 1.0: no fading (the paper's static "
+                          "channel)")
     point_in_flight: int | None = Field(default=None, ge=0, le=MAX_COUNT,
                                         description="with lookahead: the partition point the UE's task in flight "
                                         "runs with (the decision in force when it started); needed while "
@@ -202,6 +206,7 @@ class CellNormalizer:
             raise RequestError("ues", f"{n} UEs: this policy decides at most max_ues = {self.max_ues} at once")
         seen: dict[str, int] = {}
         raw = np.empty((7, n), dtype=np.float64)
+        fading = np.array([ue.fading for ue in ues], dtype=np.float64)
         desc = []
         for j, ue in enumerate(ues):
             if ue.ue_id in seen:
@@ -218,7 +223,8 @@ class CellNormalizer:
         state = normalize_state(*raw, self.base.d_min_m, self.base.d_max_m)
         _check_finite(state, list(range(n)))
         tokens = tokens_for([ue.ue_id for ue in ues], raw[4])
-        return agent_observations(state, tokens, np.stack(desc), self.max_ues, raw[0] * raw[5]), list(range(n))
+        return (agent_observations(state, tokens, np.stack(desc), self.max_ues, raw[0] * raw[5], fading),
+                list(range(n)))
 
 
 TOLERANCE = 1e-9  # relative: the env's own states sit exactly on the bounds

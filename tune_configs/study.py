@@ -101,8 +101,12 @@ class Study:
 
         return asdict(self)
 
-    def with_overrides(self, samples: int | None = None, steps: int | None = None) -> Study:
-        """``--samples S`` (seeds 0..S-1) and ``--steps T``, validated."""
+    def with_overrides(self, samples: int | None = None, steps: int | None = None,
+                       scenario: str | None = None) -> Study:
+        """``--samples S`` (seeds 0..S-1), ``--steps T`` and ``--scenario dynamic`` (every trial trains on the
+        dynamic cell, ``marl_env.config.DYNAMIC``), validated."""
+        if scenario is not None:
+            self.fixed = {**self.fixed, "scenario": scenario}
         if samples is not None:
             _check_int("--samples", samples, 1)
             self.seeds = list(range(samples))

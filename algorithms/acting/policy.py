@@ -97,9 +97,9 @@ class TrainedPolicy:
     @property
     def env_defaults(self) -> dict[str, Any]:
         """The cell the policy was trained for (N, C, DNNs, beta, profile), without the training-only
-        options (scenario, episode cut, per-episode draws)."""
+        options (scenario, dynamics, episode cut, per-episode draws)."""
         cfg = dict(self.experiment.get("env", {}))
-        for key in ("scenario", "max_frames", "render_mode", "num_ues_range", "dnn_pool", "one_dnn_share"):
+        for key in ("scenario", "dynamics", "max_frames", "render_mode", "num_ues_range", "dnn_pool", "one_dnn_share"):
             cfg.pop(key, None)
         return cfg
 

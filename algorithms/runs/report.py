@@ -21,7 +21,7 @@ LOOKAHEAD_ROW = "trained+lookahead"  # the trained policy inside the decision-ti
 LOOKAHEAD_MAX_UES = 12
 
 
-def compare_with_baselines(out: Path, experiment: Experiment, episodes: int = 1) -> dict[str, dict[str, float]]:
+def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | None = None) -> dict[str, dict[str, float]]:
     """Evaluate the latest checkpoint (alone, and inside the decision-time lookahead when it finishes the
     episode alone and the cell has at most ``LOOKAHEAD_MAX_UES`` UEs) and every ``marl_env`` baseline on the
     test scenario."""

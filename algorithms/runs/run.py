@@ -69,7 +69,11 @@ def test_scenario(env: EnvConfig) -> EnvConfig:
     """The evaluation twin of a training env: same UEs, C, beta and profile; test scenario, no cut.
 
     A training env that draws its cell per episode (``num_ues_range`` / ``dnn_pool``) is evaluated on
-    its nominal cell (the largest N, the pool's DNNs round robin), the same cell every time."""
+    its nominal cell (the largest N, the pool's DNNs round robin), the same cell every time. A dynamic
+    training env (``scenario="dynamic"``) is evaluated on the dynamic scenario's fixed evaluation episodes
+    (``marl_env.evaluation``), its cell draws included."""
+    if env.scenario == "dynamic":
+        return env.with_updates(max_frames=None, render_mode=None)
     if env.varies:
         env = env.with_updates(num_ues_range=None, dnn_pool=None, one_dnn_share=0.0, ue_specs=tuple(env.specs))
     return env.with_updates(scenario="test", max_frames=None, render_mode=None)
@@ -150,11 +154,12 @@ class Run:
 
         return live_policy(self.algo, self.experiment, self.meta())
 
-    def evaluate(self, episodes: int = 1) -> dict[str, float]:
-        """``marl_env`` metrics of the deterministic policy on the test scenario."""
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        """``marl_env`` metrics of the deterministic policy on the test scenario (on the dynamic scenario: its
+        evaluation episodes, ``marl_env.evaluation``)."""
         from mahppo.marl_env.evaluation import evaluate
 
-        return evaluate(self.policy(), test_scenario(self.experiment.env), episodes=episodes, seed=0)
+        return evaluate(self.policy(), test_scenario(self.experiment.env), episodes=episodes)
 
     def meta(self) -> dict[str, Any]:
         """The checkpoint sidecar: what was trained, on what, for how long."""

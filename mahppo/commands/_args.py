@@ -85,8 +85,14 @@ def add_env_arguments(p: argparse.ArgumentParser, defaults: Any = None, *, scena
     d = defaults if defaults is not None else EnvConfig()
     g = p.add_argument_group("the cell (Sec. 3, 6.3.1)")
     if scenario:
-        g.add_argument("--scenario", choices=["test", "train"], default=None,
-                       help="test: d = 50 m and K = 200 for every UE (Sec. 6.3.1); train: random (default: test)")
+        g.add_argument("--scenario", choices=["test", "train", "dynamic"], default=None,
+                       help="test: d = 50 m and K = 200 for every UE (Sec. 6.3.1); train: random; dynamic: online "
+                       "arrivals, Rayleigh fading and moving UEs, on 32 fixed evaluation episodes "
+                       "(docs/environment-dynamics.md) (default: test)")
+    else:
+        g.add_argument("--scenario", choices=["train", "dynamic"], default=None,
+                       help="train: the paper's random cells (default); dynamic: online arrivals, Rayleigh fading "
+                       "and moving UEs in 60-frame episodes (docs/environment-dynamics.md)")
     g.add_argument("--num-ues", type=num_ues_arg, default=None, metavar="N|LO-HI",
                    help=f"N UEs, or a range drawn per episode (needs --actor shared) (default: {d.num_ues})")
     g.add_argument("--num-channels", type=positive_int, default=None, help=f"C channels (default: {d.num_channels})")

@@ -41,8 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", required=True,
                    help=f"{' | '.join(BASELINES)} | fixed:B,C,P[;B,C,P...] | a trained policy directory")
     add_env_arguments(p)
-    p.add_argument("--episodes", type=positive_int, default=1, help="episodes to average over (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the env (and of random baselines) (default 0)")
+    p.add_argument("--episodes", type=positive_int, default=None,
+                   help="episodes to average over (default 1; --scenario dynamic: its 32 evaluation episodes)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first episode (and of random baselines) "
+                   "(default 0; --scenario dynamic: 1000000, its evaluation episodes)")
     p.add_argument("--lookahead", action="store_true",
                    help="decide every frame by rollouts of POLICY on the cell's own simulator: its decisions or a "
                    "better single-UE deviation (marl_env/lookahead.py; never worse than POLICY, docs/environment.md)")

@@ -240,8 +240,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "from URL/v1/decide and print the same metrics as `mahppo evaluate`.")
     s.add_argument("--via", required=True, metavar="URL", help="the decision-maker, e.g. http://127.0.0.1:8000")
     add_env_arguments(s)
-    s.add_argument("--episodes", type=_positive_int, default=1, help="episodes to average over (default 1)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the env (default 0)")
+    s.add_argument("--episodes", type=_positive_int, default=None,
+                   help="episodes to average over (default 1; --scenario dynamic: its 32 evaluation episodes)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="seed of the first episode (default 0; --scenario dynamic: 1000000, its evaluation episodes)")
     s.add_argument("--stochastic", action="store_true", help="sampled decisions (no longer reproducible)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--api-key-file", default=None, metavar="FILE", help="the server's bearer key (default "

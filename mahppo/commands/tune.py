@@ -17,7 +17,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError("give a study: --study lr|reuse|memory|ues|beta|FILE")
     from mahppo.tune_configs.study import load_study
 
-    study = load_study(study_spec).with_overrides(samples=args.samples, steps=args.steps)  # before Ray starts
+    study = load_study(study_spec).with_overrides(samples=args.samples, steps=args.steps,
+                                                     scenario=args.scenario)  # before Ray starts
 
     from mahppo.algorithms.runs.tracking import check_reachable, redact_uri, remember_uri, tracking_uri, ui_command
     from mahppo.tune_configs.runner import run_study
@@ -118,6 +119,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", default=None, help="lr, reuse, memory, ues, beta or a study YAML file")
     p.add_argument("--samples", type=_positive_int, default=None, help="seeds per point (default: the study's)")
     p.add_argument("--steps", type=_positive_int, default=None, help="env steps per trial (default: the study's)")
+    p.add_argument("--scenario", choices=["train", "dynamic"], default=None,
+                   help="dynamic: every trial trains on the dynamic cell (docs/environment-dynamics.md) "
+                   "(default: the study's, train)")
     p.add_argument("--address", default=None, help="Ray cluster (auto or HOST:PORT; default $RAY_ADDRESS or local)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study (finished trials stay)")
     p.add_argument("--export", default=None, metavar="DIR",

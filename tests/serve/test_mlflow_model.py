@@ -136,7 +136,8 @@ def test_signature_is_the_decide_request_and_response(pyfunc):
     ue = sig.inputs.inputs[0].type.dtype
     props = {p.name: p.required for p in ue.properties}
     assert props == {"ue_id": True, "dnn": False, "tasks_left": True, "local_time_left_s": True, "bits_left": True,
-                     "distance_m": True, "total_tasks": False, "point_in_flight": False, "channel_in_flight": False}
+                     "distance_m": True, "total_tasks": False, "fading": False, "point_in_flight": False,
+                     "channel_in_flight": False}
 
 
 def test_several_bodies_give_a_list_of_replies(pyfunc):
