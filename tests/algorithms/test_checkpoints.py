@@ -1,6 +1,7 @@
-"""Checkpoints of a real RLlib MAHPPO algorithm (built, not trained): saved with a verified manifest,
-recorded, pruned only after a newer one verifies, found from the record, and refused or skipped
-when incomplete; acting reads the weights-only export and never a pickle."""
+"""Checkpoints of a real RLlib MAHPPO run (the session's tiny training run): saved with a verified manifest,
+recorded, pruned only after a newer one verifies, found from the record, and refused or skipped when
+incomplete; acting reads the weights-only export and never a pickle. (Resuming from a truncated newest
+checkpoint, a deleted module folder or missing sidecars: ``test_run_hygiene.py``.)"""
 
 import json
 import shutil
@@ -16,43 +17,33 @@ from mahppo.algorithms.experiment import Experiment
 from mahppo.algorithms.rllib.mahppo import build_config
 from mahppo.algorithms.runs import checkpoints as ck
 
-TINY = {"actor": "per-ue", "memory_size": 256, "batch_size": 64, "reuse_time": 2, "num_envs_per_env_runner": 1}
-EXPERIMENT = Experiment().with_flat({"num_ues": 2, **TINY})
+pytestmark = pytest.mark.slow
 
 
-def build(num_ues: int = 2):
-    return build_config(EXPERIMENT.with_flat({"num_ues": num_ues})).build_algo()
-
-
-def meta(iteration: int) -> dict:
-    return {"policy_id": f"test-it{iteration}", "iteration": iteration, "env_steps": 256 * iteration,
-            "experiment": EXPERIMENT.to_dict()}
+def meta(experiment: Experiment, iteration: int) -> dict:
+    return {"policy_id": f"test-it{iteration}", "iteration": iteration, "env_steps": 128 * iteration,
+            "experiment": experiment.to_dict()}
 
 
 @pytest.fixture(scope="module")
-def algo(ray_session):
-    a = build()
+def run(trained_run):
+    """The session's run (N = 2, per-UE actors): checkpoints at iterations 1-4, the first pruned (3 kept).
+    Read only."""
+    return trained_run[0]
+
+
+@pytest.fixture(scope="module")
+def experiment(trained_run):
+    return trained_run[1]
+
+
+@pytest.fixture(scope="module")
+def algo(ray_session, run, experiment):
+    """The run's algorithm, restored from its newest checkpoint (iteration 4)."""
+    a = build_config(experiment).build_algo()
+    ck.restore(a, run)
     yield a
     a.stop()
-
-
-@pytest.fixture(scope="module")
-def run(algo, tmp_path_factory):
-    """A run with checkpoints at iterations 1-4 (the first pruned: 3 kept); weights differ per save."""
-    out = tmp_path_factory.mktemp("run")
-    for it in (1, 2, 3, 4):
-        with torch.no_grad():
-            for p in algo.get_module("ue_0").parameters():
-                p.add_(0.01)
-        ck.save(algo, out, meta(it))
-    return out
-
-
-
-
-def notes():
-    said: list[str] = []
-    return said, said.append
 
 
 def test_save_records_verified_checkpoints_and_keeps_the_newest_three(run):
@@ -72,7 +63,7 @@ def test_the_newest_comes_from_the_record_not_from_directory_names(copy):
     assert ck.find_for_acting(copy).name == "iter_000004"
 
 
-def test_acting_modules_come_from_the_export_and_act_like_the_live_ones(algo, run):
+def test_acting_modules_come_from_the_export_and_act_like_the_live_ones(algo, run, experiment):
     ckpt = run / "checkpoints" / "iter_000004"
     modules, side = ck.load_acting_modules(ckpt)
     assert sorted(modules) == ["ue_0", "ue_1"] and side["iteration"] == 4
@@ -81,36 +72,12 @@ def test_acting_modules_come_from_the_export_and_act_like_the_live_ones(algo, ru
         torch.testing.assert_close(m.forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS],
                                    algo.get_module(mid).forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS])
     states = np.random.default_rng(0).uniform(0, 1, (8, 8)).astype(np.float32)
-    for a, b in zip(load_policy(run).act_batch(states), live_policy(algo, EXPERIMENT).act_batch(states),
+    for a, b in zip(load_policy(run).act_batch(states), live_policy(algo, experiment).act_batch(states),
                     strict=True):
         np.testing.assert_allclose(a, b)
 
 
-def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one_and_says_so(copy):
-    state = copy / "checkpoints" / "iter_000004" / "learner_group" / "learner" / "state.pkl"
-    state.write_bytes(state.read_bytes()[:100])
-    said, report = notes()
-    found, side = ck.latest(copy, for_resume=True, report=report)
-    assert found.name == "iter_000003" and side["iteration"] == 3
-    assert len(said) == 1 and "state.pkl: 100 bytes" in said[0] and "iter_000003" in said[0]
-
-
-def test_a_deleted_module_folder_is_never_resumed(copy):
-    shutil.rmtree(copy / "checkpoints" / "iter_000004" / ck.MODULES_SUBDIR / "ue_1")
-    found, _ = ck.latest(copy, for_resume=True, report=lambda m: None)
-    assert found.name == "iter_000003"
-    for name in ("iter_000002", "iter_000003"):
-        shutil.rmtree(copy / "checkpoints" / name / ck.MODULES_SUBDIR / "ue_1")
-    with pytest.raises(ck.CheckpointError, match=r"no complete checkpoint in .*iter_000004/learner_group/learner/"
-                                                 r"rl_module/ue_1/.*: missing"):
-        ck.latest(copy, for_resume=True)
-
-
-def test_no_sidecars_refuses_instead_of_restarting(copy):
-    for p in (copy / "checkpoints").glob("*/mahppo_policy.json"):
-        p.unlink()
-    with pytest.raises(ck.CheckpointError, match=r"iter_000004/mahppo_policy.json: missing"):
-        ck.latest(copy, for_resume=True)
+def test_a_missing_record_beside_checkpoints_refuses_instead_of_restarting(copy):
     (copy / ck.RECORD_FILE).unlink()
     with pytest.raises(ck.CheckpointError, match="checkpoints.json: missing, but .* is not empty"):
         ck.latest(copy, for_resume=True)
@@ -125,7 +92,7 @@ def test_a_garbage_record_is_one_line_naming_it(copy):
         ck.read_record(copy)
 
 
-def test_a_save_that_does_not_verify_is_not_recorded_and_prunes_nothing(algo, copy, monkeypatch):
+def test_a_save_that_does_not_verify_is_not_recorded_and_prunes_nothing(algo, experiment, copy, monkeypatch):
     real = algo.save_to_path
 
     def save_without_learner_state(path, **kw):
@@ -134,13 +101,13 @@ def test_a_save_that_does_not_verify_is_not_recorded_and_prunes_nothing(algo, co
 
     monkeypatch.setattr(algo, "save_to_path", save_without_learner_state)
     with pytest.raises(ck.CheckpointError, match="learner/state.pkl: not in the checkpoint's manifest"):
-        ck.save(algo, copy, meta(5))
+        ck.save(algo, copy, meta(experiment, 5))
     assert [e["name"] for e in ck.read_record(copy)] == ["iter_000002", "iter_000003", "iter_000004"]
     assert (copy / "checkpoints" / "iter_000002").is_dir()
 
 
-def test_restore_refuses_a_checkpoint_with_other_modules(copy):
-    other = build(num_ues=3)
+def test_restore_refuses_a_checkpoint_with_other_modules(experiment, copy):
+    other = build_config(experiment.with_flat({"num_ues": 3})).build_algo()
     try:
         with pytest.raises(ck.CheckpointError, match=r"modules \['critic', 'ue_0', 'ue_1'\], but this run builds "
                                                      r"\['critic', 'ue_0', 'ue_1', 'ue_2'\]"):
@@ -149,12 +116,12 @@ def test_restore_refuses_a_checkpoint_with_other_modules(copy):
         other.stop()
 
 
-def test_restore_after_a_fallback_drops_the_skipped_newer_entry(algo, copy):
+def test_restore_after_a_fallback_drops_the_skipped_newer_entry(algo, experiment, copy):
     (copy / "checkpoints" / "iter_000004" / "algorithm_state.pkl").write_bytes(b"")
     side = ck.restore(algo, copy, report=lambda m: None)
     assert side["iteration"] == 3
     assert [e["name"] for e in ck.read_record(copy)] == ["iter_000002", "iter_000003"]
-    ck.save(algo, copy, meta(4))  # the run goes on and replaces the broken one
+    ck.save(algo, copy, meta(experiment, 4))  # the run goes on and replaces the broken one
     assert ck.latest(copy, for_resume=True)[0].name == "iter_000004"
 
 
@@ -181,11 +148,12 @@ def test_copy_for_acting_holds_no_pickle_and_loads(run, tmp_path):
     assert load_policy(dest).agents == ["ue_0", "ue_1"]
 
 
-def test_a_shared_actor_checkpoint_exports_only_the_actor_and_acts_like_the_live_one(ray_session, tmp_path):
-    shared = EXPERIMENT.with_flat({"actor": "shared"})
+def test_a_shared_actor_checkpoint_exports_only_the_actor_and_acts_like_the_live_one(ray_session, experiment,
+                                                                                   tmp_path):
+    shared = experiment.with_flat({"actor": "shared"})
     algo = build_config(shared).build_algo()
     try:
-        ck.save(algo, tmp_path, {**meta(1), "experiment": shared.to_dict()})
+        ck.save(algo, tmp_path, meta(shared, 1))
         side = ck.verify(tmp_path / "checkpoints" / "iter_000001", for_resume=True)
         assert side["modules"] == ["critic", "shared"] and set(side["export"]["sha256"]) == {"arch.json",
                                                                                            "shared.safetensors"}

@@ -1,4 +1,5 @@
-"""A short real training run on a local Ray: checkpoints, evaluate, restore, resume, IPPO ablation."""
+"""A short real training run on a local Ray (the session's tiny run): checkpoints, evaluate, restore, resume,
+the IPPO ablation."""
 
 import json
 import subprocess
@@ -15,21 +16,18 @@ from mahppo.algorithms.runs.train import train
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.evaluation import evaluate
 
+pytestmark = pytest.mark.slow
 TINY = {"memory_size": 256, "batch_size": 64, "reuse_time": 2, "num_envs_per_env_runner": 4}
 
 
 @pytest.fixture(scope="module")
-def trained(ray_session, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    experiment = Experiment().with_flat({"actor": "per-ue", "num_ues": 2, "steps": 700, "checkpoint_every": 2,
-                                         "eval_every": 1, **TINY})
-    summary = train(experiment, out, progress=False, final_eval=True)
-    return out, experiment, summary
+def trained(ray_session, trained_run):
+    return trained_run
 
 
 def test_training_writes_checkpoints_curve_evaluation_and_plot(trained):
-    out, _, summary = trained
-    assert summary["env_steps"] >= 700
+    out, experiment, summary = trained
+    assert summary["env_steps"] >= experiment.run.steps
     ckpt = find_checkpoint(out)
     assert (ckpt / "mahppo_policy.json").is_file()
     assert (out / "training_curve.png").stat().st_size > 1000
@@ -79,7 +77,7 @@ def test_resume_continues_from_the_latest_checkpoint(trained, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     before = json.loads((find_checkpoint(copy) / "mahppo_policy.json").read_text())["iteration"]
-    longer = experiment.replace(run=replace(experiment.run, steps=summary["env_steps"] + 200))
+    longer = experiment.replace(run=replace(experiment.run, steps=summary["env_steps"] + 100))  # one iteration
     resumed = train(longer, copy, resume=True, progress=False, final_eval=False)
     after = json.loads((find_checkpoint(copy) / "mahppo_policy.json").read_text())["iteration"]
     assert after == before + 1 and resumed["env_steps"] > summary["env_steps"]

@@ -1,5 +1,5 @@
 """Runs never overwrite each other, resume is never silently wrong, and acting from a run (evaluate,
-the Serve app's loader) never unpickles: one tiny real training run, then the CLI on copies of it."""
+the Serve app's loader) never unpickles: the CLI on copies of the session's tiny training run."""
 
 import json
 import shutil
@@ -10,25 +10,11 @@ from dataclasses import replace
 import pytest
 from test_export import crafted_pickle
 
-from mahppo.algorithms.experiment import Experiment
 from mahppo.algorithms.runs import checkpoints as ck
 from mahppo.algorithms.runs.train import read_experiment, train
 from mahppo.cli import main
 
-TINY = {"memory_size": 128, "batch_size": 64, "reuse_time": 1, "num_envs_per_env_runner": 2}
-
-
-@pytest.fixture(scope="module")
-def run(ray_session, tmp_path_factory):
-    """Iterations 1-3 of a 2-UE run, a checkpoint after each."""
-    out = tmp_path_factory.mktemp("hygiene") / "run"
-    experiment = Experiment().with_flat({"actor": "per-ue", "num_ues": 2, "steps": 384, "checkpoint_every": 1,
-                                         "eval_every": 100, **TINY})
-    train(experiment, out, progress=False, final_eval=False)
-    assert [e["iteration"] for e in ck.read_record(out)] == [1, 2, 3]
-    return out
-
-
+pytestmark = pytest.mark.slow
 
 
 def cli(capsys, *argv: str) -> tuple[int, str]:
@@ -50,17 +36,18 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
-def test_resume_falls_back_from_a_truncated_newest_checkpoint_and_says_so(copy, capsys):
-    state = copy / "checkpoints" / "iter_000003" / "learner_group" / "learner" / "state.pkl"
+def test_resume_falls_back_from_a_truncated_newest_checkpoint_and_says_so(ray_session, copy, capsys):
+    assert [e["iteration"] for e in ck.read_record(copy)] == [2, 3, 4]
+    state = copy / "checkpoints" / "iter_000004" / "learner_group" / "learner" / "state.pkl"
     state.write_bytes(state.read_bytes()[:64])
     experiment = read_experiment(copy)
-    steps = ck.read_record(copy)[-2]["env_steps"] + 1  # one more iteration than iteration 2 had
+    steps = ck.read_record(copy)[-2]["env_steps"] + 1  # one more iteration than iteration 3 had
     experiment = experiment.replace(run=replace(experiment.run, steps=steps))
     summary = train(experiment, copy, resume=True, progress=False, final_eval=False)
     err = capsys.readouterr().err
-    assert "state.pkl: 64 bytes" in err and "iter_000002" in err
-    assert summary["iterations"] == 3  # iteration 2 + one
-    assert ck.latest(copy, for_resume=True)[1]["iteration"] == 3  # the broken one replaced, verified
+    assert "state.pkl: 64 bytes" in err and "iter_000003" in err
+    assert summary["iterations"] == 4  # iteration 3 + one
+    assert ck.latest(copy, for_resume=True)[1]["iteration"] == 4  # the broken one replaced, verified
 
 
 def test_resume_with_a_deleted_module_folder_does_not_reinitialise_it(copy, capsys):

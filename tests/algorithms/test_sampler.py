@@ -224,6 +224,7 @@ def test_lean_update_matches_rllibs_update():
     assert moved > 1e-6  # the steps did change the weights
 
 
+@pytest.mark.slow
 def test_default_training_samples_with_the_vector_runner_locally_and_remotely(ray_session, tmp_path):
     from ray.rllib.algorithms.algorithm import Algorithm
 

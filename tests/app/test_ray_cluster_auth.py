@@ -107,12 +107,14 @@ def _client(address: str, home: Path, token: str | None = None, **env_extra: str
     return r.returncode, (lines[-1] if lines else r.stdout[-500:] + r.stderr[-1500:])
 
 
+@pytest.mark.slow
 def test_the_token_in_the_default_place_is_used_out_of_the_box(token_cluster, tmp_path):
     address, token = token_cluster
     rc, out = _client(address, tmp_path / "home", token)  # ~/.ray/auth_token, RAY_AUTH_MODE unset
     assert rc == 0 and out.startswith("CPU 1.0"), out
 
 
+@pytest.mark.slow
 def test_no_token_fails_in_seconds_saying_what_to_set(token_cluster, tmp_path):
     address, _ = token_cluster
     rc, out = _client(address, tmp_path / "home")

@@ -8,8 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import ray
 
-ray = pytest.importorskip("ray")
+from mahppo.marl_env import parallel_env, profiles
+from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.evaluation import evaluate
+from mahppo.marl_env.policies import make_baseline
 
 
 @pytest.fixture(scope="module")
@@ -108,18 +112,12 @@ def test_profile_schema_and_numbers(run_dir):
 
 @pytest.mark.slow
 def test_written_profile_drives_the_env(run_dir):
-    profiles_mod = pytest.importorskip("mahppo.marl_env.profiles")
-    marl_env = pytest.importorskip("mahppo.marl_env")
     path = run_dir / "profile_resnet18.json"
-    table = profiles_mod.load_profile_file(path)
+    table = profiles.load_profile_file(path)
     assert set(table) == {"resnet18", "resnet18-jalad"}
     assert list(table["resnet18"].bits) == [1204224, 200704, 3211264, 1605632, 25088, 0]
-    from mahppo.marl_env.config import EnvConfig
-    from mahppo.marl_env.evaluation import evaluate
-    from mahppo.marl_env.policies import make_baseline
-
     for dnn in ("resnet18", "resnet18-jalad"):
-        env = marl_env.parallel_env(dnn=dnn, profile_file=str(path), num_ues=2, scenario="test")
+        env = parallel_env(dnn=dnn, profile_file=str(path), num_ues=2, scenario="test")
         env.reset(seed=0)
         np.testing.assert_array_equal(env.view().bits[0], table[dnn].bits)  # the env runs on this profile
         np.testing.assert_array_equal(env.view().front_latency_s[1], table[dnn].front_latency_s)

@@ -15,7 +15,8 @@ from test_serve_guards import KEY, untrained_checkpoint
 
 from mahppo.serve.client import free_port
 
-pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+pytestmark = [pytest.mark.slow,  # one Ray + Serve for the module
+              pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")]
 READ_TIMEOUT_S = 2.0
 APP = "mahppo"
 
@@ -181,7 +182,6 @@ def test_nan_weights_make_healthz_503(serve_env):
         deploy()
 
 
-@pytest.mark.slow
 def test_failed_deployment_reports_the_replicas_error(serve_env):
     import shutil
 
@@ -224,7 +224,6 @@ def _owned(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 def test_sigkill_of_mahppo_serve_leaves_no_ray_processes(serve_env, tmp_path):
     from mahppo.serve.client import DecisionClient
