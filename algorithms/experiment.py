@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from mahppo.algorithms.params import AUTO_WARM_START_MIN_UES, WARM_START_LR, MAHPPOParams
+from mahppo.algorithms.params import ACTOR_LR, AUTO_WARM_START_MIN_UES, WARM_START_LR, MAHPPOParams
 from mahppo.marl_env.config import EnvConfig
 
 ALGOS = ("mahppo", "ippo")
@@ -71,8 +71,9 @@ class RunSettings:
 
 
 def default_train_env() -> EnvConfig:
-    """The headline cell of Fig. 8: N = 3 ResNet18 UEs, C = 2, beta = 0.47; 60-frame training episodes."""
-    return EnvConfig(num_ues=3, max_frames=60, obs_mode="agent").validated()  # the shared actor's observation
+    """The default cell (``EnvConfig``'s: N = 3 ResNet18 UEs, C = 2, beta = 0.47, the headline cell of Fig. 8)
+    with 60-frame training episodes and the default (shared) actor's observation."""
+    return EnvConfig(max_frames=60, obs_mode="agent").validated()
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,19 @@ class Experiment:
 
     @property
     def learning_rate(self) -> float:
-        """The rate in effect: ``algo.lr``; unset, ``WARM_START_LR`` for a warm-started cell that varies (the
-        measured better rate there), else the actor's default (``MAHPPOParams.learning_rate``)."""
-        if self.algo.lr is None and self.warm_start != "none" and self.env.varies:
+        """The rate in effect (the one place it is resolved): ``algo.lr``; unset, ``WARM_START_LR`` for a
+        warm-started cell that varies (the measured better rate there), else the actor's ``ACTOR_LR``."""
+        if self.algo.lr is not None:
+            return float(self.algo.lr)
+        if self.warm_start != "none" and self.env.varies:
             return WARM_START_LR
-        return self.algo.learning_rate
+        return ACTOR_LR[self.algo.actor]
+
+    def lr_schedule(self) -> float | list[list[float]]:
+        """RLlib's ``lr``: ``learning_rate``, constant or (``algo.lr_schedule = "linear"``) decaying linearly to
+        a hundredth over ``run.steps`` sampled env steps."""
+        lr = self.learning_rate
+        return [[0, lr], [int(self.run.steps), lr * 0.01]] if self.algo.lr_schedule == "linear" else lr
 
     def to_dict(self, *, secrets: bool = False) -> dict[str, dict[str, Any]]:
         """What run.json, sidecars and MLflow params hold: the tracking URI without its credentials

@@ -27,7 +27,7 @@ class MAHPPOParams:
     decaying linearly from ``ACTOR_LR`` (3e-4 for the per-UE actors, 6e-4 for the shared one), not a
     constant 1e-4 (``PAPER_LR`` restores it), and from ``WARM_START_LR`` (3e-4) for a varying cell after the
     teacher's warm start; the ``any_cell`` benchmark measured these better and steadier (docs/training.md, "Defaults").
-    ``Experiment.learning_rate`` is the rate in effect."""
+    ``Experiment.learning_rate`` resolves the rate in effect."""
 
     lr: float | None = _f(None, "learning rate of actors and critic (the paper: 1e-4)",
                           default_help="3e-4 with --actor per-ue, 6e-4 with --actor shared, 3e-4 for a warm-started "
@@ -100,23 +100,6 @@ class MAHPPOParams:
         if self.actor not in ACTORS:
             raise bad("actor", f"must be one of {ACTORS}")
         return self
-
-    @property
-    def learning_rate(self) -> float:
-        """``lr``, or the actor's default when unset (``ACTOR_LR``)."""
-        if self.lr is not None:
-            return float(self.lr)
-        if self.actor not in ACTOR_LR:  # before validate(), e.g. in MAHPPOConfig.mahppo(actor=...)
-            raise ValueError(f"actor = {self.actor!r} must be one of {ACTORS}")
-        return ACTOR_LR[self.actor]
-
-    def lr_for(self, steps: int, lr: float | None = None) -> float | list[list[float]]:
-        """RLlib's ``lr`` from ``lr`` (default ``learning_rate``): the number, or a piecewise-linear schedule
-        over sampled env steps."""
-        lr = self.learning_rate if lr is None else lr
-        if self.lr_schedule == "linear":
-            return [[0, lr], [int(steps), lr * 0.01]]
-        return lr
 
     @property
     def updates_per_iteration(self) -> int:

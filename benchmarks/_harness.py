@@ -276,13 +276,13 @@ def cell_key(num_ues: int | None, specs: Sequence[str] | None = None) -> str:
     return "mix:" + ",".join(specs) if specs else f"n{num_ues}"
 
 
-def test_cell(cell: str, defaults: dict[str, Any] | None = None):
-    """The test-scenario ``EnvConfig`` of ``cell`` (a ``cell_key``), on a policy's other env settings."""
+def test_cell(cell: str, base=None):
+    """The test-scenario ``EnvConfig`` of ``cell`` (a ``cell_key``) on ``base``'s other settings (a trained
+    policy's ``env``; default: the default cell)."""
     from mahppo.marl_env.config import EnvConfig
 
-    kw = {"num_ues": int(cell[1:])} if cell.startswith("n") else {"ue_specs": cell[4:].split(",")}
-    base = {k: v for k, v in (defaults or {}).items() if k not in ("num_ues", "ue_specs")}
-    return EnvConfig.from_kwargs(**{**base, **kw, "scenario": "test"})
+    kw = {"num_ues": int(cell[1:]), "ue_specs": None} if cell.startswith("n") else {"ue_specs": cell[4:].split(",")}
+    return (base or EnvConfig()).with_updates(**kw, scenario="test")
 
 
 def cell_order(cell: str) -> int:

@@ -80,7 +80,7 @@ def evaluate_on(run_dir: Path, cell: str) -> dict[str, float]:
     from mahppo.marl_env.evaluation import evaluate
 
     policy = load_policy(run_dir)
-    return evaluate(policy, test_cell(cell, policy.env_defaults))
+    return evaluate(policy, test_cell(cell, policy.env))
 
 
 def main() -> None:

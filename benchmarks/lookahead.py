@@ -13,24 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import _harness as bench
 import numpy as np
-from _harness import (
-    BENCH_BASELINES,
-    cell_order,
-    figure,
-    markdown_table,
-    mean_std,
-    parse,
-    parser,
-    progress,
-    read_json,
-    run,
-    save_reward_vs_n,
-    test_cell,
-    timer,
-    write_json,
-    write_markdown,
-)
 
 LOOKAHEAD_BASES = ("static-search", "rotate")
 
@@ -42,7 +26,7 @@ def measure(policy, config) -> dict[str, float]:
 
     plain = evaluate(policy, config)
     la = Lookahead(policy)
-    with timer() as t:
+    with bench.timer() as t:
         ahead = evaluate(la, config)
     keys = ("reward", "frame_latency_per_task_s", "energy_per_task_j")
     return {**{k: plain[k] for k in keys}, **{f"{k}_la": ahead[k] for k in keys},
@@ -57,10 +41,10 @@ def _run_dir(folder: Path, recorded: str) -> Path:
 
 
 def main() -> None:
-    ap = parser(__doc__, out="bench_out/lookahead")
+    ap = bench.parser(__doc__, out="bench_out/lookahead")
     ap.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="any_cell.py output folders")
     ap.add_argument("--only", nargs="*", default=[], metavar="STUDY", help="only these studies")
-    args = parse(ap)
+    args = bench.parse(ap)
     from mahppo.algorithms.acting.policy import load_policy
     from mahppo.algorithms.runs.run import set_torch_threads
     from mahppo.marl_env.evaluation import evaluate
@@ -69,28 +53,28 @@ def main() -> None:
     set_torch_threads(1)
     out = Path(args.out)
     path = out / "results.json"  # runs are appended as they finish: a rerun resumes
-    data = read_json(path, {"runs": [], "baselines": {}})
+    data = bench.read_json(path, {"runs": [], "baselines": {}})
 
     runs = [{**r, "dir": str(_run_dir(Path(d), r["dir"]))}
-            for d in args.runs for r in read_json(Path(d) / "results.json")["runs"]
+            for d in args.runs for r in bench.read_json(Path(d) / "results.json")["runs"]
             if not args.only or r["study"] in args.only]
-    for r in progress(runs, desc="policies"):
+    for r in bench.progress(runs, desc="policies"):
         if any(x["dir"] == r["dir"] for x in data["runs"]):
             continue
         policy = load_policy(Path(r["dir"]))
         evals = {}
-        for cell in sorted(r["evals"], key=cell_order):
-            evals[cell] = measure(policy, test_cell(cell, policy.env_defaults))
+        for cell in sorted(r["evals"], key=bench.cell_order):
+            evals[cell] = measure(policy, bench.test_cell(cell, policy.env))
             if cell not in data["baselines"]:
                 data["baselines"][cell] = {
-                    **{name: measure(make_baseline(name), test_cell(cell)) for name in LOOKAHEAD_BASES},
-                    **{name: evaluate(make_baseline(name), test_cell(cell))
-                       for name in BENCH_BASELINES if name not in LOOKAHEAD_BASES}}
+                    **{name: measure(make_baseline(name), bench.test_cell(cell)) for name in LOOKAHEAD_BASES},
+                    **{name: evaluate(make_baseline(name), bench.test_cell(cell))
+                       for name in bench.BENCH_BASELINES if name not in LOOKAHEAD_BASES}}
             e = evals[cell]
             print(f"{r['study']} seed {r['seed']} {cell}: {e['reward']:.3f} -> {e['reward_la']:.3f} "
                   f"({e['ms_per_frame_la']:.0f} ms per frame)", flush=True)
         data["runs"].append({k: r[k] for k in ("study", "actor", "seed", "dir")} | {"evals": evals})
-        write_json(path, data)
+        bench.write_json(path, data)
     report(data, out)
 
 
@@ -100,23 +84,23 @@ def report(data: dict, out: Path) -> None:
         for cell, e in r["evals"].items():
             groups.setdefault((r["study"], cell), []).append(e)
     rows_out = []
-    for (study, cell), rows in sorted(groups.items(), key=lambda item: (item[0][0], cell_order(item[0][1]))):
+    for (study, cell), rows in sorted(groups.items(), key=lambda item: (item[0][0], bench.cell_order(item[0][1]))):
         b = data["baselines"][cell]
         ss, rot, lo = b["static-search"], b["rotate"], b["local"]
         wins = sum(e["reward"] > ss["reward"] for e in rows)
         wins_la = sum(e["reward_la"] > ss["reward"] for e in rows)
         lat = [e["frame_latency_per_task_s_la"] / lo["frame_latency_per_task_s"] for e in rows]
         en = [e["energy_per_task_j_la"] / lo["energy_per_task_j"] for e in rows]
-        rows_out.append([study, cell, len(rows), mean_std([e["reward"] for e in rows]),
-                         mean_std([e["reward_la"] for e in rows]), f"{wins}/{len(rows)} / {wins_la}/{len(rows)}",
+        rows_out.append([study, cell, len(rows), bench.mean_std([e["reward"] for e in rows]),
+                         bench.mean_std([e["reward_la"] for e in rows]), f"{wins}/{len(rows)} / {wins_la}/{len(rows)}",
                          f"{ss['reward']:.3f} / {ss['reward_la']:.3f}", f"{rot['reward']:.3f} / {rot['reward_la']:.3f}",
-                         f"{lo['reward']:.3f}", mean_std(lat, 2), mean_std(en, 2),
-                         mean_std([e["ms_per_frame_la"] for e in rows], 0)])
-    write_markdown(out / "lookahead.md", markdown_table(
+                         f"{lo['reward']:.3f}", bench.mean_std(lat, 2), bench.mean_std(en, 2),
+                         bench.mean_std([e["ms_per_frame_la"] for e in rows], 0)])
+    bench.write_markdown(out / "lookahead.md", bench.markdown_table(
         ["study", "cell", "seeds", "reward", "+ lookahead", "better than static-search: alone / + lookahead",
          "static-search / + lookahead", "rotate / + lookahead", "Local", "latency x Local (+ lookahead)",
          "energy x Local (+ lookahead)", "ms per frame (+ lookahead)"], rows_out))
-    fig, ax = figure()
+    fig, ax = bench.figure()
     series: dict[str, list[tuple[int, list[float], list[float]]]] = {}
     for (study, cell), rows in groups.items():
         if cell.startswith("n"):
@@ -136,8 +120,8 @@ def report(data: dict, out: Path) -> None:
         base = name.split(" ")[0]
         pts = [(n, data["baselines"][f"n{n}"][base][key]) for n in ns]
         ax.plot(*zip(*pts, strict=True), style, marker="_", markersize=14, label=name)
-    save_reward_vs_n(fig, ax, out / "lookahead.png")
+    bench.save_reward_vs_n(fig, ax, out / "lookahead.png")
 
 
 if __name__ == "__main__":
-    run(main)
+    bench.run(main)

@@ -157,9 +157,10 @@ class UESpec:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """All parameters of the system; names follow the paper (Sec. 6.3.1 defaults)."""
+    """All parameters of the system; names follow the paper (Sec. 6.3.1 defaults). The default cell is the
+    headline cell of Fig. 8: N = 3 ResNet18 UEs, C = 2, beta = 0.47 (every command's default)."""
 
-    num_ues: int = 5  # N
+    num_ues: int = 3  # N
     num_channels: int = 2  # C
     dnn: str = "resnet18"  # DNN of every UE, or one per UE ("resnet18,vgg11,..."), when no ``ue_specs``
     ue_specs: tuple[UESpec, ...] | None = None
@@ -186,33 +187,11 @@ class EnvConfig:
 
     @classmethod
     def from_kwargs(cls, **kwargs: object) -> EnvConfig:
-        known = {f.name for f in fields(cls) if not f.name.startswith("_")}
-        for key in kwargs:
-            if key not in known:
-                raise ValueError(f"unknown env option {key!r} (known: {', '.join(sorted(known))})")
-        specs = kwargs.get("ue_specs")
-        if specs is not None:
-            if isinstance(specs, str | bytes) or not hasattr(specs, "__len__"):
-                raise ValueError(f"ue_specs = {specs!r} must be a list of UE specs")
-            n = kwargs.get("num_ues")
-            if n is not None and n != len(specs):
-                raise ValueError(f"num_ues = {n!r} conflicts with ue_specs ({len(specs)} UEs): give one of "
-                                 "them, or as many specs as UEs")
-            kwargs["ue_specs"] = tuple(_as_spec(s, i) for i, s in enumerate(specs))  # type: ignore[arg-type]
-        elif "num_ues" not in kwargs and isinstance(kwargs.get("dnn"), str):
-            kwargs["num_ues"] = max(1, len(dnn_names(kwargs["dnn"])))  # type: ignore[arg-type]
-        if kwargs.get("profile_file") is not None:
-            kwargs["profile_file"] = str(kwargs["profile_file"])
-        for key in ("num_ues_range", "dnn_pool"):
-            if isinstance(kwargs.get(key), list):
-                kwargs[key] = tuple(kwargs[key])  # type: ignore[arg-type]
-        dyn = kwargs.get("dynamics")
-        if dyn is None:
-            kwargs.pop("dynamics", None)
-        elif not isinstance(dyn, Dynamics):
-            kwargs["dynamics"] = Dynamics.from_dict(dyn)  # type: ignore[arg-type]
-        cfg = cls(**kwargs)  # type: ignore[arg-type]
-        return cfg.validated()
+        """The defaults with ``kwargs`` (JSON-like values: lists, spec dicts, DNN names), validated; a ``dnn``
+        list without ``num_ues`` sets N (one UE per name)."""
+        if kwargs.get("ue_specs") is None and "num_ues" not in kwargs and isinstance(kwargs.get("dnn"), str):
+            kwargs["num_ues"] = max(1, len(dnn_names(kwargs["dnn"])))
+        return cls().with_updates(**kwargs)
 
     @property
     def specs(self) -> tuple[UESpec, ...]:
@@ -341,10 +320,41 @@ class EnvConfig:
         return self
 
     def with_updates(self, **changes: object) -> EnvConfig:
-        specs = changes.get("ue_specs", self.ue_specs)
-        if "num_ues" in changes and specs is not None and changes["num_ues"] != len(specs):  # type: ignore[arg-type]
-            raise ValueError(f"num_ues = {changes['num_ues']!r} conflicts with ue_specs ({len(specs)} UEs)")  # type: ignore[arg-type]
+        """This config with ``changes`` (by field name; JSON-like values accepted), validated; unknown names
+        raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(self) if not f.name.startswith("_")}
+        for key in changes:
+            if key not in known:
+                raise ValueError(f"unknown env option {key!r} (known: {', '.join(sorted(known))})")
+        specs = changes.get("ue_specs")
+        if specs is not None:
+            if isinstance(specs, str | bytes) or not hasattr(specs, "__len__"):
+                raise ValueError(f"ue_specs = {specs!r} must be a list of UE specs")
+            n = changes.get("num_ues")
+            if n is not None and n != len(specs):
+                raise ValueError(f"num_ues = {n!r} conflicts with ue_specs ({len(specs)} UEs): give one of "
+                                 "them, or as many specs as UEs")
+            changes["ue_specs"] = tuple(_as_spec(s, i) for i, s in enumerate(specs))  # type: ignore[arg-type]
+        if "num_ues" in changes and "ue_specs" not in changes and self.ue_specs is not None \
+                and changes["num_ues"] != len(self.ue_specs):
+            raise ValueError(f"num_ues = {changes['num_ues']!r} conflicts with ue_specs ({len(self.ue_specs)} UEs)")
+        if changes.get("profile_file") is not None:
+            changes["profile_file"] = str(changes["profile_file"])
+        for key in ("num_ues_range", "dnn_pool"):
+            if isinstance(changes.get(key), list):
+                changes[key] = tuple(changes[key])  # type: ignore[arg-type]
+        if "dynamics" in changes:
+            dyn = changes["dynamics"]
+            changes["dynamics"] = Dynamics() if dyn is None else dyn if isinstance(dyn, Dynamics) else \
+                Dynamics.from_dict(dyn)  # type: ignore[arg-type]
         return replace(self, **changes).validated()  # type: ignore[arg-type]
+
+    def cell(self) -> EnvConfig:
+        """The fixed cell this config trains on, without the training-only options (scenario, dynamics, episode
+        cut, per-episode draws: a varying config gives its nominal N and its ``dnn``): what a trained policy
+        decides, and what serving and evaluation start from."""
+        return self.with_updates(scenario="train", dynamics=None, max_frames=None, render_mode=None,
+                                 num_ues_range=None, dnn_pool=None, one_dnn_share=0.0)
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-able fields (what ``from_dict`` reads back); ``ue_specs`` as a list of dicts."""

@@ -183,15 +183,16 @@ class CollabInferenceEnv(ParallelEnv):
         self.agents = list(snap["agents"])
         self._last = snap["last"]
 
-    def load_state(self, tasks_left: Any, time_left_s: Any, bits_left: Any, points: Any = None,
-                   channels: Any = None, distance_m: Any = None, total_tasks: Any = None,
+    def load_state(self, tasks_left: Any, local_time_left_s: Any, bits_left: Any, point_in_flight: Any = None,
+                   channel_in_flight: Any = None, distance_m: Any = None, total_tasks: Any = None,
                    tokens: Any = None, fading: Any = None) -> None:
         """Put this episode's cell in a given state, as at the end of a frame: a decision-maker's picture of
         a real cell (a Serve request) made simulable, e.g. for ``marl_env.lookahead``. Call after ``reset``.
 
-        Per UE: ``tasks_left`` (k), ``time_left_s`` (l: the front part still to run) and ``bits_left`` (n:
-        the feature or input still to send) of the task in flight, and the partition point and channel
-        that task runs with (``points``, ``channels``: needed for a UE with a task in flight). The phase
+        Per UE (the names of a Serve request's ``UEState``): ``tasks_left`` (k), ``local_time_left_s`` (l: the
+        front part still to run) and ``bits_left`` (n: the feature or input still to send) of the task in
+        flight, and the partition point and channel that task runs with (``point_in_flight``,
+        ``channel_in_flight``: needed for a UE with a task in flight). The phase
         follows (the kernel's own states at a frame's end): no task left, done; front time left, running
         its front part; else bits left, sending; else its first task starts with the next decision.
         Optionally ``distance_m``, ``total_tasks`` (K_n) and the rank ``tokens``' tie-break (default: by
@@ -199,19 +200,20 @@ class CollabInferenceEnv(ParallelEnv):
         1, no fading). A bad value raises ``StateError`` naming the UE and the field."""
         sys_, n = self.system, self.system.n
         k = _per_ue(tasks_left, n, "tasks_left", np.int64)
-        t = _per_ue(time_left_s, n, "time_left_s", np.float64)
+        t = _per_ue(local_time_left_s, n, "local_time_left_s", np.float64)
         b = _per_ue(bits_left, n, "bits_left", np.float64)
         d = sys_.distance.copy() if distance_m is None else _per_ue(distance_m, n, "distance_m", np.float64)
         total = sys_.total_tasks.copy() if total_tasks is None else _per_ue(total_tasks, n, "total_tasks", np.int64)
         h = np.ones(n) if fading is None else _per_ue(fading, n, "fading", np.float64)
-        pts = np.full(n, -1, dtype=np.int64) if points is None else _per_ue(points, n, "partition_point", np.int64,
-                                                                             missing=-1)
-        chs = np.full(n, -1, dtype=np.int64) if channels is None else _per_ue(channels, n, "channel", np.int64,
-                                                                              missing=-1)
+        pts = np.full(n, -1, dtype=np.int64) if point_in_flight is None else _per_ue(
+            point_in_flight, n, "point_in_flight", np.int64, missing=-1)
+        chs = np.full(n, -1, dtype=np.int64) if channel_in_flight is None else _per_ue(
+            channel_in_flight, n, "channel_in_flight", np.int64, missing=-1)
         phase = np.where(k == 0, DONE, np.where(t > 0, FRONT, np.where(b > 0, SENDING, IDLE)))
         local, c = sys_.last_point, self.config.num_channels
         for i in range(n):
-            for field, v, ok in (("tasks_left", k[i], 0 <= k[i] <= total[i]), ("time_left_s", t[i], t[i] >= 0),
+            for field, v, ok in (("tasks_left", k[i], 0 <= k[i] <= total[i]),
+                                 ("local_time_left_s", t[i], t[i] >= 0),
                                  ("bits_left", b[i], b[i] >= 0), ("distance_m", d[i], d[i] > 0),
                                  ("fading", h[i], h[i] >= 0)):
                 if not ok:
@@ -222,29 +224,25 @@ class CollabInferenceEnv(ParallelEnv):
                 continue
             what = "running its front part" if phase[i] == FRONT else "sending"
             if not 0 <= pts[i] <= local[i]:
-                raise StateError(i, "partition_point", f"{_shown(pts[i])}: the UE is {what}, so the point of its "
+                raise StateError(i, "point_in_flight", f"{_shown(pts[i])}: the UE is {what}, so the point of its "
                                  f"task in flight is needed (0..{local[i]})")
             if phase[i] == FRONT and pts[i] == 0:
-                raise StateError(i, "partition_point", "0 sends the raw input and has no front part, but "
+                raise StateError(i, "point_in_flight", "0 sends the raw input and has no front part, but "
                                  f"time_left_s = {t[i]:g}")
             if phase[i] == SENDING and pts[i] == local[i]:
-                raise StateError(i, "partition_point", f"{local[i]} runs the whole model locally and sends "
+                raise StateError(i, "point_in_flight", f"{local[i]} runs the whole model locally and sends "
                                  f"nothing, but bits_left = {b[i]:g}")
             if pts[i] != local[i] and not 0 <= chs[i] < c:
-                raise StateError(i, "channel", f"{_shown(chs[i])}: the UE is {what}, so the channel of its task "
-                                 f"in flight is needed (0..{c - 1})")
+                raise StateError(i, "channel_in_flight", f"{_shown(chs[i])}: the UE is {what}, so the channel of "
+                                 f"its task in flight is needed (0..{c - 1})")
             if t[i] > sys_.lat2d[i, pts[i]] * (1 + 1e-9):
-                raise StateError(i, "time_left_s", f"{t[i]:g} s is more than the front part at point {pts[i]} "
+                raise StateError(i, "local_time_left_s", f"{t[i]:g} s is more than the front part at point {pts[i]} "
                                  f"takes ({sys_.lat2d[i, pts[i]]:g} s)")
             if b[i] > sys_.bits2d[i, pts[i]] * (1 + 1e-9):
                 raise StateError(i, "bits_left", f"{b[i]:g} is more than point {pts[i]} sends "
                                  f"({sys_.bits2d[i, pts[i]]:g} bits)")
-        sys_.restore({**sys_.snapshot(), "phase": phase, "tasks_left": k, "total_tasks": total, "point": pts,
-                      "channel": np.maximum(chs, 0), "distance": d, "gain": d ** (-self.config.path_loss_exponent) * h,
-                      "fade": h,
-                      "time_left": t, "bits_left": b, "elapsed": np.zeros(n), "finish_time": np.zeros(n),
-                      "_tasks_f": k.astype(np.float64), "_total_f": total.astype(np.float64),
-                      "frame": 0, "n_done": int(np.sum(phase == DONE))})
+        sys_.set_state(phase=phase, tasks_left=k, total_tasks=total, point=pts, channel=np.maximum(chs, 0),
+                       distance=d, fade=h, time_left=t, bits_left=b)
         self.tokens = (distance_tokens(d, np.arange(n)) if tokens is None
                        else _per_ue(tokens, n, "tokens", np.float64))
         self.agents = self.possible_agents[:n]

@@ -176,9 +176,7 @@ def _rss_bytes() -> int:
 
 
 def _model_info(policy: Any) -> dict[str, Any]:
-    from mahppo.marl_env.config import EnvConfig
-
-    cfg = EnvConfig.from_kwargs(**policy.env_defaults)
+    cfg = policy.env
     meta = policy.meta
     experiment = meta.get("experiment", {})
     return {
@@ -196,7 +194,7 @@ def _model_info(policy: Any) -> dict[str, Any]:
         "trained_at": meta.get("trained_at"),
         "iteration": meta.get("iteration"),
         "env_steps": meta.get("env_steps"),
-        "env_config": policy.env_defaults,
+        "env_config": cfg.to_dict(),
         "experiment": experiment,
     }
 

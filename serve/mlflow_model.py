@@ -48,11 +48,10 @@ class DecisionModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         from mahppo.algorithms.acting.policy import load_policy
-        from mahppo.marl_env.config import EnvConfig
 
         self.policy = load_policy(context.artifacts[CHECKPOINT_ARTIFACT])
         self.normalizer = normalizer_for(self.policy)
-        self.p_max_w = EnvConfig.from_kwargs(**self.policy.env_defaults).p_max_w
+        self.p_max_w = self.policy.env.p_max_w
 
     def predict(self, context, model_input, params=None):
         """One ``/v1/decide`` body -> its reply; several bodies -> a list of replies. A bad body raises
@@ -139,11 +138,10 @@ def model_signature() -> Any:
 def input_example(checkpoint: str | Path) -> dict[str, Any]:
     """The test scenario's first state pool for the policy's cell (what ``mahppo query`` sends)."""
     from mahppo.algorithms.acting.policy import load_policy
-    from mahppo.marl_env.config import EnvConfig
     from mahppo.serve.client import example_pool
 
     policy = load_policy(checkpoint)
-    n = EnvConfig.from_kwargs(**policy.env_defaults).num_ues
+    n = policy.env.num_ues
     agents = [f"ue_{i}" for i in range(n)] if getattr(policy, "shared", False) else policy.agents
     return {"ues": example_pool({"agents": agents}), "deterministic": True}
 

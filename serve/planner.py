@@ -30,10 +30,9 @@ from mahppo.serve.schema import (
     decision_body,
 )
 
-# load_state's names -> the request's
-_FIELDS = {"partition_point": "point_in_flight", "channel": "channel_in_flight", "time_left_s": "local_time_left_s",
-           "bits_left": "bits_left", "tasks_left": "tasks_left", "distance_m": "distance_m",
-           "total_tasks": "total_tasks"}
+# a UE's state as the request gives it (``UEState``) and ``load_state`` takes it: the same names
+STATE_FIELDS = ("tasks_left", "local_time_left_s", "bits_left", "point_in_flight", "channel_in_flight", "distance_m",
+                "total_tasks", "fading")
 MAX_CELLS = 16  # simulators kept per replica, one per list of DNNs (least recently used dropped)
 # How far a request's rollouts may look (frames): the test cells finish in 5-20 frames; a cell that needs
 # longer gets the policy's own decisions, so one request costs at most rounds x candidates x this many frames
@@ -50,21 +49,17 @@ class CellPlanner:
             raise RequestError("lookahead", "needs a shared policy (`mahppo train --actor shared`); this one has "
                                "one actor per UE")
         self.policy = policy
-        self.defaults = {k: v for k, v in policy.env_defaults.items() if k not in ("num_ues", "ue_specs", "dnn")}
-        self.default_dnn = policy.env_defaults.get("dnn", "resnet18")
+        # the served cell on the test scenario, the shared actor's observation, no episode cut
+        self.env = policy.env.with_updates(scenario="test", obs_mode="agent", max_ues=policy.max_ues, max_frames=None)
         self.lookahead = Lookahead(policy, max_frames=PLAN_FRAMES)
         self._envs: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def _env(self, dnns: tuple[str, ...]) -> Any:
-        from mahppo.marl_env.config import EnvConfig
         from mahppo.marl_env.parallel import CollabInferenceEnv
 
         if dnns not in self._envs:
-            cell = EnvConfig.from_kwargs(**{**self.defaults, "ue_specs": [{"dnn": d} for d in dnns],
-                                            "scenario": "test", "obs_mode": "agent",
-                                            "max_ues": self.policy.max_ues, "max_frames": None})
-            self._envs[dnns] = CollabInferenceEnv(cell)
+            self._envs[dnns] = CollabInferenceEnv(self.env, ue_specs=list(dnns))
             while len(self._envs) > MAX_CELLS:
                 self._envs.popitem(last=False)
         self._envs.move_to_end(dnns)
@@ -80,18 +75,15 @@ class CellPlanner:
             raise RequestError("deterministic", "false: the lookahead plays the policy's deterministic "
                                "decisions; send true (the default) with lookahead")
         ues = request.ues
-        distance = np.array([u.distance_m for u in ues], dtype=np.float64)
+        state = {name: [getattr(u, name) for u in ues] for name in STATE_FIELDS}
+        tokens = tokens_for([u.ue_id for u in ues], np.asarray(state["distance_m"], dtype=np.float64))
         with self._lock:
-            env = self._env(tuple(u.dnn or self.default_dnn for u in ues))
+            env = self._env(tuple(u.dnn or self.env.dnn for u in ues))
             env.reset(seed=0)
             try:
-                env.load_state([u.tasks_left for u in ues], [u.local_time_left_s for u in ues],
-                               [u.bits_left for u in ues], [u.point_in_flight for u in ues],
-                               [u.channel_in_flight for u in ues], distance, [u.total_tasks for u in ues],
-                               tokens=tokens_for([u.ue_id for u in ues], distance),
-                               fading=[u.fading for u in ues])
-            except StateError as exc:
-                raise RequestError(f"ues[{exc.index}].{_FIELDS.get(exc.field, exc.field)}", exc.message) from None
+                env.load_state(**state, tokens=tokens)
+            except StateError as exc:  # named as the request names it
+                raise RequestError(f"ues[{exc.index}].{exc.field}", exc.message) from None
             view = env.view()
             self.lookahead.reset(view)
             return self.lookahead.act(view)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mahppo.marl_env.config import TEST_NUM_TASKS
+from mahppo.marl_env.config import TEST_NUM_TASKS, EnvConfig
 from mahppo.marl_env.core import normalize_state
 
 MAX_UES = 10_000  # a hard cap on the list length, before the policy's own N is checked
@@ -106,12 +106,11 @@ class StateNormalizer:
         self.max_time_s = None if max_time_s is None else np.asarray(max_time_s, dtype=np.float64)
 
     @classmethod
-    def for_env(cls, agents: list[str], env_defaults: dict[str, Any]) -> StateNormalizer:
-        """The scales of the env the policy was trained on (its N, DNNs, profile, distances)."""
-        from mahppo.marl_env.config import EnvConfig
+    def for_env(cls, agents: list[str], env: EnvConfig) -> StateNormalizer:
+        """The scales of the cell the policy was trained on (its N, DNNs, profile, distances)."""
         from mahppo.marl_env.core import MECSystem
 
-        system = MECSystem(EnvConfig.from_kwargs(**env_defaults))
+        system = MECSystem(env)
         if system.n != len(agents):
             raise ValueError(f"policy has {len(agents)} actors but its env config has {system.n} UEs")
         norm = cls(agents, system.l_scale, system.n_scale, system.config.d_min_m, system.config.d_max_m,
@@ -174,10 +173,8 @@ class CellNormalizer:
     by distance, then by its ``ue_id``'s hash (``marl_env.observations.tokens_for``).
     """
 
-    def __init__(self, env_defaults: dict[str, Any], max_ues: int):
-        from mahppo.marl_env.config import EnvConfig
-
-        self.base = EnvConfig.from_kwargs(**{**env_defaults, "ue_specs": None, "num_ues": 1, "obs_mode": "global"})
+    def __init__(self, env: EnvConfig, max_ues: int):
+        self.base = env  # the trained cell's channels, profile file, distances and default DNN
         self.max_ues = int(max_ues)
         self._dnn: dict[str, tuple[float, float, np.ndarray]] = {}
         self._range: dict[str, tuple[float, float]] = {}  # DNN -> (largest feature or input, longest front part)
@@ -262,8 +259,8 @@ def _check_finite(state: np.ndarray, pos: list[int]) -> None:
 def normalizer_for(policy: Any) -> StateNormalizer | CellNormalizer:
     """The request -> network-input step of a ``TrainedPolicy`` (per-UE or shared)."""
     if getattr(policy, "shared", False):
-        return CellNormalizer(policy.env_defaults, policy.max_ues)
-    return StateNormalizer.for_env(policy.agents, policy.env_defaults)
+        return CellNormalizer(policy.env, policy.max_ues)
+    return StateNormalizer.for_env(policy.agents, policy.env)
 
 
 def act_on(policy: Any, inputs: list[np.ndarray], deterministic: bool) -> list[tuple[np.ndarray, ...]]:

@@ -42,14 +42,11 @@ def trial_keys() -> tuple[str, ...]:
 
 
 def study_base():
-    """The Experiment every trial starts from: the paper's cell (N = 5, C = 2, ResNet18, beta 0.47,
-    Sec. 6.3.1) with 60-frame training episodes and the paper's hyperparameters."""
+    """The Experiment every trial starts from: the default one (the default cell, 60-frame training episodes)
+    with the paper's per-UE actors (a study that sets ``actor: shared`` gets the agent-centric observation)."""
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.params import MAHPPOParams
-    from mahppo.marl_env.config import EnvConfig
 
-    # the paper's per-UE actors (a study that sets actor: shared gets the agent-centric observation)
-    return Experiment(env=EnvConfig(num_ues=5, max_frames=60).validated(), algo=MAHPPOParams(actor="per-ue"))
+    return Experiment().with_flat({"actor": "per-ue"})
 
 
 def trial_experiment(config: dict[str, Any]):

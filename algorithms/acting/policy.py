@@ -67,12 +67,21 @@ class FusedActors:
 
 
 class TrainedPolicy:
-    """A checkpoint's actors; ``act(view)`` for one frame, ``act_batch`` for many cells at once."""
+    """A checkpoint's actors; ``act(view)`` for one frame, ``act_batch`` for many cells at once.
 
-    def __init__(self, modules: dict[str, RLModule], meta: dict[str, Any] | None = None):
+    ``env`` is the cell the policy was trained for (``EnvConfig.cell()`` of its experiment's env: N, C, DNNs,
+    beta, profile; no training-only options), read once from the checkpoint's sidecar; evaluation, Serve, the
+    planner and the MLflow model start from it (``policy.env.with_updates(...)``)."""
+
+    def __init__(self, modules: dict[str, RLModule], meta: dict[str, Any] | None = None, env: EnvConfig | None = None):
         self.meta = dict(meta or {})
         self.name = self.meta.get("policy_id", "trained")
-        self.experiment = self.meta.get("experiment", {})
+        if env is None:
+            data = self.meta.get("experiment", {}).get("env")
+            if data is None:
+                raise ValueError(f"policy {self.name}: its sidecar has no experiment.env (the cell it was trained for)")
+            env = EnvConfig.from_dict(data)
+        self.env = env.cell()
         self.shared = SHARED_ID in modules
         self.modules = {a: modules[a] for a in sorted(modules, key=_agent_index)}
         self.agents = [] if self.shared else list(self.modules)
@@ -94,18 +103,9 @@ class TrainedPolicy:
         """The most UEs a shared policy decides at once (``None``: a per-UE policy, exactly its N)."""
         return self.modules[SHARED_ID].max_ues if self.shared else None
 
-    @property
-    def env_defaults(self) -> dict[str, Any]:
-        """The cell the policy was trained for (N, C, DNNs, beta, profile), without the training-only
-        options (scenario, dynamics, episode cut, per-episode draws)."""
-        cfg = dict(self.experiment.get("env", {}))
-        for key in ("scenario", "dynamics", "max_frames", "render_mode", "num_ues_range", "dnn_pool", "one_dnn_share"):
-            cfg.pop(key, None)
-        return cfg
-
     def check_cell(self, config: EnvConfig) -> None:
         """Refuse a cell this policy cannot decide, naming what differs."""
-        trained = EnvConfig.from_dict(self.env_defaults) if self.env_defaults else None
+        trained = self.env
         if self.shared:
             if config.num_ues > self.max_ues:
                 raise ValueError(f"policy {self.name} decides at most max_ues = {self.max_ues} UEs; the cell has "
@@ -125,18 +125,17 @@ class TrainedPolicy:
             if have != want:
                 raise ValueError(f"policy {self.name}: {agent} was trained for (points, channels, p_max) = {have}; "
                                  f"the env gives {want} (check --num-channels, --dnn, --profile)")
-        if trained is not None:
-            for i, (a, b) in enumerate(zip(trained.specs, config.specs, strict=True)):
-                if a.dnn != b.dnn:
-                    raise ValueError(f"policy {self.name}: ue_{i} was trained on dnn {a.dnn!r}; the cell gives "
-                                     f"{b.dnn!r} (a per-UE policy is tied to its DNNs)")
-            for i, (a, b) in enumerate(zip(trained.profiles, config.profiles, strict=True)):
-                if not same_profile(a, b):
-                    raise ValueError(
-                        f"policy {self.name}: ue_{i} was trained on the {a.name!r} profile of "
-                        f"{trained.profile_file or 'the shipped Jetson Nano profiles'}; the cell's {b.name!r} "
-                        f"profile ({config.profile_file or 'the shipped Jetson Nano profiles'}) has other costs "
-                        "per partition point (check --profile)")
+        for i, (a, b) in enumerate(zip(trained.specs, config.specs, strict=True)):
+            if a.dnn != b.dnn:
+                raise ValueError(f"policy {self.name}: ue_{i} was trained on dnn {a.dnn!r}; the cell gives "
+                                 f"{b.dnn!r} (a per-UE policy is tied to its DNNs)")
+        for i, (a, b) in enumerate(zip(trained.profiles, config.profiles, strict=True)):
+            if not same_profile(a, b):
+                raise ValueError(
+                    f"policy {self.name}: ue_{i} was trained on the {a.name!r} profile of "
+                    f"{trained.profile_file or 'the shipped Jetson Nano profiles'}; the cell's {b.name!r} "
+                    f"profile ({config.profile_file or 'the shipped Jetson Nano profiles'}) has other costs "
+                    "per partition point (check --profile)")
 
     def reset(self, view: Any, seed: int | None = None) -> None:
         self.check_cell(view.config)
@@ -272,7 +271,7 @@ def live_policy(algo: Any, experiment: Any, meta: dict[str, Any] | None = None) 
     """The current actors of a running RLlib algorithm (for evaluation during training)."""
     shared = experiment.run.algo == "mahppo" and experiment.algo.actor == "shared"
     ids = [SHARED_ID] if shared else [f"ue_{i}" for i in range(experiment.env.num_ues)]
-    return TrainedPolicy({m: algo.get_module(m) for m in ids}, meta)
+    return TrainedPolicy({m: algo.get_module(m) for m in ids}, meta, env=experiment.env)
 
 
 __all__ = ["FusedActors", "SharedActorModule", "TrainedPolicy", "find_checkpoint", "live_policy", "load_policy"]

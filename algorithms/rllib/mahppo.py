@@ -45,7 +45,7 @@ class RLlibCollabEnv(ParallelPettingZooEnv):
     """The ``marl_env`` PettingZoo env through RLlib's PettingZoo wrapper, built from ``EnvConfig.to_dict()``."""
 
     def __init__(self, config: dict | None = None):
-        super().__init__(CollabInferenceEnv(EnvConfig.from_dict(dict(config or {}))))
+        super().__init__(CollabInferenceEnv(**dict(config or {})))
         # RLlib's wrapper takes the agents (and their spaces) of its first reset; a cell whose N is
         # drawn per episode may later have more: every possible agent is known from the start.
         possible = list(self.par_env.possible_agents)
@@ -71,19 +71,16 @@ class MAHPPOConfig(PPOConfig):
     def mahppo(self, **changes: Any) -> MAHPPOConfig:
         """Set the paper's hyperparameters (see ``MAHPPOParams``); unknown names are rejected.
 
-        The learning rate is set as a constant here: ``lr_schedule="linear"`` needs the run's env steps
-        and takes effect in ``build_config`` (``MAHPPOParams.lr_for``)."""
+        The learning rate (``lr``, ``lr_schedule``: its default depends on the actor and the cell, and a linear
+        schedule on the run's env steps) is RLlib's ``lr``, set by ``build_config`` from
+        ``Experiment.lr_schedule()``."""
         known = {f.name for f in fields(MAHPPOParams)}
         for key in changes:
             if key not in known:
                 raise ValueError(f"unknown MAHPPO hyperparameter {key!r} (known: {', '.join(sorted(known))})")
         p = replace(self.mahppo_params, **changes)
         self.mahppo_params = p
-        self.training(
-            lr=p.learning_rate, train_batch_size_per_learner=p.memory_size, minibatch_size=p.batch_size,
-            num_epochs=p.reuse_time, clip_param=p.clip_eps, entropy_coeff=p.zeta, gamma=p.gamma,
-            lambda_=p.lam, use_kl_loss=False, grad_clip=p.grad_clip, grad_clip_by="global_norm",
-        )
+        self.training(**ppo_training(p))
         self.learner_config_dict = {**(self.learner_config_dict or {}), "clip_mode": p.clip_mode,
                                     "normalize_advantages": p.normalize_advantages,
                                     "minibatch_unit": p.minibatch_unit}
@@ -92,6 +89,14 @@ class MAHPPOConfig(PPOConfig):
     def validate(self) -> None:
         self.mahppo_params.validate()
         super().validate()
+
+
+def ppo_training(p: MAHPPOParams) -> dict[str, Any]:
+    """The paper's hyperparameters as ``PPOConfig.training`` arguments (the mapping above), but the learning
+    rate; MAHPPO's and the IPPO ablation's."""
+    return {"train_batch_size_per_learner": p.memory_size, "minibatch_size": p.batch_size, "num_epochs": p.reuse_time,
+            "clip_param": p.clip_eps, "entropy_coeff": p.zeta, "gamma": p.gamma, "lambda_": p.lam,
+            "use_kl_loss": False, "grad_clip": p.grad_clip, "grad_clip_by": "global_norm"}
 
 
 class MAHPPO(PPO):
@@ -140,11 +145,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
                                         model_config={"hidden": [256, 128, 64]})
         config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
     else:
-        config = PPOConfig().training(
-            lr=params.learning_rate, train_batch_size_per_learner=params.memory_size, minibatch_size=params.batch_size,
-            num_epochs=params.reuse_time, clip_param=params.clip_eps, entropy_coeff=params.zeta,
-            gamma=params.gamma, lambda_=params.lam, use_kl_loss=False, grad_clip=params.grad_clip,
-        )
+        config = PPOConfig().training(**ppo_training(params))
         config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
             a: RLModuleSpec(observation_space=obs_space, action_space=act_spaces[a],
                             model_config={"fcnet_hiddens": [256, 128, 64], "vf_share_layers": False})
@@ -157,7 +158,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
     use_sampler(config, run.sampler)  # "vector": algorithms/rllib/sampler.py; "rllib": RLlib's own loop
-    config.training(lr=params.lr_for(run.steps, experiment.learning_rate))
+    config.training(lr=experiment.lr_schedule())
     config.learners(num_learners=run.num_learners, num_gpus_per_learner=run.num_gpus_per_learner)
     config.debugging(seed=run.seed)
     config.reporting(metrics_num_episodes_for_smoothing=20)

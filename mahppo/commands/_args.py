@@ -78,11 +78,10 @@ def dnn_list(text: str) -> list[str]:
     return names
 
 
-def add_env_arguments(p: argparse.ArgumentParser, defaults: Any = None, *, scenario: bool = True) -> None:
-    """The cell's options (evaluate, train, simulate); ``defaults``: the ``EnvConfig`` they fall back to."""
-    from mahppo.marl_env.config import EnvConfig
+def add_env_arguments(p: argparse.ArgumentParser, *, scenario: bool = True) -> None:
+    """The cell's options (evaluate, train, simulate), each showing the one default cell (``EnvConfig``'s)."""
+    from mahppo.marl_env.config import EnvConfig as d  # the dataclass's defaults
 
-    d = defaults if defaults is not None else EnvConfig()
     g = p.add_argument_group("the cell (Sec. 3, 6.3.1)")
     if scenario:
         g.add_argument("--scenario", choices=["test", "train", "dynamic"], default=None,
@@ -106,6 +105,21 @@ def add_env_arguments(p: argparse.ArgumentParser, defaults: Any = None, *, scena
     g.add_argument("--beta", type=float, default=None, help=f"energy weight of Eq. 12 (default: {d.beta})")
     g.add_argument("--max-ues", type=positive_int, default=None,
                    help=f"most UEs a shared policy observes at once (default: {d.max_ues})")
+
+
+def cell_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None):
+    """The cell a command runs a policy on: the policy's own cell ``base`` (a trained policy's
+    ``env.to_dict()``, a served one's ``env_config``; none for a baseline: the defaults) with the options
+    the user gave, on the test scenario unless ``--scenario`` says otherwise."""
+    from mahppo.marl_env.config import EnvConfig
+
+    kwargs = {"scenario": "test", **env_updates(args)}
+    defaults = dict(base or {})
+    if "num_ues" in kwargs or "ue_specs" in kwargs:
+        defaults.pop("ue_specs", None)
+    if "ue_specs" in kwargs:  # a --dnn list sets N (one UE per name): the policy's own N does not apply
+        defaults.pop("num_ues", None)
+    return EnvConfig.from_kwargs(**{**defaults, **kwargs})
 
 
 def env_updates(args: argparse.Namespace) -> dict[str, Any]:

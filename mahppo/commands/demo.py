@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-ues", type=int, default=None, help=f"N UEs (default: {d.env.num_ues})")
     p.add_argument("--seed", type=int, default=None, help=f"seed (default: {d.run.seed})")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (default: {d.algo.learning_rate}, decaying linearly; the paper: 1e-4)")
+                   help=f"learning rate (default: {d.learning_rate}, decaying linearly; the paper: 1e-4)")
     p.add_argument("--port", type=int, default=8765, help="port of the short-lived Serve on 127.0.0.1 (default 8765)")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo run")

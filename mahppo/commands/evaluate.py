@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from mahppo.commands._args import add_env_arguments, emit_json, env_updates, positive_int, resolve_policy
+from mahppo.commands._args import add_env_arguments, cell_from_args, emit_json, positive_int, resolve_policy
 from mahppo.marl_env.metrics import format_table
 from mahppo.marl_env.policies import BASELINES
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
 
     policy = resolve_policy(args.policy)
-    kwargs = {"scenario": "test", **env_updates(args)}
-    defaults = dict(getattr(policy, "env_defaults", {}))  # a trained policy brings its own N, C, DNN, beta
-    if "num_ues" in kwargs or "ue_specs" in kwargs:
-        defaults.pop("ue_specs", None)
-    if "ue_specs" in kwargs:  # a --dnn list sets N (one UE per name): the policy's own N does not apply
-        defaults.pop("num_ues", None)
-    config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
+    trained = getattr(policy, "env", None)  # a trained policy brings its own N, C, DNN, beta
+    config = cell_from_args(args, trained.to_dict() if trained is not None else None)
     name = args.policy
     if args.lookahead:
         from mahppo.marl_env.lookahead import Lookahead

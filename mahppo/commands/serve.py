@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mahppo.commands._args import add_env_arguments, emit_json, env_updates
+from mahppo.commands._args import add_env_arguments, cell_from_args, emit_json
 from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
 from mahppo.marl_env.metrics import format_table
@@ -170,17 +170,12 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import time
 
-    from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
     from mahppo.serve.client import DecisionError, RemotePolicy
 
     try:
         remote = RemotePolicy(_client(args.via, args.api_key_file), deterministic=not args.stochastic)
-        defaults = dict(remote.env_defaults)
-        kwargs = {"scenario": "test", **env_updates(args)}
-        if "num_ues" in kwargs or "ue_specs" in kwargs:
-            defaults.pop("ue_specs", None)
-        config = EnvConfig.from_kwargs(**{**defaults, **kwargs})
+        config = cell_from_args(args, remote.env_defaults)
         t0 = time.perf_counter()
         metrics = evaluate(remote, config, episodes=args.episodes, seed=args.seed)
         wall = time.perf_counter() - t0

@@ -58,13 +58,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mahppo.algorithms.experiment import RunSettings, default_train_env
+    from mahppo.algorithms.experiment import RunSettings
     from mahppo.algorithms.params import MAHPPOParams
 
     p = sub.add_parser("train", help="train MAHPPO (or the IPPO ablation) with RLlib",
                        description="Train on a local Ray (or --address), checkpoint every few iterations, "
                        "then compare with every baseline on the test scenario.")
-    add_env_arguments(p, default_train_env(), scenario=False)
+    add_env_arguments(p, scenario=False)
     p.add_argument("--out", default=None, help="output directory (default runs/ALGO-nN-seedS)")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue a run from its newest complete checkpoint (only runs you trust: resuming "

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from mahppo.algorithms.experiment import Experiment, RunSettings, flat_keys
-from mahppo.algorithms.params import MAHPPOParams
+from mahppo.algorithms.experiment import Experiment, RunSettings
 from mahppo.marl_env.config import EnvConfig
 
 
@@ -38,14 +37,12 @@ def test_bad_values_are_rejected_naming_the_field(data, message):
         Experiment.from_dict(data)
 
 
-def test_flat_keys_come_from_the_dataclass_fields():
-    keys = flat_keys()
-    assert keys["num_ues"] == "env" and keys["lr"] == "algo" and keys["steps"] == "run"
-    for cls, section in ((EnvConfig, "env"), (MAHPPOParams, "algo"), (RunSettings, "run")):
-        for f in cls.__dataclass_fields__:
-            if not f.startswith("_") and f != "render_mode":
-                assert keys[f] == section
-    assert "env.num_ues" in Experiment().flat() and "algo.reuse_time" in Experiment().flat()
+def test_a_flat_key_sets_the_field_of_its_section():
+    e = Experiment().with_flat({"num_ues": 4, "clip_eps": 0.1, "reuse_time": 3, "steps": 99})
+    assert (e.env.num_ues, e.algo.clip_eps, e.algo.reuse_time, e.run.steps) == (4, 0.1, 3, 99)
+    assert e.flat()["env.num_ues"] == 4 and e.flat()["algo.reuse_time"] == 3 and e.flat()["run.steps"] == 99
+    with pytest.raises(ValueError, match="unknown key 'render_mode'"):  # a viewer setting, not an experiment's
+        Experiment().with_flat({"render_mode": "human"})
 
 
 def test_train_help_shows_the_dataclass_defaults(capsys):
@@ -85,20 +82,20 @@ def test_an_unset_lr_is_the_actors_measured_default_and_an_explicit_one_wins():
     from mahppo.algorithms.rllib.mahppo import build_config
 
     per_ue, shared = Experiment().with_flat({"actor": "per-ue"}), Experiment()
-    assert per_ue.algo.lr is None and per_ue.algo.learning_rate == 3e-4
-    assert shared.algo.learning_rate == 6e-4
+    assert per_ue.algo.lr is None and per_ue.learning_rate == 3e-4  # 3e-4, decaying linearly
+    assert shared.learning_rate == 6e-4  # the default (shared) actor's measured default
     assert shared.flat()["algo.lr"] == 6e-4  # MLflow params carry the rate in effect
     assert build_config(shared).lr == [[0, 6e-4], [shared.run.steps, pytest.approx(6e-6)]]
     pinned = shared.with_flat({"lr": 1e-4, "lr_schedule": "constant"})
-    assert pinned.algo.learning_rate == 1e-4 and build_config(pinned).lr == 1e-4
-    assert Experiment.from_dict(json.loads(json.dumps(shared.to_dict()))).algo.learning_rate == 6e-4
+    assert pinned.learning_rate == 1e-4 and build_config(pinned).lr == 1e-4
+    assert Experiment.from_dict(json.loads(json.dumps(shared.to_dict()))).learning_rate == 6e-4
 
 
-def test_the_builder_names_a_bad_actor_instead_of_failing_on_the_lr_lookup():
+def test_the_builder_names_a_bad_actor():
     from mahppo.algorithms.rllib.mahppo import MAHPPOConfig
 
     with pytest.raises(ValueError, match=r"actor = 'per_ue' must be one of \('per-ue', 'shared'\)"):
-        MAHPPOConfig().mahppo(actor="per_ue")
+        MAHPPOConfig().mahppo(actor="per_ue").validate()
 
 
 def test_auto_warm_start_is_the_rotate_teacher_for_cells_that_vary_or_hold_five_ues_or_more():
@@ -127,3 +124,15 @@ def test_a_warm_started_varying_cell_fine_tunes_at_3e_4_unless_lr_is_given():
 def test_only_the_shared_actor_takes_the_teacher_and_the_error_names_the_field(flat):
     with pytest.raises(ValueError, match="algo.warm_start = 'rotate' needs run.algo = 'mahppo' with algo.actor"):
         Experiment().with_flat({**flat, "warm_start": "rotate"})
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "simulate"])
+def test_every_command_shows_the_one_default_cell(command, capsys):
+    from mahppo.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    cell = Experiment().env
+    assert f"(needs --actor shared) (default: {cell.num_ues})" in text and cell.num_ues == EnvConfig().num_ues == 3
+    assert f"C channels (default: {cell.num_channels})" in text and f"(default: {cell.dnn})" in text

@@ -99,9 +99,11 @@ def test_power_log_prob_uses_the_unclipped_gaussian_sample():
 
 
 def test_linear_lr_schedule_decays_to_one_percent_over_the_run():
-    p = MAHPPOParams(lr=3e-4, lr_schedule="linear")
-    assert p.lr_for(50_000) == [[0, 3e-4], [50_000, pytest.approx(3e-6)]]
-    assert MAHPPOParams(**PAPER_LR).lr_for(50_000) == 1e-4  # the paper: constant
+    from mahppo.algorithms.experiment import Experiment
+
+    run = Experiment().with_flat({"lr": 3e-4, "lr_schedule": "linear", "steps": 50_000})
+    assert run.lr_schedule() == [[0, 3e-4], [50_000, pytest.approx(3e-6)]]
+    assert run.with_flat(PAPER_LR).lr_schedule() == 1e-4  # the paper: constant
 
 
 class FixedCritic(torch.nn.Module):
@@ -166,8 +168,6 @@ def test_paper_defaults_map_onto_rllib():
     p = MAHPPOParams(**PAPER_LR)
     cfg = MAHPPOConfig().mahppo(**PAPER_LR)
     assert (p.lr, p.memory_size, p.batch_size, p.reuse_time, p.clip_eps, p.zeta) == (1e-4, 1024, 256, 10, 0.2, 0.001)
-    assert cfg.lr == 1e-4 and MAHPPOParams(actor="per-ue").learning_rate == 3e-4  # 3e-4, decaying linearly (README)
-    assert MAHPPOParams().learning_rate == 6e-4  # the default (shared) actor's measured default
     assert cfg.train_batch_size_per_learner == 1024 and cfg.minibatch_size == 256 and cfg.num_epochs == 10
     assert cfg.gamma == 0.95 and cfg.lambda_ == 0.95 and p.updates_per_iteration == 40
 
@@ -178,8 +178,8 @@ def test_fused_actor_forward_matches_each_actor_alone(tmp_path):
     env = marl_env.parallel_env(ue_specs=["resnet18", "tiny", "vgg11", "tiny"], num_channels=3,
                                 profile_file=str(tiny_profile(tmp_path)))
     modules = {a: build_actor(env, a) for a in env.possible_agents}
-    fused = TrainedPolicy(modules)
-    plain = TrainedPolicy(modules)
+    fused = TrainedPolicy(modules, env=env.config)
+    plain = TrainedPolicy(modules, env=env.config)
     plain._fused, plain._fused_agents = [], set()
     states = np.random.default_rng(1).uniform(0, 1, size=(16, 16)).astype(np.float32)
     (bf, cf, pf), (bp, cp, pp) = fused.act_batch(states), plain.act_batch(states)

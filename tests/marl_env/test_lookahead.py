@@ -192,9 +192,9 @@ def test_load_state_names_what_a_busy_ue_is_missing():
     busy = int(np.flatnonzero(s.time_left > 0)[0])
     points = [int(p) for p in s.point]
     points[busy] = None
-    with pytest.raises(ValueError, match=rf"ue {busy}: partition_point missing: the UE is running its front part"):
+    with pytest.raises(ValueError, match=rf"ue {busy}: point_in_flight missing: the UE is running its front part"):
         env.load_state(s.tasks_left, s.time_left, s.bits_left, points, s.channel)
     with pytest.raises(ValueError, match=r"ue 0: tasks_left 300 is out of range \(total_tasks = 200\)"):
         env.load_state([300, 1, 1, 1], [0] * 4, [0] * 4, total_tasks=[200] * 4)
-    with pytest.raises(ValueError, match="time_left_s = nan must be a finite number"):
+    with pytest.raises(ValueError, match="local_time_left_s = nan must be a finite number"):
         env.load_state([1] * 4, [float("nan")] * 4, [0] * 4)

@@ -80,7 +80,7 @@ def _in_process(policy, ues: list[dict], deterministic: bool = True):
     from mahppo.marl_env.core import normalize_state
     from mahppo.serve.schema import StateNormalizer
 
-    norm = StateNormalizer.for_env(policy.agents, policy.env_defaults)
+    norm = StateNormalizer.for_env(policy.agents, policy.env)
     by_id = {u["ue_id"]: u for u in ues}
     cols = [[by_id[a].get(k, 200) for a in policy.agents]
             for k in ("tasks_left", "total_tasks", "local_time_left_s", "bits_left", "distance_m")]
@@ -215,14 +215,13 @@ def test_concurrent_requests_are_batched(served, client):
 def test_simulate_via_http_equals_in_process_evaluate(served, capsys):
     from mahppo.algorithms.acting.policy import load_policy
     from mahppo.cli import main
-    from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import evaluate
 
     url, out, _, _ = served
     assert main(["simulate", "--via", url, "--json"]) == 0
     remote = json.loads(capsys.readouterr().out)
     policy = load_policy(out)
-    local = evaluate(policy, EnvConfig.from_kwargs(**policy.env_defaults, scenario="test"))
+    local = evaluate(policy, policy.env.with_updates(scenario="test"))
     assert remote["requests"] > 0
     for key, value in local.items():
         assert remote[key] == value, key  # exactly: same state, same forward pass, JSON round-trips floats
@@ -306,9 +305,7 @@ def test_the_served_lookahead_decides_as_the_env_s_lookahead_and_survives_bad_re
     url, _, _, shared = served
     policy = load_policy(shared)
     ids = ["phone-a", "cam-7", "phone-b"]
-    cell = {k: v for k, v in policy.env_defaults.items() if k not in ("num_ues", "dnn")}
-    env = parallel_env(**{**cell, "ue_specs": ["resnet18", "vgg11", "resnet18"], "scenario": "test",
-                          "obs_mode": "agent", "max_frames": None})
+    env = parallel_env(policy.env, ue_specs=["resnet18", "vgg11", "resnet18"], scenario="test")
     env.reset(seed=0)
     for _ in range(2):
         env.step_arrays(*rotate_actions(env.work_left_s(), env.system.num_actions, 2, 1, 0.5))

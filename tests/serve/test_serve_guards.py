@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from fastapi import FastAPI, Request
 
+from mahppo.marl_env.config import EnvConfig
 from mahppo.serve.schema import DecideRequest, RequestError, StateNormalizer
 
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ["ue_0", "ue_1", "ue_2"]
-ENV = {"num_ues": 3, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
+ENV = EnvConfig.from_kwargs(num_ues=3, num_channels=2, dnn="resnet18", beta=0.47)
 KEY = "k" * 12 + "-test-key-0123"
 
 
@@ -186,7 +187,7 @@ def test_every_state_the_env_produces_is_in_range():
     norm = _norm()
     rng = np.random.default_rng(0)
     for scenario in ("train", "test"):
-        env = CollabInferenceEnv(**ENV, scenario=scenario)
+        env = CollabInferenceEnv(ENV, scenario=scenario)
         env.reset(seed=1)
         for _ in range(40):
             s = env.system

@@ -19,7 +19,7 @@ from mahppo.marl_env.parallel import CollabInferenceEnv
 from mahppo.serve.schema import DecideRequest, RequestError, StateNormalizer, format_loc
 
 AGENTS = ["ue_0", "ue_1", "ue_2"]
-ENV = {"num_ues": 3, "num_channels": 2, "dnn": "resnet18", "beta": 0.47}
+ENV = EnvConfig.from_kwargs(num_ues=3, num_channels=2, dnn="resnet18", beta=0.47)
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")  # ray.serve's own
 
 CONFIG_YAML = Path(__file__).resolve().parents[2] / "serve" / "config.yaml"
@@ -69,7 +69,7 @@ def test_schema_accepts_ints_for_floats_and_defaults():
 
 def test_normalizer_is_the_env_normalisation():
     norm = StateNormalizer.for_env(AGENTS, ENV)
-    env = CollabInferenceEnv(EnvConfig.from_kwargs(**ENV, scenario="test"))
+    env = CollabInferenceEnv(ENV, scenario="test")
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     for _ in range(5):  # a few frames in, so that k, l and n are all non-trivial
@@ -109,7 +109,7 @@ def test_normalizer_rejects_more_tasks_left_than_total():
 
 
 def test_normalizer_scales_match_the_system():
-    system = MECSystem(EnvConfig.from_kwargs(**ENV))
+    system = MECSystem(ENV)
     norm = StateNormalizer.for_env(AGENTS, ENV)
     np.testing.assert_array_equal(norm.l_scale, system.l_scale)
     np.testing.assert_array_equal(norm.n_scale, system.n_scale)
