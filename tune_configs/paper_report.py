@@ -1,0 +1,271 @@
+"""Figures and ``paper_vs_ours.md`` of ``mahppo reproduce`` from the recorded pieces (``tune_configs.reproduce``).
+
+One PNG per panel in the paper's layout (Fig. 8: test reward vs env steps, JALAD's reward x 6 as Sec. 6.3.2
+reads it; Figs. 9, 10, 13c-d: curves per value, mean over seeds with a +-1 std band; Figs. 11, 13e-f:
+latency and energy per task vs N, MAHPPO, JALAD and Local; Fig. 12: latency and energy vs beta).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mahppo.tune_configs.paper import (
+    BUDGETS,
+    JALAD_FRAME_S,
+    PANELS,
+    PAPER,
+    PAPER_FRAME_S,
+    PIECES,
+    Budget,
+    StudyPiece,
+    study_dict,
+)
+
+LAT, EN = "test_frame_latency_per_task_s", "test_energy_per_task_j"
+JALAD_SCALE = JALAD_FRAME_S / PAPER_FRAME_S  # Sec. 6.3.2: JALAD's cumulative reward "shrunk by 6 times"
+
+
+def _stat(vals: list[float]) -> tuple[float, float, int]:
+    a = np.asarray([v for v in vals if v is not None and np.isfinite(v)], dtype=float)
+    return (float(a.mean()), float(a.std()), len(a)) if len(a) else (float("nan"), float("nan"), 0)
+
+
+def fmt(vals: list[float], digits: int = 4) -> str:
+    m, s, n = _stat(vals)
+    if n == 0:
+        return "n/a"
+    return f"{m:.{digits}g} ± {s:.2g} (n={n})" if n > 1 else f"{m:.{digits}g} (n=1)"
+
+
+def finals(point: dict[str, Any], key: str, scale: float = 1.0) -> list[float]:
+    return [s["final"][key] * scale for s in point["seeds"] if key in s["final"]]
+
+
+def curve(point: dict[str, Any], key: str, scale: float = 1.0):
+    from mahppo.tune_configs.report import mean_curve
+
+    cs = [(np.asarray(s["curves"][key][0]), np.asarray(s["curves"][key][1]) * scale) for s in point["seeds"]
+          if s["curves"].get(key) and len(s["curves"][key][0])]
+    return mean_curve(cs)
+
+
+def smooth(y: np.ndarray, k: int = 5) -> np.ndarray:
+    """The paper's smoothing: the mean of the ``k`` nearest values at each point (Sec. 6.3.2)."""
+    if len(y) < k:
+        return y
+    pad = np.pad(y, (k // 2, k - 1 - k // 2), mode="edge")
+    return np.convolve(pad, np.ones(k) / k, mode="valid")
+
+
+def _v(value: Any) -> str:
+    """A swept value as the paper writes it (``3``, not ``3.0``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _res(done: dict[str, dict], name: str) -> dict[str, Any]:
+    return done[name]["result"]
+
+
+def draw_panel(panel: str, done: dict[str, dict], out: Path, budget: Budget) -> Path:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib.pyplot as plt
+
+    p = PANELS[panel]
+    path = out / f"{panel}.png"
+    tag = f" [SMOKE RUN: --budget {budget.name}]" if budget.smoke else f" [--budget {budget.name}]"
+    if p.kind == "rates":
+        from mahppo.compression.plots import plot_rates
+
+        r = _res(done, p.pieces[0])
+        return plot_rates(r["points"], r["ours_rate"], r["jalad_rate"], path,
+                          title=f"{p.figure}: {p.title}{tag}\n(authors' profile: {r['authors_rate']}; "
+                                f"ours on the {r['data']} data)")
+    two = p.kind in ("overhead", "tradeoff")
+    fig, axes = plt.subplots(1, 2 if two else 1, figsize=(10.4 if two else 6.2, 4.0))
+    axes = list(np.atleast_1d(axes))
+    if p.kind == "convergence":
+        ax = axes[0]
+        for name, label, scale in (("fig8-mahppo", "MAHPPO (paper's per-UE actors, lr 1e-4)", 1.0),
+                                   ("fig8-ours", "MAHPPO, our defaults (shared actor, warm start)", 1.0),
+                                   ("fig8-jalad", f"JALAD, 3 s frame, reward x {JALAD_SCALE:g}", JALAD_SCALE)):
+            if name not in done:
+                continue
+            pt = _res(done, name)["points"][0]
+            mc = curve(pt, "test_reward", scale)
+            if mc is not None:
+                x, m, s = mc
+                line = ax.plot(x, smooth(m), label=f"{label} ({len(pt['seeds'])} seed(s))",
+                               marker="." if len(x) < 8 else None)
+                ax.fill_between(x, smooth(m - s), smooth(m + s), alpha=0.2, color=line[0].get_color())
+        local = _res(done, "fig8-mahppo")["points"][0]["local"]["test_reward"]
+        ax.axhline(local, ls="--", color="gray", label="Local")
+        ax.set_xlabel("env steps (frames)")
+        ax.set_ylabel("test-scenario episode reward")
+    elif p.kind == "curves":
+        ax = axes[0]
+        res = _res(done, p.pieces[0])
+        cmap = plt.get_cmap("viridis", max(2, len(res["points"])))
+        for i, pt in enumerate(res["points"]):
+            mc = curve(pt, p.metric)
+            if mc is None:
+                continue
+            x, m, s = mc
+            ax.plot(x, m, color=cmap(i), label=f"{res['vary']}={_v(pt['value'])}", marker="." if len(x) < 8 else None)
+            ax.fill_between(x, m - s, m + s, color=cmap(i), alpha=0.2)
+        ax.set_xlabel("env steps (frames)")
+        ax.set_ylabel("value loss (Eq. 16)" if p.metric == "vf_loss" else "test-scenario episode reward")
+        if p.metric == "vf_loss":
+            ax.set_yscale("log")
+    else:
+        res = _res(done, p.pieces[0])
+        xs = [float(pt["value"]) for pt in res["points"]]
+        for ax, key, label in ((axes[0], LAT, "latency per task (s)"), (axes[1], EN, "energy per task (J)")):
+            series = [("MAHPPO", res, "o-")]
+            if len(p.pieces) > 1 and p.pieces[1] in done:
+                series.append(("JALAD (3 s frame)", _res(done, p.pieces[1]), "s-"))
+            for label_, r, style in series:
+                ms = np.array([_stat(finals(pt, key))[:2] for pt in r["points"]])
+                rx = [float(pt["value"]) for pt in r["points"]]
+                ax.plot(rx, ms[:, 0], style, label=label_)
+                ax.fill_between(rx, ms[:, 0] - ms[:, 1], ms[:, 0] + ms[:, 1], alpha=0.2)
+            ax.plot(xs, [pt["local"].get(key, np.nan) for pt in res["points"]], "k--", label="Local")
+            ax.set_xlabel("beta" if p.kind == "tradeoff" else "number of UEs N")
+            if p.kind == "tradeoff":
+                ax.set_xscale("log")
+            ax.set_ylabel(label)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{p.figure}: {p.title}{tag}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _rows(panel: str, done: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """(quantity, ours with the paper's method, ours with our defaults) rows of one panel."""
+    p = PANELS[panel]
+    rows: list[tuple[str, str, str]] = []
+    if p.kind == "rates":
+        r = _res(done, p.pieces[0])
+        for b, o, j, a in zip(r["points"], r["ours_rate"], r["jalad_rate"], r["authors_rate"], strict=True):
+            rows.append((f"point {b}: rate ours / JALAD (authors' profile: {a:g})", f"{o:g} / {j:.3g}", "-"))
+        rows.append(("base accuracy (data)", f"{r['base_accuracy']:.3f} ({r['data']})", "-"))
+    elif p.kind == "convergence":
+        local = _res(done, "fig8-mahppo")["points"][0]["local"]["test_reward"]
+        mahppo = finals(_res(done, "fig8-mahppo")["points"][0], "test_reward")
+        ours = finals(_res(done, "fig8-ours")["points"][0], "test_reward") if "fig8-ours" in done else []
+        rows.append(("final test reward, MAHPPO", fmt(mahppo), fmt(ours) if ours else "not run"))
+        if "fig8-jalad" in done:
+            jal = _res(done, "fig8-jalad")["points"][0]
+            rows.append(("final test reward, JALAD (3 s frame)", fmt(finals(jal, "test_reward")), "-"))
+            rows.append((f"final test reward, JALAD x {JALAD_SCALE:g}", fmt(finals(jal, "test_reward", JALAD_SCALE)),
+                         "-"))
+            rows.append(("test reward, Local on JALAD's 3 s frame (the true shrink of a 3 s frame for Local: "
+                         f"x {local / jal['local']['test_reward']:.2g}, not x {JALAD_SCALE:g})",
+                         f"{jal['local']['test_reward']:.4g}", "-"))
+            worse = _stat(finals(jal, "test_reward", JALAD_SCALE))[0] < local
+            rows.append(("JALAD x 6 worse than Local?", "yes" if worse else "no", "-"))
+        rows.append(("test reward, Local", f"{local:.4g}", "-"))
+        rows.append(("MAHPPO better than Local?", "yes" if _stat(mahppo)[0] > local else "no",
+                     ("yes" if _stat(ours)[0] > local else "no") if ours else "not run"))
+    elif p.kind == "curves":
+        res = _res(done, p.pieces[0])
+        for pt in res["points"]:
+            rows.append((f"{res['vary']} = {_v(pt['value'])}: final {p.metric}", fmt(finals(pt, p.metric)), "not run"))
+        if p.metric == "test_reward":
+            best = max(res["points"], key=lambda pt: _stat(finals(pt, "test_reward"))[0])
+            rows.append((f"best {res['vary']} (final reward)", _v(best["value"]), "not run"))
+    else:
+        res = _res(done, p.pieces[0])
+        jal = {float(pt["value"]): pt for pt in _res(done, p.pieces[1])["points"]} \
+            if len(p.pieces) > 1 and p.pieces[1] in done else {}
+        name = "beta" if p.kind == "tradeoff" else "N"
+        for pt in res["points"]:
+            loc = pt["local"]
+            lat = [v / loc[LAT] for v in finals(pt, LAT)]
+            en = [v / loc[EN] for v in finals(pt, EN)]
+            rows.append((f"{name} = {_v(pt['value'])}: MAHPPO latency, energy per task (x Local)",
+                         f"{fmt(finals(pt, LAT))} s ({fmt(lat, 3)}), {fmt(finals(pt, EN))} J ({fmt(en, 3)})",
+                         "not run"))
+            if p.kind == "overhead" and float(pt["value"]) == 3.0:
+                rows.append(("N = 3: latency saved vs Local", fmt([100 * (1 - v) for v in lat], 3) + " %", "not run"))
+                rows.append(("N = 3: energy saved vs Local", fmt([100 * (1 - v) for v in en], 3) + " %", "not run"))
+            j = jal.get(float(pt["value"]))
+            if j is not None:
+                jl = [v / loc[LAT] for v in finals(j, LAT)]
+                je = [v / loc[EN] for v in finals(j, EN)]
+                rows.append((f"{name} = {_v(pt['value'])}: JALAD latency, energy per task (x Local)",
+                             f"{fmt(finals(j, LAT))} s ({fmt(jl, 3)}), {fmt(finals(j, EN))} J ({fmt(je, 3)})", "-"))
+            rows.append((f"{name} = {_v(pt['value'])}: Local latency, energy per task",
+                         f"{loc[LAT]:.4g} s, {loc[EN]:.4g} J", "-"))
+    return rows
+
+
+def paper_estimate(done: dict[str, dict], panels: list[str]) -> str:
+    """How long ``--budget paper`` takes, from the env steps per second the recorded trials ran at."""
+    from mahppo.tune_configs.paper import pieces_for
+
+    rates = [s["final"]["env_steps"] / s["final"]["time_s"] for rec in done.values()
+             if rec["spec"].get("kind") == "study" for pt in rec["result"]["points"] for s in pt["seeds"]
+             if s["final"].get("time_s") and s["final"].get("env_steps")]
+    if not rates:
+        return "no trial recorded: no estimate"
+    paper, trials = BUDGETS["paper"], 0
+    for name in pieces_for(panels):
+        piece = PIECES[name]
+        if isinstance(piece, StudyPiece):
+            data = study_dict(piece, paper, "unused")
+            points = len(data["points"]) if "points" in data else int(np.prod([len(v) for v in data["grid"].values()]))
+            trials += points * paper.seeds
+    rate = float(np.median(rates))
+    cpu_s = trials * paper.steps / rate
+    return (f"{trials} trials x {paper.steps} env steps at the median {rate:.0f} env steps/s per trial measured "
+            f"here (training time, evaluations included, 1 CPU per trial, under this machine's load) = "
+            f"{cpu_s / 3600:.1f} CPU-hours: about {cpu_s / 2 / 3600:.0f} h on this 2-core machine, "
+            f"{cpu_s / 16 / 3600:.1f} h on a 16-core node through `--address` (one trial per CPU), plus "
+            "the three compression runs (30 + 10 epochs each on the demo data: tens of minutes).")
+
+
+def write_table(panels: list[str], done: dict[str, dict], out: Path, budget: Budget,
+                overrides: dict[str, Any], command: str = "") -> Path:
+    lines = ["# The paper's Sec. 6 evaluation, reproduced", "",
+             f"Made by `{command or 'mahppo reproduce --budget ' + budget.name}`.", ""]
+    if budget.smoke:
+        lines += [f"**SMOKE RUN (`--budget {budget.name}`)**: {budget.seeds} seed(s), {budget.steps} env steps per "
+                  f"trial, N in {list(budget.ues)}; the paper trains 5 seeds x 50K steps. These numbers check that "
+                  "the pipeline runs end to end; they are not results and are not comparable with the paper's.", ""]
+    if overrides:
+        lines += [f"Overrides: {overrides}.", ""]
+    lines += ["Columns: **paper** = what Sec. 6's text states (its plots' values are not printed); **authors' code** "
+              "= the authors' implementation (github.com/Hao840/MAHPPO): not run here (no network access, and "
+              "it is not part of this project), so every cell says so; **ours** = this project with the paper's "
+              "method (per-UE actors, lr 1e-4 constant, K = 10, |M| = 1024, B = 256, Sec. 6.3.1), mean ± std over "
+              "seeds (n = seeds), on the test scenario (d = 50 m, K = 200); **ours, our defaults** = the shared "
+              "actor with our default learning rate and warm start, where run (Fig. 8).", "",
+              "Latency is the authors' evaluation metric (frames used x T0 x N / tasks); JALAD runs on its own "
+              f"{JALAD_FRAME_S:g} s frame (Sec. 6.3.1), with the profile `profiles/jalad_<dnn>.json` (JALAD's rate "
+              "and entropy-coding time measured here, on the authors' Jetson Nano numbers).", ""]
+    for panel in panels:
+        p = PANELS[panel]
+        missing = [n for n in p.pieces if n not in done and not n.endswith("-ours")]
+        lines += [f"## {p.figure}: {p.title}", "", f"![{p.figure}]({panel}.png)", ""]
+        if missing:
+            lines += [f"Not run: {', '.join(missing)}.", ""]
+            continue
+        lines += ["| quantity | paper | authors' code | ours | ours, our defaults |", "|---|---|---|---|---|"]
+        for what, claim in PAPER.get(panel, []):
+            lines.append(f"| {what} | {claim} | not run | (see below) | |")
+        for what, ours, defaults in _rows(panel, done):
+            lines.append(f"| {what} | | not run | {ours} | {defaults} |")
+        wall = sum(done[n]["wall_s"] for n in p.pieces if n in done)
+        lines += ["", f"Pieces: {', '.join(p.pieces)} ({wall:.0f} s of wall time recorded).", ""]
+    lines += ["## How long `--budget paper` takes", "", paper_estimate(done, panels), ""]
+    path = out / "paper_vs_ours.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
