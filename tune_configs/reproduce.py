@@ -182,8 +182,10 @@ def piece_spec(name: str, budget: Budget, out: Path) -> dict[str, Any]:
 
 def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str, *, address: str | None = None,
              overrides: dict[str, Any] | None = None, progress: bool = True, command: str = "", execute: bool = True,
+             time_limit_s: float | None = None,
              log: Callable[[str], None] = _log) -> dict[str, Any]:
-    """Run every piece the panels need that is not recorded as finished in ``out``, then draw them."""
+    """Run every piece the panels need that is not recorded as finished in ``out`` (no new piece starts after
+    ``time_limit_s``), then draw the panels whose pieces are recorded."""
     from mahppo.algorithms.runs.run import init_ray, set_torch_threads
     from mahppo.algorithms.runs.tracking import check_reachable
 
@@ -194,6 +196,7 @@ def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str,
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, dict[str, Any]] = {}
     ran, skipped, failed = [], [], []
+    t_start = time.perf_counter()
     started = False
     for i, name in enumerate(names, 1):
         spec = piece_spec(name, budget, out)
@@ -203,8 +206,9 @@ def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str,
             done[name] = rec
             log(f"[{i}/{len(names)}] {name}: finished earlier ({rec['finished_at']}), not rerun")
             continue
-        if not execute:
-            log(f"[{i}/{len(names)}] {name}: not run (--no-run)")
+        if not execute or (time_limit_s is not None and time.perf_counter() - t_start > time_limit_s):
+            log(f"[{i}/{len(names)}] {name}: not run ({'--no-run' if not execute else '--time-limit reached'})")
+            failed.append(name)
             continue
         if any(dep not in done for dep in getattr(PIECES[name], "needs", ())):
             log(f"[{i}/{len(names)}] {name}: not run (needs {', '.join(PIECES[name].needs)})")

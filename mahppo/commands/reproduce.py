@@ -41,7 +41,7 @@ def _handle(args: argparse.Namespace) -> int:
     command = shlex.join(["mahppo", "reproduce", *sys.argv[2:]]) if sys.argv[1:2] == ["reproduce"] else ""
     res = run_plan(panels, budget, Path(args.out), Path(args.work), uri, address=args.address,
                    overrides=overrides, progress=not args.json and not args.no_progress, command=command,
-                   execute=not args.no_run)
+                   execute=not args.no_run, time_limit_s=args.time_limit * 60 if args.time_limit else None)
     if args.json:
         emit_json(res)
     else:
@@ -76,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="UE numbers of Figs. 10-11, 13c-f (default: the budget's)")
     p.add_argument("--no-run", action="store_true",
                    help="run nothing: redraw the figures and the table from the pieces finished in --out")
+    p.add_argument("--time-limit", type=positive_int, default=None, metavar="MIN",
+                   help="start no new piece after MIN minutes (the rest stays for a rerun); default: none")
     p.add_argument("--no-progress", action="store_true", help="quiet Tune and compression progress")
     p.add_argument("--json", action="store_true", help="write one JSON document (what ran, what was skipped)")
     p.set_defaults(handler=_handle)
