@@ -23,7 +23,6 @@ def _ues(text: str) -> tuple[int, ...]:
 
 def _handle(args: argparse.Namespace) -> int:
     import shlex
-    import sys
     from pathlib import Path
 
     from mahppo.tune_configs.paper import select_panels
@@ -38,7 +37,9 @@ def _handle(args: argparse.Namespace) -> int:
     overrides = {"seeds": args.seeds, "steps": args.steps, "ues": args.ues}
     print(f"mahppo reproduce: {len(panels)} panel(s), --budget {budget.name}"
           + (" (a smoke run)" if budget.smoke else "") + f"; out {args.out}; MLflow {redact_uri(uri)}")
-    command = shlex.join(["mahppo", "reproduce", *sys.argv[2:]]) if sys.argv[1:2] == ["reproduce"] else ""
+    given = [(f"--{k}", ",".join(map(str, v)) if isinstance(v, tuple) else str(v))
+             for k, v in (("only", args.only), *overrides.items()) if v]
+    command = shlex.join(["mahppo", "reproduce", "--budget", budget.name, *(x for kv in given for x in kv)])
     res = run_plan(panels, budget, Path(args.out), Path(args.work), uri, address=args.address,
                    overrides=overrides, progress=not args.json and not args.no_progress, command=command,
                    execute=not args.no_run, time_limit_s=args.time_limit * 60 if args.time_limit else None)

@@ -102,7 +102,8 @@ def test_tiny_reproduce_writes_pngs_and_table_and_a_rerun_reruns_nothing(tmp_pat
         assert sorted(p.name for p in out.glob("*.png")) == ["fig10.png", "fig13d.png"]
         table = (out / "paper_vs_ours.md").read_text()
         assert "## Fig. 10:" in table and "## Fig. 13d:" in table and "SMOKE RUN" in table
-        assert "num_ues = 3: final test_reward" in table
+        assert "| num_ues | seeds | final test reward | env steps |" in table and "\n| 3 | 1 | " in table
+        assert "mahppo reproduce --budget quick --only fig10,fig13d --seeds 1 --steps 300 --ues 3" in table
         recorded = {p.name: p.stat().st_mtime_ns for p in (out / "pieces").iterdir()}
         assert set(recorded) == {"ues-resnet18.json", "ues-mobilenetv2.json"}
         cl = MlflowClient(uri)
