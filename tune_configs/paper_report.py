@@ -301,15 +301,15 @@ def paper_estimate(done: dict[str, dict], panels: list[str]) -> str:
 
 
 def write_table(panels: list[str], done: dict[str, dict], out: Path, budget: Budget,
-                overrides: dict[str, Any], command: str = "") -> Path:
+                overrides: dict[str, Any], command: str = "", machine: str = "") -> Path:
     lines = ["# The paper's Sec. 6 evaluation, reproduced", "",
              f"Made by `{command or 'mahppo reproduce --budget ' + budget.name}`.", ""]
     if budget.smoke:
         lines += [f"**SMOKE RUN (`--budget {budget.name}`)**: {budget.seeds} seed(s), {budget.steps} env steps per "
                   f"trial, N in {list(budget.ues)}; the paper trains 5 seeds x 50K steps. These numbers check that "
                   "the pipeline runs end to end; they are not results and are not comparable with the paper's.", ""]
-    if overrides:
-        lines += [f"Overrides: {overrides}.", ""]
+    if machine:
+        lines += [machine, ""]
     lines += ["Columns: **paper** = what Sec. 6's text states (its plots' values are not printed); **authors' code** "
               "= the authors' implementation (github.com/Hao840/MAHPPO): not run here (no network access, and "
               "it is not part of this project), so every cell says so; **ours** = this project with the paper's "
@@ -331,8 +331,8 @@ def write_table(panels: list[str], done: dict[str, dict], out: Path, budget: Bud
         lines += [f"| {what} | {claim} | not run | {ver.get(what, 'see the figure')} |"
                   for what, claim in PAPER.get(panel, [])]
         lines += ["", *measured(panel, done)]
-        wall = sum(done[n]["wall_s"] for n in p.pieces if n in done)
-        lines += ["", f"Pieces: {', '.join(p.pieces)} ({wall:.0f} s of wall time recorded).", ""]
+        wall = ", ".join(f"{n} {done[n]['wall_s']:.0f} s" for n in p.pieces if n in done)
+        lines += ["", f"Pieces (wall time when they ran): {wall}.", ""]
     lines += ["## How long `--budget paper` takes", "", paper_estimate(done, panels), ""]
     path = out / "paper_vs_ours.md"
     path.write_text("\n".join(lines) + "\n")

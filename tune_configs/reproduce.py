@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -197,6 +198,7 @@ def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str,
     done: dict[str, dict[str, Any]] = {}
     ran, skipped, failed = [], [], []
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     started = False
     for i, name in enumerate(names, 1):
         spec = piece_spec(name, budget, out)
@@ -237,7 +239,11 @@ def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str,
 
     drawn = [p for p in panels if PANELS[p].pieces[0] in done]  # a panel without its main piece is not drawn
     pngs = [draw_panel(p, done, out, budget) for p in drawn]
-    table = write_table(panels, done, out, budget, overrides, command)
+    machine = (f"This invocation: {len(ran)} piece(s) run, {len(skipped)} recorded earlier, {len(failed)} not run "
+               f"({', '.join(failed) or 'none'}); {time.perf_counter() - t_start:.0f} s of wall time on "
+               f"{os.cpu_count()} CPU(s), 1-min load average {load_start:.1f} at the start and "
+               f"{os.getloadavg()[0]:.1f} at the end.")
+    table = write_table(panels, done, out, budget, overrides, command, machine)
     from mahppo.algorithms.runs.tracking import Tracker
 
     t = Tracker.start(uri, MLFLOW_EXPERIMENT, f"reproduce {budget.name}",
