@@ -36,6 +36,7 @@ from mahppo.tune_configs.paper import (
 )
 
 MLFLOW_EXPERIMENT = "paper-reproduce"
+STOP_FILE = "STOP"  # created in --out while a run goes on: it starts no new piece (the rest stays for a rerun)
 FINAL_KEYS = ("test_reward", "test_frame_latency_per_task_s", "test_energy_per_task_j", "test_latency_per_task_s",
               "vf_loss", "env_steps", "time_s")
 CURVE_KEYS = ("test_reward", "vf_loss")
@@ -186,7 +187,7 @@ def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str,
              time_limit_s: float | None = None,
              log: Callable[[str], None] = _log) -> dict[str, Any]:
     """Run every piece the panels need that is not recorded as finished in ``out`` (no new piece starts after
-    ``time_limit_s``), then draw the panels whose pieces are recorded."""
+    ``time_limit_s``, nor once ``out/STOP`` exists), then draw the panels whose pieces are recorded."""
     from mahppo.algorithms.runs.run import init_ray, set_torch_threads
     from mahppo.algorithms.runs.tracking import check_reachable
 
@@ -208,8 +209,10 @@ def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str,
             done[name] = rec
             log(f"[{i}/{len(names)}] {name}: finished earlier ({rec['finished_at']}), not rerun")
             continue
-        if not execute or (time_limit_s is not None and time.perf_counter() - t_start > time_limit_s):
-            log(f"[{i}/{len(names)}] {name}: not run ({'--no-run' if not execute else '--time-limit reached'})")
+        late = time_limit_s is not None and time.perf_counter() - t_start > time_limit_s
+        if not execute or late or (out / STOP_FILE).exists():
+            why = "--no-run" if not execute else "--time-limit reached" if late else f"{out / STOP_FILE} exists"
+            log(f"[{i}/{len(names)}] {name}: not run ({why})")
             failed.append(name)
             continue
         if any(dep not in done for dep in getattr(PIECES[name], "needs", ())):

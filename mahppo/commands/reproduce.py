@@ -78,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-run", action="store_true",
                    help="run nothing: redraw the figures and the table from the pieces finished in --out")
     p.add_argument("--time-limit", type=positive_int, default=None, metavar="MIN",
-                   help="start no new piece after MIN minutes (the rest stays for a rerun); default: none")
+                   help="start no new piece after MIN minutes (the rest stays for a rerun; so does creating the file "
+                        "OUT/STOP while it runs); default: none")
     p.add_argument("--no-progress", action="store_true", help="quiet Tune and compression progress")
     p.add_argument("--json", action="store_true", help="write one JSON document (what ran, what was skipped)")
     p.set_defaults(handler=_handle)
