@@ -125,9 +125,10 @@ def measure_profiles(model: nn.Module, compressors: dict[int, FeatureCompressor 
         feats = head(images)
         jbits = statistics.mean(jalad_bits(f, jalad_level) for f in feats)
         t_jalad = median_latency(lambda head=head: jalad_encode(head(x)[0], jalad_level), warmup, repeats)
+        t_coding = median_latency(lambda f=feat[0]: jalad_encode(f, jalad_level), warmup, repeats)
         jalad.append(_entry(raw_bits, raw_bits / jbits, t_jalad, pw[b]))
         details["points"][b] = {
-            "head_s": t_head, "ours_s": t_ours, "jalad_s": t_jalad, "ours_rate": rate,
+            "head_s": t_head, "ours_s": t_ours, "jalad_s": t_jalad, "jalad_coding_s": t_coding, "ours_rate": rate,
             "jalad_rate": raw_bits / jbits, "raw_bits": raw_bits,
         }
     t_full = median_latency(lambda: model(x), warmup, repeats)
@@ -152,3 +153,25 @@ def write_profile_file(path: str | Path, models: dict[str, list[dict]], source: 
     doc = {"source": source, "models": models}
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+def jalad_on_device(device: list[dict], jalad: list[dict], details: dict) -> list[dict]:
+    """JALAD's profile entries on the device that ``device`` describes (Sec. 6.1, 6.3.1 baseline).
+
+    ``device``: a measured profile of our method (e.g. the authors' Jetson Nano points, 6 entries);
+    ``jalad`` and ``details``: what :func:`measure_profiles` measured on this host. At each split point
+    JALAD sends ``raw_bits / R_jalad`` (its rate measured here) and the UE spends the device's head time
+    plus the quantization + entropy-coding time measured here (``jalad_coding_s``) scaled by the device/host speed
+    ratio of the full model; power is the device's at that point, energy = latency * power (Sec. 3.4).
+    The device's latency includes our encoder (a 1x1 conv, small next to the head): an approximation."""
+    if not len(device) == len(jalad) == len(POINTS) + 2:
+        raise ValueError(f"jalad_on_device: expected {len(POINTS) + 2} points, got {len(device)} and {len(jalad)}")
+    speed = float(device[-1]["front_latency_s"]) / float(details["full_s"])  # device s per host s
+    out = [dict(device[0])]
+    for b in POINTS:
+        d = details["points"].get(b, details["points"].get(str(b)))
+        coding_s = float(d["jalad_coding_s"]) * speed
+        out.append(_entry(device[b]["raw_bits"], jalad[b]["compression_rate"],
+                          float(device[b]["front_latency_s"]) + coding_s, float(device[b]["front_power_w"])))
+    out.append(dict(device[-1]))
+    return out

@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "mahppo.commands.evaluate",
     "mahppo.commands.train",
     "mahppo.commands.tune",
+    "mahppo.commands.reproduce",
     "mahppo.commands.serve",
     "mahppo.commands.demo",
 )
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands whose results should repeat for a given --seed: they restart once with PYTHONHASHSEED=0
 # (runtime/hashseed.py) when it is unset.
-SEEDED_COMMANDS = ("train", "tune", "demo")
+SEEDED_COMMANDS = ("train", "tune", "reproduce", "demo")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

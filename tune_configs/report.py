@@ -64,7 +64,8 @@ def collect_runs(study: Study, uri: str | None = None, sweep: str | None = None)
     return dict(sorted(groups.items(), key=lambda kv: (isinstance(kv[0], str), kv[0])))
 
 
-def _history(cl: Any, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+def metric_history(cl: Any, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One metric of one MLflow run by env step (the step it was logged at): steps, values."""
     pts = sorted({m.step: m.value for m in cl.get_metric_history(run_id, key)}.items())
     return np.array([p[0] for p in pts], dtype=float), np.array([p[1] for p in pts], dtype=float)
 
@@ -115,7 +116,7 @@ def draw_report(study: Study, out: str | Path, uri: str | None = None, sweep: st
         cmap = plt.get_cmap("viridis", max(2, len(groups)))
         for ax, (key, label) in zip(axes, panels, strict=True):
             for i, (v, runs) in enumerate(groups.items()):
-                mc = mean_curve([_history(cl, r.info.run_id, key) for r in runs])
+                mc = mean_curve([metric_history(cl, r.info.run_id, key) for r in runs])
                 if mc is None:
                     continue
                 x, m, s = mc
