@@ -173,7 +173,9 @@ def test_gae_takes_no_value_after_a_true_termination():
     ({"normalize_advantages": 0}, "normalize_advantages = 0 must be true or false"),
     ({"zeta": True}, "zeta = True"),
     ({"lr_schedule": "cosine"}, "lr_schedule = 'cosine' must be one of ('constant', 'linear')"),
-    ({"warm_start": "greedy"}, "warm_start = 'greedy' must be one of ('auto', 'none', 'rotate')"),
+    ({"warm_start": "greedy"}, "warm_start = 'greedy' must be one of ('auto', 'none', 'rotate', 'expert')"),
+    ({"expert_iterations": -1}, "expert_iterations = -1 must be an integer >= 0"),
+    ({"expert_updates": 0}, "expert_updates = 0 must be an integer > 0"),
     ({"warm_start_episodes": 0}, "warm_start_episodes = 0 must be an integer > 0"),
 ])
 def test_validate_rejects_bad_hyperparameters_by_name(changes, message):
