@@ -102,6 +102,9 @@ class Experiment:
                              "algo.actor = 'shared': the teacher ranks UEs by work left, which the shared actor's "
                              "load-rank token carries (the per-UE actors, on the global state, fit it poorly: "
                              "docs/training.md)")
+        if self.algo.warm_start == "expert" and self.env.dynamics.active:
+            raise ValueError("algo.warm_start = 'expert' needs a cell without dynamics: its teacher's rollouts replay "
+                             "the episode's own future draws (exact only on a static cell; docs/learning.md)")
         return self
 
     @property

@@ -69,7 +69,7 @@ def _rotate_return(sim: CollabInferenceEnv, snap: dict, point: int, power_w: flo
     sim.restore(snap)
     sys_ = sim.system
     total = 0.0
-    while not sys_.all_done and sys_.frame < cut:
+    while not sys_.episode_over and sys_.frame < cut:
         total += sim.advance(*rotate_actions(sim.work_left_s(), sys_.num_actions, sim.config.num_channels,
                                              point, power_w))
         if total <= floor:
