@@ -98,10 +98,14 @@ class Experiment:
                              f"obs_mode = {wanted!r}")
         if self.run.algo == "ippo" and (self.env.obs_mode != "global" or self.algo.actor != "per-ue"):
             raise ValueError("run.algo = 'ippo' (the ablation) takes the paper's per-UE actors on the global state")
-        if self.algo.warm_start == "rotate" and (self.run.algo != "mahppo" or self.algo.actor != "shared"):
-            raise ValueError("algo.warm_start = 'rotate' needs run.algo = 'mahppo' with algo.actor = 'shared': the "
-                             "teacher ranks UEs by work left, which the shared actor's load-rank token carries (the "
-                             "per-UE actors, on the global state, fit it poorly: docs/training.md)")
+        if self.algo.warm_start in ("rotate", "expert") and (self.run.algo != "mahppo" or self.algo.actor != "shared"):
+            raise ValueError(f"algo.warm_start = {self.algo.warm_start!r} needs run.algo = 'mahppo' with "
+                             "algo.actor = 'shared': the teacher ranks UEs by work left, which the shared actor's "
+                             "load-rank token carries (the per-UE actors, on the global state, fit it poorly: "
+                             "docs/training.md)")
+        if self.algo.warm_start == "expert" and self.env.dynamics.active:
+            raise ValueError("algo.warm_start = 'expert' needs a cell without dynamics: its teacher's rollouts replay "
+                             "the episode's own future draws (exact only on a static cell; docs/learning.md)")
         return self
 
     @property

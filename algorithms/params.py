@@ -9,7 +9,7 @@ CLIP_MODES = ("per_branch", "joint")
 ACTORS = ("per-ue", "shared")
 LR_SCHEDULES = ("constant", "linear")
 MINIBATCH_UNITS = ("rows", "frames")
-WARM_STARTS = ("auto", "none", "rotate")  # algorithms/acting/teacher.py; auto: Experiment.warm_start
+WARM_STARTS = ("auto", "none", "rotate", "expert")  # acting/teacher.py, acting/expert.py; auto: Experiment.warm_start
 PAPER_LR = {"lr": 1e-4, "lr_schedule": "constant"}  # Sec. 6.3.1 as written (the defaults differ: see MAHPPOParams)
 # the learning rate when ``lr`` is unset, by actor: measured by ``benchmarks/any_cell.py`` (docs/training.md)
 ACTOR_LR = {"per-ue": 3e-4, "shared": 6e-4}
@@ -54,12 +54,19 @@ class MAHPPOParams:
                     "actors at N = 3, docs/results.md); per-ue: one actor per UE on the global state (the paper)",
                     choices=ACTORS)
     warm_start: str = _f("auto", "rotate: before PPO, the actors imitate the rotate rule and the critic learns its "
-                         "returns on the training env (algorithms/acting/teacher.py); none: PPO from random weights; "
+                         "returns on the training env (algorithms/acting/teacher.py); expert: expert iteration, the "
+                         "decision-time lookahead as teacher on the actor's own states (DAgger, "
+                         "algorithms/acting/expert.py); its frames count as env steps of --steps; "
+                         "none: PPO from random weights; "
                          "auto: rotate when the training cell varies (--num-ues LO-HI or a DNN pool) or has N >= 5, "
                          "none below (measured: docs/training.md)",
                          choices=WARM_STARTS)
     warm_start_episodes: int = _f(200, "training-env episodes the teacher plays (they count as env steps)")
     warm_start_updates: int = _f(500, "minibatch updates of the actor and of the critic on the teacher's data")
+    expert_iterations: int = _f(1, "expert iteration: times the actor plays its own episodes for the teacher to "
+                                "label (after the teacher's own episodes)")
+    expert_episodes: int = _f(64, "expert iteration: training-env episodes per iteration (they count as env steps)")
+    expert_updates: int = _f(2000, "expert iteration: minibatch updates of the actor per fit, and of the critic")
 
     def validate(self) -> MAHPPOParams:
         """Reject bad values (by type and range) with a message naming the hyperparameter."""
@@ -73,10 +80,14 @@ class MAHPPOParams:
             raise bad("lr", "must be a finite number > 0 (or null: the actor's default)")
         if not number(self.clip_eps) or self.clip_eps <= 0:
             raise bad("clip_eps", "must be a finite number > 0")
-        for name in ("memory_size", "batch_size", "reuse_time", "warm_start_episodes", "warm_start_updates"):
+        for name in ("memory_size", "batch_size", "reuse_time", "warm_start_episodes", "warm_start_updates",
+                     "expert_episodes", "expert_updates"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise bad(name, "must be an integer > 0")
+        v = self.expert_iterations
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad("expert_iterations", "must be an integer >= 0")
         if self.batch_size > self.memory_size:
             raise bad("batch_size", f"must be <= memory_size = {self.memory_size}")
         for name in ("gamma", "lam"):

@@ -27,7 +27,7 @@ import torch
 
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.parallel import CollabInferenceEnv
-from mahppo.marl_env.policies import RotatePolicy, rotate_actions
+from mahppo.marl_env.policies import Policy, RotatePolicy
 
 LABEL_SMOOTHING = 0.05  # teacher's choice gets 1 - eps (+ its share of eps): ~5 % exploration per branch
 BATCH = 512  # rows per behaviour-cloning / critic update
@@ -46,6 +46,7 @@ class TeacherData:
     offload: np.ndarray  # [rows] bool: the teacher sends features (point before Local)
     returns: np.ndarray  # [rows] discounted return from this frame on (Eq. 15)
     frames: int  # env steps played
+    episode_returns: np.ndarray | None = None  # [episodes] each played episode's return (sum of Eq. 12)
 
 
 def teacher_for(config: EnvConfig, seed: int, episodes: int = 8) -> RotatePolicy:
@@ -55,24 +56,31 @@ def teacher_for(config: EnvConfig, seed: int, episodes: int = 8) -> RotatePolicy
     return RotatePolicy(point=int(point), power_w=float(power))
 
 
-def collect(config: EnvConfig, teacher: RotatePolicy, episodes: int, seed: int, gamma: float) -> TeacherData:
-    """Play ``episodes`` episodes of ``config`` (as training does: its cut, its draws) with ``teacher``;
-    ``config`` gives the shared actor's agent-centric observations."""
+def collect(config: EnvConfig, teacher: Policy, episodes: int, seed: int, gamma: float,
+            student: Policy | None = None) -> TeacherData:
+    """Play ``episodes`` episodes of ``config`` (as training does: its cut, its draws), labelling every
+    frame with ``teacher``'s decisions; ``student`` (default: the teacher) decides the frames that are
+    played, so that the rows are the student's own states (DAgger: ``algorithms/acting/expert.py``).
+    The returns are those of the frames played. ``config`` gives the shared actor's agent-centric
+    observations."""
     if config.obs_mode != "agent":
         raise ValueError(f"obs_mode = {config.obs_mode!r}: the teacher's data is for the shared actor "
                          "(obs_mode 'agent')")
     env = CollabInferenceEnv(config.with_updates(render_mode=None))
-    choice = (int(teacher.point), float(teacher.power_w))
+    view = env.view()
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "agent", "points", "channels", "powers", "returns")}
     frames = 0
+    totals = []
     for e in range(episodes):
         env.reset(seed=seed + e)
-        sys_ = env.system
+        for policy in (teacher,) if student is None else (teacher, student):
+            policy.reset(view, seed=seed + e)
         rewards: list[float] = []
         while True:
             obs = env.observation_matrix()
-            pts, chs, pws = rotate_actions(env.work_left_s(), sys_.num_actions, config.num_channels, *choice)
-            _, rew, terms, truncs, _ = env.step_arrays(pts, chs, pws)
+            pts, chs, pws = (np.asarray(a) for a in teacher.act(view))
+            played = (pts, chs, pws) if student is None else student.act(view)
+            _, rew, terms, truncs, _ = env.step_arrays(*env.check_arrays(*played))
             for key, value in (("obs", obs), ("agent", np.arange(len(pts))), ("points", pts), ("channels", chs),
                                ("powers", pws)):
                 parts[key].append(value)
@@ -80,13 +88,23 @@ def collect(config: EnvConfig, teacher: RotatePolicy, episodes: int, seed: int, 
             frames += 1
             if any(terms.values()) or any(truncs.values()):
                 break
+        totals.append(sum(rewards))
         ret = discounted_returns(np.asarray(rewards), gamma)
         parts["returns"].extend(np.full(len(a), r) for a, r in zip(parts["agent"][-len(rewards):], ret, strict=True))
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     offload = cat["points"] < _local_points(cat["obs"])
-    return TeacherData(obs=cat["obs"].astype(np.float32), agent=cat["agent"], points=cat["points"],
-                       channels=cat["channels"], powers=cat["powers"], offload=offload,
-                       returns=cat["returns"].astype(np.float32), frames=frames)
+    return TeacherData(obs=cat["obs"].astype(np.float32), agent=cat["agent"], points=cat["points"].astype(np.int64),
+                       channels=cat["channels"].astype(np.int64), powers=cat["powers"].astype(np.float64),
+                       offload=offload, returns=cat["returns"].astype(np.float32), frames=frames,
+                       episode_returns=np.asarray(totals))
+
+
+def merge(parts: list[TeacherData]) -> TeacherData:
+    """The rows of several collections as one (DAgger's aggregate)."""
+    cols = {k: np.concatenate([getattr(p, k) for p in parts])
+            for k in ("obs", "agent", "points", "channels", "powers", "offload", "returns")}
+    totals = [p.episode_returns for p in parts if p.episode_returns is not None]
+    return TeacherData(**cols, frames=sum(p.frames for p in parts), episode_returns=np.concatenate(totals))
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:

@@ -13,6 +13,20 @@ from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 
 
+def true_terminations(terminateds: np.ndarray, truncateds: np.ndarray) -> np.ndarray:
+    """Terminations with the ``max_frames`` cut taken out: a step flagged truncated is not terminal.
+
+    The env truncates (``max_frames``) or terminates (every task done), never both at once
+    (``CollabInferenceEnv.step_arrays``). RLlib's ``MultiAgentEpisode.add_env_step`` marks an episode
+    whose agents are all done as terminated, truncated ones included, and the vector sampler keeps that
+    flag (RLlib's batch, draw for draw): taken as is, GAE (Eq. 18) would count the value after the
+    cut as 0, as if the 60th frame ended the work. Read as the env said it: at a truncated last step
+    ``delta_T = r_T + gamma V(s_{T+1}) - V(s_T)`` (RLlib's appended bootstrap row holds ``s_{T+1}``),
+    at a terminated one ``r_T - V(s_T)``."""
+    terms = np.asarray(terminateds)
+    return np.where(np.asarray(truncateds).astype(bool), np.zeros_like(terms), terms)
+
+
 class CentralizedGAE(ConnectorV2):
     """Replaces RLlib's per-module GAE: the one centralized critic serves every actor.
 
@@ -54,11 +68,12 @@ class CentralizedGAE(ConnectorV2):
             ref = batch[group[0]]
             with torch.no_grad():
                 values = convert_to_numpy(critic.compute_values({Columns.OBS: ref[Columns.OBS]}))
+            truncateds = convert_to_numpy(ref[Columns.TRUNCATEDS])
             targets = compute_value_targets(
                 values=values,
                 rewards=convert_to_numpy(ref[Columns.REWARDS]),
-                terminateds=convert_to_numpy(ref[Columns.TERMINATEDS]),
-                truncateds=convert_to_numpy(ref[Columns.TRUNCATEDS]),
+                terminateds=true_terminations(convert_to_numpy(ref[Columns.TERMINATEDS]), truncateds),
+                truncateds=truncateds,
                 gamma=self.gamma,
                 lambda_=self.lambda_,
             )

@@ -129,9 +129,12 @@ class Run:
         (its last values repeat in between, so every row has them)."""
         t0 = time.perf_counter()
         if self.iteration == 0 and self.experiment.warm_start != "none" and not self.teacher_steps:
-            from mahppo.algorithms.acting.teacher import warm_start
+            if self.experiment.warm_start == "expert":
+                from mahppo.algorithms.acting.expert import expert_start as start
+            else:
+                from mahppo.algorithms.acting.teacher import warm_start as start
 
-            self.warm_start_stats = warm_start(self.algo, self.experiment)
+            self.warm_start_stats = start(self.algo, self.experiment)
             self.teacher_steps = int(self.warm_start_stats["teacher_frames"])
         result = self.algo.train()
         self.elapsed_s += time.perf_counter() - t0

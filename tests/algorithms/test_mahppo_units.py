@@ -136,6 +136,32 @@ def test_advantages_come_from_the_one_shared_critic_for_every_actor():
     assert torch.equal(out["critic"][Columns.OBS], obs)
 
 
+def _gae_of_last_step(term: bool, trunc: bool) -> tuple[float, float]:
+    """Value target and advantage of the last real step of a 2-step episode (RLlib's batch: the episode's
+    rows, then its appended bootstrap row holding the final observation, V = 10 obs[0])."""
+    obs = torch.tensor([[0.1, 0.0], [0.2, 0.0], [0.5, 0.0]])  # V = 1, 2, then V(s_T) = 5
+    batch = {"ue_0": {Columns.OBS: obs, Columns.REWARDS: torch.tensor([-1.0, -2.0, 0.0]),
+                      Columns.TERMINATEDS: torch.tensor([False, term, False]),
+                      Columns.TRUNCATEDS: torch.tensor([False, trunc, False]),
+                      Columns.LOSS_MASK: torch.tensor([True, True, False])}}
+    gae = CentralizedGAE(gamma=0.95, lambda_=0.95, critic_id="critic", normalize_advantages=False)
+    out = gae(rl_module={"critic": FixedCritic()}, episodes=[], batch=batch)
+    return (float(out["critic"][Postprocessing.VALUE_TARGETS][1]), float(out["ue_0"][Postprocessing.ADVANTAGES][1]))
+
+
+def test_gae_bootstraps_the_critics_value_at_the_max_frames_cut():
+    # RLlib flags an episode cut by max_frames as terminated AND truncated: it is a truncation
+    target, adv = _gae_of_last_step(term=True, trunc=True)
+    assert target == pytest.approx(-2.0 + 0.95 * 5.0)  # r_T + gamma V(s_T)
+    assert adv == pytest.approx(-2.0 + 0.95 * 5.0 - 2.0)
+
+
+def test_gae_takes_no_value_after_a_true_termination():
+    target, adv = _gae_of_last_step(term=True, trunc=False)
+    assert target == pytest.approx(-2.0)  # every task done: nothing after
+    assert adv == pytest.approx(-2.0 - 2.0)
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"batch_size": 2048}, "batch_size = 2048 must be <= memory_size = 1024"),
     ({"reuse_time": 0}, "reuse_time = 0"),
@@ -149,7 +175,9 @@ def test_advantages_come_from_the_one_shared_critic_for_every_actor():
     ({"normalize_advantages": 0}, "normalize_advantages = 0 must be true or false"),
     ({"zeta": True}, "zeta = True"),
     ({"lr_schedule": "cosine"}, "lr_schedule = 'cosine' must be one of ('constant', 'linear')"),
-    ({"warm_start": "greedy"}, "warm_start = 'greedy' must be one of ('auto', 'none', 'rotate')"),
+    ({"warm_start": "greedy"}, "warm_start = 'greedy' must be one of ('auto', 'none', 'rotate', 'expert')"),
+    ({"expert_iterations": -1}, "expert_iterations = -1 must be an integer >= 0"),
+    ({"expert_updates": 0}, "expert_updates = 0 must be an integer > 0"),
     ({"warm_start_episodes": 0}, "warm_start_episodes = 0 must be an integer > 0"),
 ])
 def test_validate_rejects_bad_hyperparameters_by_name(changes, message):
