@@ -4,6 +4,7 @@ shared policy's observation at the feature ``marl_env.observations`` names."""
 import pytest
 from pydantic import ValidationError
 
+from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.observations import FADING, FEATURES
 from mahppo.serve.schema import CellNormalizer, DecideRequest
 
@@ -18,14 +19,14 @@ def _ues(fading=None):
 
 def test_a_dynamic_request_with_fading_gains_is_accepted_and_observed():
     req = DecideRequest.model_validate({"ues": _ues([0.3, 1.0, 2.5])})
-    obs, _ = CellNormalizer({"num_ues": 3, "dnn": "resnet18"}, max_ues=8).inputs(req.ues)
+    obs, _ = CellNormalizer(EnvConfig(num_ues=3, dnn="resnet18").validated(), max_ues=8).inputs(req.ues)
     assert obs[:, FADING].tolist() == pytest.approx([0.3, 1.0, 2.5])
     assert FADING < FEATURES
 
 
 def test_a_request_without_fading_observes_no_fading():
     req = DecideRequest.model_validate({"ues": _ues()})
-    obs, _ = CellNormalizer({"num_ues": 3, "dnn": "resnet18"}, max_ues=8).inputs(req.ues)
+    obs, _ = CellNormalizer(EnvConfig(num_ues=3, dnn="resnet18").validated(), max_ues=8).inputs(req.ues)
     assert obs[:, FADING].tolist() == [1.0, 1.0, 1.0]
 
 
