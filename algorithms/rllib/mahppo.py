@@ -125,7 +125,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     if run.algo == "mahppo" and params.actor == "shared":
         config: PPOConfig = MAHPPOConfig().mahppo(**asdict(params))
         space = shared_action_space(env_config)
-        sizes = {"max_ues": env_config.max_ues, "embed": 128}
+        sizes = {"embed": 128}
         config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
             SHARED_ID: RLModuleSpec(module_class=SharedActorModule, observation_space=obs_space, action_space=space,
                                     model_config={**sizes, "trunk": [256, 128], "branch": 64, "token_freqs": 8}),

@@ -10,6 +10,7 @@ import mahppo.marl_env as marl_env
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.evaluation import evaluate
 from mahppo.marl_env.lookahead import Lookahead
+from mahppo.marl_env.observations import FEATURES
 from mahppo.marl_env.policies import make_baseline, rotate_actions
 
 
@@ -21,12 +22,12 @@ def _play(env, frames):
     out = []
     for _ in range(frames):
         obs, rew, *_ = env.step_arrays(*_rotate(env))
-        out.append((next(iter(rew.values())), env.state(), env.observation_matrix()))
+        out.append((next(iter(rew.values())), env.state(), env.observation_matrix()[:, :FEATURES]))  # not the key
     return out
 
 
 def test_restoring_a_snapshot_replays_the_same_frames():
-    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent")
     env.reset(seed=0)
     _play(env, 2)
     snap = env.snapshot()
@@ -40,10 +41,10 @@ def test_restoring_a_snapshot_replays_the_same_frames():
 
 
 def test_a_snapshot_moves_the_episode_to_a_second_env_of_the_same_cell():
-    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent")
     env.reset(seed=3)  # random distances and task counts
     _play(env, 2)
-    twin = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    twin = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent")
     twin.reset(seed=99)  # another draw: everything below comes from the snapshot
     twin.restore(env.snapshot())
     assert [r for r, *_ in _play(env, 4)] == [r for r, *_ in _play(twin, 4)]
@@ -81,15 +82,15 @@ def test_the_lookahead_plans_static_search_s_last_frames_better_at_n3():
 
 
 def test_the_lookahead_leaves_the_real_episode_untouched():
-    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent")
     env.reset(seed=0)
     _play(env, 3)
-    before = (env.state(), env.observation_matrix(), env.snapshot())
+    before = (env.state(), env.observation_matrix()[:, :FEATURES], env.snapshot())
     la = Lookahead(make_baseline("rotate"))
     la.reset(env.view(), seed=0)
     la.act(env.view())
     np.testing.assert_array_equal(before[0], env.state())
-    np.testing.assert_array_equal(before[1], env.observation_matrix())
+    np.testing.assert_array_equal(before[1], env.observation_matrix()[:, :FEATURES])
     after = env.snapshot()["system"]
     for key, value in before[2]["system"].items():
         np.testing.assert_array_equal(value, after[key])
@@ -97,7 +98,7 @@ def test_the_lookahead_leaves_the_real_episode_untouched():
 
 def test_the_lookahead_decides_a_cell_drawn_from_a_varying_env():
     env = marl_env.parallel_env(num_ues=5, num_ues_range=(2, 5), dnn_pool=("resnet18", "vgg11"),
-                                obs_mode="agent", max_ues=8, max_frames=30)
+                                obs_mode="agent", max_frames=30)
     env.reset(seed=1)
     la = Lookahead(make_baseline("rotate"))
     la.reset(env.view(), seed=1)
@@ -165,7 +166,7 @@ def test_evaluate_lookahead_on_a_policy_that_never_finishes_stops_at_the_cap_qui
 
 
 def _busy_env(seed=5):
-    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent")
     env.reset(seed=seed)
     for _ in range(3):  # UEs mid-task: some running a front part, some sending
         env.step_arrays(*rotate_actions(env.work_left_s(), env.system.num_actions, 2, 2, 0.3))
@@ -175,11 +176,11 @@ def _busy_env(seed=5):
 def test_load_state_rebuilds_a_running_episode_exactly():
     env = _busy_env()
     s = env.system
-    twin = marl_env.parallel_env(num_ues=4, scenario="test", obs_mode="agent", max_ues=8)
+    twin = marl_env.parallel_env(num_ues=4, scenario="test", obs_mode="agent")
     twin.reset(seed=0)  # 50 m, 200 tasks: everything below comes from load_state
     twin.load_state(s.tasks_left, s.time_left, s.bits_left, s.point, s.channel, s.distance, s.total_tasks,
                     env.tokens)
-    np.testing.assert_array_equal(twin.observation_matrix(), env.observation_matrix())
+    np.testing.assert_array_equal(twin.observation_matrix()[:, :FEATURES], env.observation_matrix()[:, :FEATURES])
     for _ in range(4):
         actions = rotate_actions(env.work_left_s(), env.system.num_actions, 2, 1, 0.5)
         assert env.step_arrays(*actions)[1] == twin.step_arrays(*actions)[1]
