@@ -24,6 +24,8 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 
+from mahppo.algorithms.rllib.modules import LOSS_ROWS
+
 
 class LeanTorchLearner(TorchLearner):
     """Mixin for a ``TorchLearner`` subclass (put it first in the bases).
@@ -36,6 +38,7 @@ class LeanTorchLearner(TorchLearner):
     actors and global critic have; the set critic keeps one row per frame: ``connectors.py``)."""
 
     minibatch_per_env_step: bool = False
+    frame_ues: int | None = None
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         module = self._module[module_id]
@@ -62,14 +65,16 @@ class LeanTorchLearner(TorchLearner):
         batch_iter = super()._create_iterator_if_necessary(
             training_data=training_data, num_total_minibatches=num_total_minibatches, num_epochs=num_epochs,
             minibatch_size=minibatch_size, shuffle_batch_per_epoch=shuffle_batch_per_epoch, **kwargs)
-        framed = {mid for mid in self._module.keys()
-                  if getattr(_unwrapped(self._module[mid]), "frame_batched", False)}
+        # set modules: minibatches of whole frames; an actor's loss takes at most frame_ues UEs per frame
+        # (sampled: LOSS_ROWS), a critic's one row per frame
+        framed = {mid: (1 if hasattr(_unwrapped(self._module[mid]), "frame_rows") else self.frame_ues or 0)
+                  for mid in self._module.keys() if getattr(_unwrapped(self._module[mid]), "frame_batched", False)}
         if type(batch_iter) is MiniBatchCyclicIterator and IndexedMiniBatches.supports(batch_iter._batch):
             return IndexedMiniBatches(batch_iter._batch, num_epochs=num_epochs, minibatch_size=minibatch_size,
                                       shuffle=shuffle_batch_per_epoch and num_epochs > 1,
                                       num_total_minibatches=num_total_minibatches,
                                       per_env_step=self.minibatch_per_env_step, framed=framed)
-        if framed & set(getattr(getattr(batch_iter, "_batch", None), "policy_batches", {})):
+        if set(framed) & set(getattr(getattr(batch_iter, "_batch", None), "policy_batches", {})):
             raise NotImplementedError(f"modules {sorted(framed)} pool each frame's rows and need minibatches of "
                                       "whole frames: batches of tensors with one row per sample (no sequences)")
         if self.minibatch_per_env_step and type(batch_iter) is MiniBatchCyclicIterator:
@@ -95,16 +100,20 @@ class IndexedMiniBatches:
     Every column is gathered once per minibatch (``tensor[index]``) instead of being sliced and
     concatenated as ``SampleBatch`` objects. ``per_env_step``: ``minibatch_size`` counts env steps, and
     a module takes its units of that many (``minibatch_size * units / env_steps``); else ``minibatch_size *
-    units / most_rows``.
+    units / most_rows``, where a framed module's rows are its loss rows: ``framed[mid]`` per frame at most
+    (0: all). A framed module with ``framed[mid] > 1`` gets a ``LOSS_ROWS`` column: that many of each
+    frame's rows, drawn at random (only where a frame has more).
     """
 
     def __init__(self, batch: MultiAgentBatch, *, num_epochs: int, minibatch_size: int, shuffle: bool,
-                 num_total_minibatches: int = 0, per_env_step: bool = False, framed: set[str] | None = None):
+                 num_total_minibatches: int = 0, per_env_step: bool = False, framed: dict[str, int] | None = None):
         self._batch = batch
+        self._framed = framed or {}
         steps = max(1, batch.env_steps())
-        most = max([len(b) for b in batch.policy_batches.values()] or [1])
+        self._units = {mid: _units(b, mid in self._framed) for mid, b in batch.policy_batches.items()}
+        loss_rows = [u.loss_rows(self._framed.get(mid, 0)) for mid, u in self._units.items()]
+        most = max(loss_rows or [1])
         unit = steps if per_env_step else most
-        self._units = {mid: _units(b, mid in (framed or ())) for mid, b in batch.policy_batches.items()}
         self._sizes = {mid: max(1, round(minibatch_size * len(u) / unit)) for mid, u in self._units.items()}
         self._epochs = num_epochs
         self._shuffle = shuffle
@@ -144,7 +153,11 @@ class IndexedMiniBatches:
                     s += need
                 start[mid] = s
                 chosen = np.concatenate(parts) if len(parts) > 1 else parts[0]
-                minibatch[mid] = _gather(b, torch.from_numpy(self._units[mid].rows(chosen)))
+                units = self._units[mid]
+                minibatch[mid] = _gather(b, torch.from_numpy(units.rows(chosen)))
+                cap = self._framed.get(mid, 0)
+                if cap > 1 and isinstance(units, Frames) and units.size[chosen].max() > cap:
+                    minibatch[mid][LOSS_ROWS] = torch.from_numpy(units.sample(chosen, cap))
             yield MultiAgentBatch(minibatch, len(self._batch))
             count += 1
 
@@ -160,6 +173,9 @@ class _Rows:
 
     def rows(self, chosen: np.ndarray) -> np.ndarray:
         return chosen
+
+    def loss_rows(self, cap: int) -> int:
+        return self.n
 
 
 class Frames:
@@ -178,6 +194,18 @@ class Frames:
         sizes = self.size[chosen]
         offsets = np.repeat(self.start[chosen] - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
         return self.order[offsets]
+
+    def loss_rows(self, cap: int) -> int:
+        """Rows in the loss: ``min(size, cap)`` per frame (``cap`` 0: all)."""
+        return int(np.minimum(self.size, cap).sum()) if cap else int(self.size.sum())
+
+    def sample(self, chosen: np.ndarray, cap: int) -> np.ndarray:
+        """Positions, in ``rows(chosen)``, of ``cap`` random rows of each chosen frame (all of a smaller one)."""
+        sizes = self.size[chosen]
+        frame = np.repeat(np.arange(len(chosen)), sizes)
+        order = np.lexsort((np.random.random(len(frame)), frame))  # rows by frame, random within a frame
+        rank = np.arange(len(frame)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return np.sort(order[rank < cap])
 
 
 def frame_units(frame_of_row: np.ndarray) -> Frames:

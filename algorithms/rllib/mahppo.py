@@ -83,7 +83,7 @@ class MAHPPOConfig(PPOConfig):
         self.training(**ppo_training(p))
         self.learner_config_dict = {**(self.learner_config_dict or {}), "clip_mode": p.clip_mode,
                                     "normalize_advantages": p.normalize_advantages,
-                                    "minibatch_unit": p.minibatch_unit}
+                                    "minibatch_unit": p.minibatch_unit, "frame_ues": p.frame_ues}
         return self
 
     def validate(self) -> None:

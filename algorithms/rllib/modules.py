@@ -33,6 +33,7 @@ from torch import nn
 from mahppo.algorithms.rllib.codec import HybridHead
 
 CRITIC_ID = "critic"
+LOSS_ROWS = "loss_rows"  # batch column: the rows of a minibatch the actor's loss takes (lean_learner)
 SHARED_ID = "shared"  # the module every agent maps to with --actor shared
 
 
@@ -54,6 +55,14 @@ class _HybridActor(TorchRLModule):
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        """Training: with a ``LOSS_ROWS`` column (the learner's per-frame sample of UEs, ``lean_learner``),
+        only those rows' outputs (every row of the batch still pools into the others' summaries)."""
+        rows = batch.get(LOSS_ROWS)
+        if rows is None:
+            return self._forward(batch, **kwargs)
+        return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS], rows=rows)}
 
     def get_inference_action_dist_cls(self):
         return self.action_dist_cls
@@ -81,9 +90,10 @@ class HybridActorModule(_HybridActor):
         self.power_head = _mlp([trunk[-1], branch, 2])
         self.action_dist_cls = self.head.dist_cls
 
-    def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        """The codec's row ``[point logits | channel logits | power mean, power log-std]`` per state."""
-        h = self.trunk(obs)
+    def dist_inputs(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The codec's row ``[point logits | channel logits | power mean, power log-std]`` per state
+        (of the ``rows`` only, when given)."""
+        h = self.trunk(obs if rows is None else obs[rows])
         return self.head.encode(self.point_head(h), self.channel_head(h), self.power_head(h))
 
 
@@ -211,12 +221,18 @@ class SharedActorModule(_HybridActor):
         self.channel_prior = nn.Parameter(torch.tensor(float(cfg.get("channel_prior", 1.0))))
         self.action_dist_cls = self.head.dist_cls
 
-    def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
+    def dist_inputs(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The codec's row per UE of ``obs`` (whole frames), or of the ``rows`` only (indices or a mask):
+        every UE of a frame pools into the others' summary, only those rows go through the trunk."""
         from mahppo.marl_env.observations import FEATURES, POINT_MASK, TOKEN
 
-        own = obs[..., :FEATURES]
         pool = FramePool(obs)
-        parts = [self.own(own), pool.others_mean_max(self.others(own)), count_feature(pool.n)]
+        others = pool.others_mean_max(self.others(obs[..., :FEATURES]))
+        n = pool.n
+        if rows is not None:
+            obs, others, n = obs[rows], others[rows], n[rows]
+        own = obs[..., :FEATURES]
+        parts = [self.own(own), others, count_feature(n)]
         if self.token_freqs:
             rank = token_features(own[..., TOKEN:TOKEN + 1], self.token_freqs)
             h = torch.cat([self.trunk(torch.cat([*parts, rank], dim=-1)), rank], dim=-1)
@@ -225,7 +241,7 @@ class SharedActorModule(_HybridActor):
         valid = own[..., POINT_MASK][..., :self.n_points] > 0.5
         points = self.point_head(h).masked_fill(~valid, -1e9)
         c = self.n_channels
-        load_rank = (own[..., TOKEN] * pool.n[..., 0]).long()  # 0..N-1 (token = (rank + 0.5) / N)
+        load_rank = (own[..., TOKEN] * n[..., 0]).long()  # 0..N-1 (token = (rank + 0.5) / N)
         slot = torch.remainder(load_rank, c)
         channels = self.channel_head(h) + self.channel_prior * nn.functional.one_hot(slot, c).to(h.dtype)
         return self.head.encode(points, channels, self.power_head(h))

@@ -66,7 +66,7 @@ def test_minibatches_of_a_set_module_hold_whole_frames():
     rows = {Columns.OBS: obs, "row": torch.arange(len(obs))}
     batch = MultiAgentBatch({SHARED_ID: SampleBatch(rows)}, env_steps=6)
     it = IndexedMiniBatches(batch, num_epochs=3, minibatch_size=2, shuffle=True, per_env_step=True,
-                            framed={SHARED_ID})
+                            framed={SHARED_ID: 0})
     ids = frame_ids(obs.numpy())
     size = {i: int((ids == i).sum()) for i in set(ids.tolist())}
     seen = 0
@@ -76,3 +76,20 @@ def test_minibatches_of_a_set_module_hold_whole_frames():
             assert (got == i).sum() % size[i] == 0  # a frame comes whole (twice at a pass boundary)
         seen += 1
     assert seen == 9  # 3 passes over 6 frames, 2 frames per minibatch
+
+
+def test_a_frame_ues_sample_takes_that_many_ues_of_each_frame_and_their_rows_loss(learner):
+    from mahppo.algorithms.rllib.modules import LOSS_ROWS
+
+    obs = torch.as_tensor(_frames([6, 2, 5], seed=3))
+    rows = {Columns.OBS: obs, "row": torch.arange(len(obs))}
+    batch = MultiAgentBatch({SHARED_ID: SampleBatch(rows)}, env_steps=3)
+    it = IndexedMiniBatches(batch, num_epochs=1, minibatch_size=3, shuffle=False, per_env_step=True,
+                            framed={SHARED_ID: 3})
+    mb = next(iter(it)).policy_batches[SHARED_ID]
+    picked = frame_ids(mb[Columns.OBS][mb[LOSS_ROWS]].numpy())
+    assert sorted(np.unique(picked, return_counts=True)[1].tolist()) == [2, 3, 3]  # at most 3 per frame
+    module = learner.module[SHARED_ID]
+    full = module.dist_inputs(mb[Columns.OBS])
+    some = module._forward_train({Columns.OBS: mb[Columns.OBS], LOSS_ROWS: mb[LOSS_ROWS]})[Columns.ACTION_DIST_INPUTS]
+    torch.testing.assert_close(some, full[mb[LOSS_ROWS]], rtol=1e-5, atol=1e-5)
