@@ -137,6 +137,15 @@ def test_mahppo_evaluate_lookahead_reports_the_better_episode(capsys):
     assert ahead["reward"] > plain["reward"] + 0.005
 
 
+@pytest.mark.parametrize("lookahead", [[], ["--lookahead"]])
+def test_mahppo_evaluate_json_reports_the_decision_time_per_frame(capsys, lookahead):
+    from mahppo.cli import main
+
+    assert main(["evaluate", "--policy", "rotate", "--num-ues", "3", "--json", *lookahead]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 < out["decision_ms_p50"] <= out["decision_ms_p99"]
+
+
 def test_a_base_policy_that_never_finishes_keeps_its_own_decisions():
     env = marl_env.parallel_env(num_ues=2, scenario="test")
     env.reset(seed=0)
