@@ -140,6 +140,10 @@ class SystemView:
         the env is not changed."""
         return self._env.snapshot()
 
+    def work_left_s(self) -> np.ndarray:
+        """Each UE's local work left: tasks left x its full local latency (s) (the load rank's key)."""
+        return _ro(self._env.work_left_s())
+
     def observations(self) -> np.ndarray:
         """Every UE's agent-centric observation ``[N, obs]`` (one frame, key ``(0, 0)``)."""
         return agent_observations(self.state(), self.tokens, self.descriptors(), self._env.work_left_s(),

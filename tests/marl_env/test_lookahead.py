@@ -208,3 +208,27 @@ def test_load_state_names_what_a_busy_ue_is_missing():
         env.load_state([300, 1, 1, 1], [0] * 4, [0] * 4, total_tasks=[200] * 4)
     with pytest.raises(ValueError, match="local_time_left_s = nan must be a finite number"):
         env.load_state([1] * 4, [float("nan")] * 4, [0] * 4)
+
+
+def test_in_a_large_cell_only_the_ues_that_matter_most_deviate():
+    env = marl_env.parallel_env(num_ues=12, scenario="train")
+    env.reset(seed=1)
+    view = env.view()
+    base = make_baseline("rotate")
+    base.reset(view)
+    decision = base.act(view)
+    la = Lookahead(base, deviators=4)
+    chosen = la.deviating(view, decision)
+    sending = set(np.flatnonzero(decision[0] < view.num_actions - 1).tolist())
+    assert len(chosen) == 4 and sending <= set(chosen)  # the senders first (rotate: one per channel)
+    rest = [i for i in range(12) if i not in chosen and i not in sending]
+    assert min(view.work_left_s()[[i for i in chosen if i not in sending]]) >= max(view.work_left_s()[rest])
+    assert {i for c in la.candidates(view, decision) for i in np.flatnonzero(
+        (c[0] != decision[0]) | (c[1] != decision[1]) | (c[2] != decision[2]))} <= set(chosen)
+
+
+def test_a_pruned_lookahead_is_still_never_worse_than_its_base():
+    cfg = EnvConfig.from_kwargs(num_ues=10, scenario="test")
+    plain = evaluate(make_baseline("local"), cfg)
+    ahead = evaluate(Lookahead(make_baseline("local"), deviators=2, rounds=1), cfg)
+    assert ahead["reward"] >= plain["reward"] - 1e-9
