@@ -105,8 +105,7 @@ class TrainedPolicy:
         training cell's cap if it had one, else ``MAX_UES`` (the set model itself takes any N)."""
         if not self.shared:
             return None
-        cap = self.experiment.get("env", {}).get("max_ues")
-        return int(cap) if cap else MAX_UES
+        return self.env.max_ues or MAX_UES
 
     def check_cell(self, config: EnvConfig) -> None:
         """Refuse a cell this policy cannot decide, naming what differs."""
