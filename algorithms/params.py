@@ -41,6 +41,9 @@ class MAHPPOParams:
                              "per frame in proportion); frames: every module's rows of "
                              "B frames, K |M| / B updates for every actor (Alg. 1; faster, measured worse for "
                              "the mixed-N shared policy)", choices=MINIBATCH_UNITS)
+    frame_ues: int = _f(16, "the shared actor's loss takes at most this many UEs of each frame per minibatch (drawn "
+                        "at random; every UE still enters the others' pooled summary): bounds the learner's "
+                        "cost per frame for large N (no effect up to this N)")
     reuse_time: int = _f(10, "K: sample reuse time; K * |M| / B minibatch updates per iteration")
     clip_eps: float = _f(0.2, "clipping epsilon of Eq. 19")
     clip_mode: str = _f("per_branch", "per_branch: one clipped ratio per branch (the authors'); joint: one",
@@ -80,8 +83,8 @@ class MAHPPOParams:
             raise bad("lr", "must be a finite number > 0 (or null: the actor's default)")
         if not number(self.clip_eps) or self.clip_eps <= 0:
             raise bad("clip_eps", "must be a finite number > 0")
-        for name in ("memory_size", "batch_size", "reuse_time", "warm_start_episodes", "warm_start_updates",
-                     "expert_episodes", "expert_updates"):
+        for name in ("memory_size", "batch_size", "reuse_time", "frame_ues", "warm_start_episodes",
+                     "warm_start_updates", "expert_episodes", "expert_updates"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise bad(name, "must be an integer > 0")

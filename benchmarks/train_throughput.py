@@ -54,7 +54,7 @@ def config_for(num_ues: int, path: str, envs: int, shared: bool = False):
     sampler, learner_cls = _paths()[path]
     flat = {"num_ues": num_ues, "num_envs_per_env_runner": envs, "sampler": sampler}
     if shared:  # the shared actor (agent-centric observations), same N every episode
-        flat.update(actor="shared", obs_mode="agent", max_ues=max(16, num_ues))
+        flat.update(actor="shared", obs_mode="agent")
     else:  # the paper's per-UE actors
         flat.update(actor="per-ue")
     cfg = build_config(Experiment().with_flat(flat))

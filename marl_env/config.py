@@ -178,7 +178,7 @@ class EnvConfig:
     dynamics: Dynamics = Dynamics()  # all off: the paper's static cell
     max_frames: int | None = None  # truncate episodes (the authors train with 60)
     obs_mode: str = "global"  # "global": every agent sees s_t (the paper); "agent": own + the others as a set
-    max_ues: int = 16  # the padded set size of "agent" observations (and the most UEs a shared policy takes)
+    max_ues: int | None = None  # an optional cap on N for "agent" observations (None: any N up to MAX_UES)
     num_ues_range: tuple[int, int] | None = None  # draw N uniformly from [lo, hi] per episode ("agent" obs)
     dnn_pool: tuple[str, ...] | None = None  # draw each UE's DNN per episode from these (nominal: round robin)
     one_dnn_share: float = 0.0  # with dnn_pool: the share of episodes whose UEs all run one DNN drawn from it
@@ -271,8 +271,9 @@ class EnvConfig:
         self.dynamics.validated(self.num_ues)
         if self.obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode = {self.obs_mode!r} must be one of {OBS_MODES}")
-        _check_int("max_ues", self.max_ues, 1)
-        if self.max_ues > MAX_UES:
+        if self.max_ues is not None:
+            _check_int("max_ues", self.max_ues, 1)
+        if self.max_ues is not None and self.max_ues > MAX_UES:
             raise ValueError(f"max_ues = {self.max_ues} is above the maximum of {MAX_UES} UEs per cell")
         if self.num_ues_range is not None:
             r = self.num_ues_range
@@ -297,8 +298,9 @@ class EnvConfig:
         if v and self.dnn_pool is None:
             raise ValueError(f"one_dnn_share = {v!r} needs a DNN pool (dnn_pool; with mahppo: --num-ues LO-HI "
                              "--dnn a,b,...)")
-        if self.obs_mode == "agent" and self.num_ues > self.max_ues:
-            raise ValueError(f"num_ues = {self.num_ues} exceeds max_ues = {self.max_ues} (raise max_ues, --max-ues)")
+        if self.obs_mode == "agent" and self.max_ues is not None and self.num_ues > self.max_ues:
+            raise ValueError(f"num_ues = {self.num_ues} exceeds max_ues = {self.max_ues} (raise or drop max_ues, "
+                             "--max-ues)")
         if self.render_mode not in (None, "ansi", "human"):
             raise ValueError(f"render_mode = {self.render_mode!r} must be None, 'ansi' or 'human'")
         if self.profile_file is not None and not Path(self.profile_file).is_file():

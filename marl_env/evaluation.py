@@ -10,6 +10,10 @@ seeds are the run's ``--seed`` plus the env copy's index, far below ``EVAL_SEED_
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.metrics import EpisodeMetrics, mean_metrics
 from mahppo.marl_env.parallel import CollabInferenceEnv
@@ -39,8 +43,10 @@ def evaluation_seeds(config: EnvConfig, episodes: int | None = None, seed: int |
     return [s + e for e in range(n)]
 
 
-def run_episode(env: CollabInferenceEnv, policy: Policy, seed: int | None = None) -> dict[str, float]:
-    """One episode of ``policy`` (it sees ``env.view()``, the read-only system view)."""
+def run_episode(env: CollabInferenceEnv, policy: Policy, seed: int | None = None,
+                decision_ms: list[float] | None = None) -> dict[str, float]:
+    """One episode of ``policy`` (it sees ``env.view()``, the read-only system view); ``decision_ms``: a list
+    that gets the wall time of each frame's ``policy.act`` (ms)."""
     env.reset(seed=seed)
     view = env.view()
     policy.reset(view, seed=seed)
@@ -48,7 +54,11 @@ def run_episode(env: CollabInferenceEnv, policy: Policy, seed: int | None = None
     limit = env.config.max_frames or EVAL_MAX_FRAMES
     truncated = False
     while True:
-        _, rewards, terms, truncs, _ = env.step_arrays(*env.check_arrays(*policy.act(view)))
+        t0 = time.perf_counter()
+        actions = policy.act(view)
+        if decision_ms is not None:
+            decision_ms.append((time.perf_counter() - t0) * 1e3)
+        _, rewards, terms, truncs, _ = env.step_arrays(*env.check_arrays(*actions))
         res = env.last_frame
         assert res is not None
         m.add_frame(res.completed, res.latency_s, res.energy_j, next(iter(rewards.values())))
@@ -64,14 +74,24 @@ def run_episode(env: CollabInferenceEnv, policy: Policy, seed: int | None = None
 
 
 def episode_metrics(policy: Policy, config: EnvConfig, episodes: int | None = None,
-                    seed: int | None = None) -> list[dict[str, float]]:
-    """Each evaluation episode's metrics (``evaluation_seeds``), in seed order."""
+                    seed: int | None = None, decision_ms: list[float] | None = None) -> list[dict[str, float]]:
+    """Each evaluation episode's metrics (``evaluation_seeds``), in seed order (``decision_ms``: see
+    ``run_episode``)."""
     env = CollabInferenceEnv(config)
-    return [run_episode(env, policy, seed=s) for s in evaluation_seeds(config, episodes, seed)]
+    return [run_episode(env, policy, seed=s, decision_ms=decision_ms) for s in evaluation_seeds(config, episodes, seed)]
 
 
-def evaluate(policy: Policy, config: EnvConfig, episodes: int | None = None, seed: int | None = None
-             ) -> dict[str, float]:
+def evaluate(policy: Policy, config: EnvConfig, episodes: int | None = None, seed: int | None = None,
+             decision_ms: list[float] | None = None) -> dict[str, float]:
     """Mean metrics of ``policy`` over the evaluation episodes (``evaluation_seeds``: by default 1 episode
-    seeded 0 on the paper's scenarios, the 32 fixed episodes on the dynamic scenario)."""
-    return mean_metrics(episode_metrics(policy, config, episodes, seed))
+    seeded 0 on the paper's scenarios, the 32 fixed episodes on the dynamic scenario); ``decision_ms``: see
+    ``run_episode``."""
+    return mean_metrics(episode_metrics(policy, config, episodes, seed, decision_ms))
+
+
+def decision_times(decision_ms: list[float]) -> dict[str, float | None]:
+    """``decision_ms_p50`` and ``decision_ms_p99``: percentiles of the per-frame decision times (ms)."""
+    if not decision_ms:
+        return {"decision_ms_p50": None, "decision_ms_p99": None}
+    p50, p99 = np.percentile(np.asarray(decision_ms), [50, 99])
+    return {"decision_ms_p50": float(p50), "decision_ms_p99": float(p99)}

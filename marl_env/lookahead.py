@@ -23,9 +23,14 @@ A base policy that does not finish the episode within ``max_frames`` from some f
 decisions from then on, until ``reset`` (no rollout can be scored against it, and a policy that never
 finishes would otherwise cost a ``max_frames`` rollout every frame).
 
+``deviators`` prunes the search for large cells: only that many UEs deviate, those whose decision
+matters most (the UEs the base decision has sending, which share the channels, then the UEs with the
+most local work left, which set the makespan and the costly last frame); with at most ``deviators``
+UEs (8 by default) every UE deviates, as before.
+
 ``rounds`` repeats the search from the best decisions so far (improving one UE at a time) while it
-improves. Cost: up to ``rounds (N (B + 1 + C - 1 + len(powers)))`` rollouts per frame, each to the end
-of the episode; all rollouts of a round advance together, with one batched decision per simulated frame
+improves. Cost: up to ``rounds (min(N, deviators) (B + 1 + C - 1 + len(powers)))`` rollouts per frame,
+each to the end of the episode; all rollouts of a round advance together, with one batched decision per simulated frame
 when the base policy has ``act_many`` (a trained policy). Measured time per frame: ``benchmarks/lookahead.py``.
 """
 
@@ -45,13 +50,14 @@ if TYPE_CHECKING:
 
 POWERS = (0.1, 0.3, 1.0)  # the power grid of the deviations, x p_max (rotate's best powers span 0.1-1 W)
 MAX_FRAMES = 500  # a rollout not finished by then scores -inf (the test cell's Local takes 19 frames)
+DEVIATORS = 8  # the most UEs that deviate per round (module doc): rollouts per frame bounded in N
 
 
 class Lookahead:
     """The rollout policy of ``base`` (module doc): the base's decisions or the best single-UE deviation."""
 
     def __init__(self, base: Policy, powers: tuple[float, ...] = POWERS, rounds: int = 3,
-                 max_frames: int = MAX_FRAMES):
+                 max_frames: int = MAX_FRAMES, deviators: int | None = DEVIATORS):
         if not powers or any(isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q <= 1
                              for q in powers):
             raise ValueError(f"lookahead: powers = {powers!r} must be fractions of p_max in (0, 1]")
@@ -59,6 +65,9 @@ class Lookahead:
             raise ValueError(f"lookahead: max_frames = {max_frames!r} must be an integer >= 1")
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise ValueError(f"lookahead: rounds = {rounds!r} must be an integer >= 1")
+        if deviators is not None and (isinstance(deviators, bool) or not isinstance(deviators, int) or deviators < 1):
+            raise ValueError(f"lookahead: deviators = {deviators!r} must be an integer >= 1 (or None: every UE)")
+        self.deviators = deviators
         self.base, self.powers, self.rounds, self.max_frames = base, tuple(float(q) for q in powers), rounds, max_frames
         self.name = f"{base.name}+lookahead"
         self._cell: EnvConfig | None = None  # the cell the simulators below are of
@@ -104,11 +113,12 @@ class Lookahead:
         return best  # type: ignore[return-value]
 
     def candidates(self, view: SystemView, base: Actions) -> Iterator[Actions]:
-        """Every single-UE deviation from ``base`` (module doc), UE by UE."""
+        """Every single-UE deviation from ``base`` (module doc), UE by UE, of the ``deviators`` UEs that matter
+        most."""
         pts, chs, pws = base
         local = np.asarray(view.num_actions) - 1
         p_max = view.config.p_max_w
-        for i in range(view.num_ues):
+        for i in self.deviating(view, base):
             for b in range(int(local[i]) + 1):
                 if b != pts[i]:
                     yield _with(base, i, point=b)
@@ -120,6 +130,16 @@ class Lookahead:
             for q in self.powers:
                 if abs(q * p_max - pws[i]) > 1e-6 * p_max:
                     yield _with(base, i, power=q * p_max)
+
+    def deviating(self, view: SystemView, base: Actions) -> list[int]:
+        """The UEs that deviate (module doc): all, or the ``deviators`` whose decision matters most: the ones
+        ``base`` has sending, then by local work left (most first)."""
+        n = view.num_ues
+        if self.deviators is None or n <= self.deviators:
+            return list(range(n))
+        sending = np.asarray(base[0]) < np.asarray(view.num_actions) - 1
+        order = np.lexsort((np.arange(n), -np.asarray(view.work_left_s()), ~sending))
+        return sorted(int(i) for i in order[:self.deviators])
 
     def returns(self, snap: dict, firsts: list[Actions], floor: float = -np.inf) -> np.ndarray:
         """Each rollout's return from the snapshot: its first decisions this frame, the base policy's after

@@ -1,8 +1,8 @@
-"""Observations for any N: a UE's own features and the other UEs as a padded set.
+"""Observations for any N: a UE's own features and the key of its frame (the other UEs are its frame's rows).
 
 The paper's actors observe the global state ``s_t = {k, l, n, d}`` of all N UEs (Sec. 4.3), so an
 actor is tied to N and to the UE order. The agent-centric observation here serves one shared actor
-for any cell (up to ``max_ues`` UEs, any order, any mix of DNNs):
+for any cell (any N, any order, any mix of DNNs):
 
 Per UE a feature row of ``F = 4 + 1 + D + 1 + 1`` numbers:
 
@@ -29,9 +29,14 @@ others run locally, the rule that ``marl_env.policies.RotatePolicy`` (``rotate``
 every fixed configuration at N >= 3. The work feature tells how close a UE is to finishing, so the last
 frames can be planned (Eq. 12 charges a last frame that completes few tasks heavily).
 
-Agent ``i`` observes ``[own row (F) | the other UEs' rows ((M-1) x F, zero-padded) | mask (M-1)]``
-with ``M = max_ues``: ``M * F + M - 1`` numbers. The other UEs come in index order; a policy that pools
-over them (``algorithms.modules.SharedActorModule``) does not depend on that order.
+Agent ``i`` observes ``[own row (F) | frame key (KEY_SIZE)]``: ``F + 2`` numbers for any N. The other
+UEs are not copied into every agent's row (that made each frame cost ``N^2`` numbers and a pairwise
+encoder ``N^2`` network passes): the rows of one frame carry the same **frame key** (two random
+24-bit integers as floats, drawn per frame by the env, ``(0, 0)`` for a single cell built by a
+server), so a set model groups a batch's rows by frame and pools each frame once
+(``algorithms.rllib.modules``: the summary of the others is the frame's sum minus the UE's own term).
+A batch handed to such a model holds every row of each of its frames (``frame_ids``). The network
+never reads the key.
 """
 
 from __future__ import annotations
@@ -102,55 +107,59 @@ def dnn_descriptor(profile: DNNProfile, frame_s: float, bandwidth_hz: float, p_m
     return out
 
 
-def obs_size(max_ues: int) -> int:
-    return max_ues * FEATURES + max_ues - 1
+KEY_SIZE = 2  # the frame key's numbers after the feature row
+KEY = FEATURES  # offset of the frame key in an observation
 
 
-def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.ndarray, max_ues: int,
-                       work_s: np.ndarray, fading: np.ndarray | None = None) -> np.ndarray:
-    """Every UE's agent-centric observation, ``[n, obs_size(max_ues)]`` (float32).
+def obs_size() -> int:
+    """Numbers per agent-centric observation: the own feature row and the frame key (any N)."""
+    return FEATURES + KEY_SIZE
+
+
+def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.ndarray, work_s: np.ndarray,
+                       fading: np.ndarray | None = None,
+                       key: tuple[float, float] | np.ndarray = (0.0, 0.0)) -> np.ndarray:
+    """Every UE's agent-centric observation, ``[n, obs_size()]`` (float32): its feature row and the frame key.
 
     ``state``: the global state ``[4n]`` (or ``[n, 4]``); ``tokens``: ``[n]`` distance rank tokens (the
     tie-break of the load rank); ``descriptors``: ``[n, D]`` (``dnn_descriptor``); ``work_s``: ``[n]``
     local work left in seconds (tasks left x full local latency); ``fading``: ``[n]`` current fading power
-    gains (default 1: no fading).
+    gains (default 1: no fading); ``key``: the frame key (see the module doc).
     """
     work = np.asarray(work_s, dtype=np.float64).reshape(-1)
-    fade = np.ones(len(work), dtype=np.float32) if fading is None else np.asarray(fading, dtype=np.float32)
-    feats = np.concatenate([np.asarray(state, dtype=np.float32).reshape(-1, STATE_FEATURES),
-                            load_tokens(work, tokens).astype(np.float32).reshape(-1, 1),
-                            np.asarray(descriptors, dtype=np.float32),
-                            (work / WORK_SCALE_S).astype(np.float32).reshape(-1, 1),
-                            fade.reshape(-1, 1)], axis=1)
-    n = feats.shape[0]
-    if n > max_ues:
-        raise ValueError(f"num_ues = {n} exceeds max_ues = {max_ues} of the observation")
-    out = np.zeros((n, obs_size(max_ues)), dtype=np.float32)
-    out[:, :FEATURES] = feats
-    if n > 1:
-        others = _others_index(n)  # [n, n-1]
-        out[:, FEATURES:FEATURES + (n - 1) * FEATURES] = feats[others].reshape(n, -1)
-        mask0 = FEATURES + (max_ues - 1) * FEATURES
-        out[:, mask0:mask0 + n - 1] = 1.0
+    n = work.shape[0]
+    out = np.empty((n, obs_size()), dtype=np.float32)
+    out[:, :STATE_FEATURES] = np.asarray(state, dtype=np.float32).reshape(-1, STATE_FEATURES)
+    out[:, TOKEN] = load_tokens(work, tokens)
+    out[:, TOKEN + 1:WORK] = np.asarray(descriptors, dtype=np.float32)
+    out[:, WORK] = work / WORK_SCALE_S
+    out[:, FADING] = 1.0 if fading is None else np.asarray(fading, dtype=np.float32)
+    out[:, KEY:] = np.asarray(key, dtype=np.float32)
     return out
 
 
-_OTHERS: dict[int, np.ndarray] = {}
+def new_frame_key(rng: np.random.Generator) -> np.ndarray:
+    """A frame key: two random integers in ``[0, 2^24)`` (exact in float32), ~48 random bits."""
+    return rng.integers(0, 1 << 24, size=KEY_SIZE).astype(np.float32)
 
 
-def _others_index(n: int) -> np.ndarray:
-    idx = _OTHERS.get(n)
-    if idx is None:
-        full = np.arange(n)
-        idx = np.stack([np.delete(full, i) for i in range(n)])
-        _OTHERS[n] = idx
-    return idx
+def stamp_frames(blocks: list[np.ndarray]) -> np.ndarray:
+    """Concatenate several cells' observations into one batch, the rows of block ``j`` keyed ``(j, 0)``
+    (distinct frames for a set model, whatever keys they had)."""
+    out = np.concatenate(blocks) if blocks else np.zeros((0, obs_size()), np.float32)
+    out[:, KEY + 1] = 0.0
+    out[:, KEY] = np.repeat(np.arange(len(blocks), dtype=np.float32), [len(b) for b in blocks])
+    return out
 
 
-def split_observation(obs, max_ues: int):
-    """``[..., obs_size]`` -> own ``[..., F]``, others ``[..., M-1, F]``, mask ``[..., M-1]`` (numpy or torch)."""
-    m1 = max_ues - 1
-    own = obs[..., :FEATURES]
-    others = obs[..., FEATURES:FEATURES + m1 * FEATURES].reshape(*obs.shape[:-1], m1, FEATURES)
-    mask = obs[..., FEATURES + m1 * FEATURES:]
-    return own, others, mask
+def frame_ids(obs):
+    """One integer per row naming its frame (numpy ``int64`` or torch ``long``): rows with the same key."""
+    hi, lo = obs[..., KEY], obs[..., KEY + 1]
+    if isinstance(obs, np.ndarray):
+        return hi.astype(np.int64) * (1 << 24) + lo.astype(np.int64)
+    return hi.long() * (1 << 24) + lo.long()
+
+
+def split_observation(obs):
+    """``[..., obs_size]`` -> own feature rows ``[..., F]`` and frame ids (numpy or torch)."""
+    return obs[..., :FEATURES], frame_ids(obs)

@@ -24,7 +24,14 @@ from pettingzoo import ParallelEnv
 
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.core import DONE, FRONT, IDLE, SENDING, FrameResult, MECSystem, frame_reward
-from mahppo.marl_env.observations import agent_observations, distance_tokens, dnn_descriptor, obs_size, tokens_for
+from mahppo.marl_env.observations import (
+    agent_observations,
+    distance_tokens,
+    dnn_descriptor,
+    new_frame_key,
+    obs_size,
+    tokens_for,
+)
 from mahppo.marl_env.profiles import resolve_profile
 from mahppo.marl_env.view import SystemView
 
@@ -43,8 +50,8 @@ class CollabInferenceEnv(ParallelEnv):
     - ``"agent"``: agent ``i`` observes its own 4 state features, its rank token (its load rank,
       recomputed every frame: by local work left, most first; ties by distance, then at random per
       episode), its DNN's descriptor and its local work left (``work_left_s()`` / 10 s), then the
-      other UEs' rows as a set padded to ``max_ues - 1`` and its mask (``marl_env.observations``):
-      one layout for any N, any UE order and any mix of DNNs.
+      frame key that every agent of the frame shares (``marl_env.observations``): one layout of
+      ``F + 2`` numbers for any N, any UE order and any mix of DNNs; a set model pools the frame.
 
     ``state()`` is always the global state ``[4N]`` of the current cell.
 
@@ -67,6 +74,7 @@ class CollabInferenceEnv(ParallelEnv):
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self._rng = np.random.default_rng()
+        self._key_rng = np.random.default_rng()  # frame keys only: never seeded, never touches the episode's draws
         self._cells: dict[tuple[str, ...], tuple[EnvConfig, MECSystem, np.ndarray]] = {}
         self._use_cell(config)
         self._last: FrameResult | None = None
@@ -82,7 +90,7 @@ class CollabInferenceEnv(ParallelEnv):
             for i, a in enumerate(self.possible_agents)
         }
         if config.obs_mode == "agent":
-            self._obs_space = spaces.Box(0.0, np.inf, shape=(obs_size(config.max_ues),), dtype=np.float32)
+            self._obs_space = spaces.Box(0.0, np.inf, shape=(obs_size(),), dtype=np.float32)
         else:
             self._obs_space = spaces.Box(0.0, self._obs_high(), dtype=np.float32)
         self._state_space = spaces.Box(0.0, np.inf, shape=(4 * config.num_ues,), dtype=np.float32)
@@ -148,8 +156,8 @@ class CollabInferenceEnv(ParallelEnv):
     def observation_matrix(self) -> np.ndarray:
         """Every current agent's observation, one row per agent in ``agents`` order."""
         if self.config.obs_mode == "agent":
-            return agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s(),
-                                      self.system.fade)
+            return agent_observations(self._state, self.tokens, self._desc, self.work_left_s(), self.system.fade,
+                                      new_frame_key(self._key_rng))
         return np.broadcast_to(self._state, (len(self._state) // 4, len(self._state))).copy()
 
     def work_left_s(self) -> np.ndarray:
@@ -159,8 +167,7 @@ class CollabInferenceEnv(ParallelEnv):
     def _observations(self) -> dict[str, np.ndarray]:
         agents = self.agents
         if self.config.obs_mode == "agent":
-            rows = agent_observations(self._state, self.tokens, self._desc, self.config.max_ues, self.work_left_s(),
-                                      self.system.fade)
+            rows = self.observation_matrix()
             return {a: rows[i] for i, a in enumerate(agents)}
         return {a: self._state.copy() for a in agents}
 

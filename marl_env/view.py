@@ -11,7 +11,7 @@ maker at the edge can know:
   ``front_power_w`` per UE and point (Eqs. 6-9);
 - the raw per-UE state at the end of the last frame: ``tasks_left``, ``total_tasks``,
   ``time_left_s`` (``l``), ``bits_left`` (``n``), ``distance_m`` (``d``); and its normalised forms,
-  ``state()`` (the global state) and ``observations(max_ues)`` (agent-centric).
+  ``state()`` (the global state) and ``observations()`` (agent-centric).
 - for a planner (``marl_env.lookahead``): ``snapshot()``, a copy of the whole episode state (each UE's
   task in flight included) to restore on its own simulator of the cell; the env is not touched.
 
@@ -140,7 +140,11 @@ class SystemView:
         the env is not changed."""
         return self._env.snapshot()
 
-    def observations(self, max_ues: int) -> np.ndarray:
-        """Every UE's agent-centric observation with the set padded to ``max_ues`` ``[N, obs]``."""
-        return agent_observations(self.state(), self.tokens, self.descriptors(), max_ues, self._env.work_left_s(),
+    def work_left_s(self) -> np.ndarray:
+        """Each UE's local work left: tasks left x its full local latency (s) (the load rank's key)."""
+        return _ro(self._env.work_left_s())
+
+    def observations(self) -> np.ndarray:
+        """Every UE's agent-centric observation ``[N, obs]`` (one frame, key ``(0, 0)``)."""
+        return agent_observations(self.state(), self.tokens, self.descriptors(), self._env.work_left_s(),
                                   self._env.system.fade)

@@ -220,8 +220,7 @@ class CellNormalizer:
         state = normalize_state(*raw, self.base.d_min_m, self.base.d_max_m)
         _check_finite(state, list(range(n)))
         tokens = tokens_for([ue.ue_id for ue in ues], raw[4])
-        return (agent_observations(state, tokens, np.stack(desc), self.max_ues, raw[0] * raw[5], fading),
-                list(range(n)))
+        return agent_observations(state, tokens, np.stack(desc), raw[0] * raw[5], fading), list(range(n))
 
 
 TOLERANCE = 1e-9  # relative: the env's own states sit exactly on the bounds
@@ -268,7 +267,9 @@ def act_on(policy: Any, inputs: list[np.ndarray], deterministic: bool) -> list[t
     policies stack the global states; a shared policy concatenates every request's UE rows. Returns each
     request's ``(points, channels, powers)``."""
     if getattr(policy, "shared", False):
-        pts, chs, pws = policy.act_batch(np.concatenate(inputs), deterministic=deterministic)
+        from mahppo.marl_env.observations import stamp_frames
+
+        pts, chs, pws = policy.act_batch(stamp_frames(inputs), deterministic=deterministic)
         bounds = np.cumsum([0, *(len(x) for x in inputs)])
         return [(pts[a:b, 0], chs[a:b, 0], pws[a:b, 0]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     pts, chs, pws = policy.act_batch(np.stack(inputs), deterministic=deterministic)

@@ -5,7 +5,7 @@ Three kinds of actor modules, loaded from an RLlib checkpoint (the critic is not
 - the paper's per-UE ``HybridActorModule`` s (one per ``ue_i``, input the global state): tied to the
   N, DNNs and UE order they were trained on;
 - one ``SharedActorModule`` (``--actor shared``): input each UE's agent-centric observation, so it
-  decides any cell up to ``max_ues`` UEs, any order, any DNN of its profile file;
+  decides any cell (any N up to ``marl_env.config.MAX_UES``), any order, any DNN of its profile file;
 - RLlib's stock PPO modules (the IPPO ablation).
 
 Deterministic actions are the mode of each branch (``codec.HybridHead.mode``); same-shaped per-UE
@@ -24,7 +24,8 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 
 from mahppo.algorithms.rllib.modules import SHARED_ID, HybridActorModule, SharedActorModule
 from mahppo.algorithms.runs.checkpoints import POLICY_META, find_for_acting, load_acting_modules, read_meta
-from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.config import MAX_UES, EnvConfig
+from mahppo.marl_env.observations import stamp_frames
 from mahppo.marl_env.profiles import same_profile
 
 
@@ -100,8 +101,11 @@ class TrainedPolicy:
 
     @property
     def max_ues(self) -> int | None:
-        """The most UEs a shared policy decides at once (``None``: a per-UE policy, exactly its N)."""
-        return self.modules[SHARED_ID].max_ues if self.shared else None
+        """The most UEs a shared policy decides at once (``None``: a per-UE policy, exactly its N): the
+        training cell's cap if it had one, else ``MAX_UES`` (the set model itself takes any N)."""
+        if not self.shared:
+            return None
+        return self.env.max_ues or MAX_UES
 
     def check_cell(self, config: EnvConfig) -> None:
         """Refuse a cell this policy cannot decide, naming what differs."""
@@ -145,7 +149,7 @@ class TrainedPolicy:
     def act(self, view: Any, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The next frame's decisions for every UE of ``view`` (a ``marl_env`` ``SystemView``)."""
         if self.shared:
-            obs = view.observations(self.max_ues)
+            obs = view.observations()
             pts, chs, pws = self.act_batch(obs, deterministic)
             return pts[:, 0], chs[:, 0], pws[:, 0]
         pts, chs, pws = self.act_batch(np.asarray(view.state(), dtype=np.float32)[None, :], deterministic)
@@ -157,7 +161,7 @@ class TrainedPolicy:
         if not views:
             return []
         if self.shared:
-            obs = np.concatenate([v.observations(self.max_ues) for v in views])
+            obs = stamp_frames([v.observations() for v in views])
             pts, chs, pws = (a[:, 0] for a in self.act_batch(obs))
             cuts = np.cumsum([v.num_ues for v in views])[:-1]
             return list(zip(np.split(pts, cuts), np.split(chs, cuts), np.split(pws, cuts), strict=True))

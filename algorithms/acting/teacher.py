@@ -30,7 +30,7 @@ from mahppo.marl_env.parallel import CollabInferenceEnv
 from mahppo.marl_env.policies import Policy, RotatePolicy
 
 LABEL_SMOOTHING = 0.05  # teacher's choice gets 1 - eps (+ its share of eps): ~5 % exploration per branch
-BATCH = 512  # rows per behaviour-cloning / critic update
+BATCH = 512  # rows per behaviour-cloning / critic update (whole frames: about BATCH / N of them)
 LR = 1e-3
 
 
@@ -124,9 +124,22 @@ def _local_points(obs: np.ndarray) -> np.ndarray:
     return (obs[:, POINT_MASK] > 0.5).sum(-1) - 1
 
 
+def _frame_batches(data: TeacherData, rng: np.random.Generator):
+    """Row indices of random whole frames, about ``BATCH`` rows each (the set modules pool per frame)."""
+    from mahppo.algorithms.rllib.lean_learner import frame_units
+    from mahppo.marl_env.observations import frame_ids
+
+    frames = frame_units(frame_ids(data.obs))
+    per = max(1, round(min(BATCH, len(data.obs)) * len(frames) / max(1, len(data.obs))))
+    while True:
+        yield torch.as_tensor(frames.rows(rng.integers(0, len(frames), size=per)))
+
+
 def fit_actor(module: Any, data: TeacherData, updates: int, rng: np.random.Generator) -> float:
-    """Behaviour cloning of the shared actor on every row of ``data``; returns the last loss."""
+    """Behaviour cloning of the shared actor on every row of ``data`` (minibatches of whole frames);
+    returns the last loss."""
     head = module.head
+    batches = _frame_batches(data, rng)
     opt = torch.optim.Adam(module.parameters(), lr=LR)
     obs = torch.as_tensor(data.obs)
     pts = torch.as_tensor(data.points, dtype=torch.long)
@@ -135,7 +148,7 @@ def fit_actor(module: Any, data: TeacherData, updates: int, rng: np.random.Gener
     off = torch.as_tensor(data.offload, dtype=torch.float32)
     loss = torch.zeros(())
     for _ in range(updates):
-        idx = torch.as_tensor(rng.integers(0, len(obs), size=min(BATCH, len(obs))))
+        idx = next(batches)
         x = module.dist_inputs(obs[idx])
         n, c = head.n_points, head.n_channels
         point_ce = _smoothed_ce(x[:, :n], pts[idx])
@@ -159,15 +172,19 @@ def _smoothed_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def fit_critic(module: Any, data: TeacherData, updates: int, rng: np.random.Generator) -> float:
-    """Regression of the critic on the teacher's discounted returns (Eq. 16's loss); the last loss."""
-    from ray.rllib.core.columns import Columns
-
+    """Regression of the critic on the teacher's discounted returns (Eq. 16's loss), one value per frame
+    (minibatches of whole frames); the last loss."""
     opt = torch.optim.Adam(module.parameters(), lr=LR)
     obs, target = torch.as_tensor(data.obs), torch.as_tensor(data.returns)
+    batches = _frame_batches(data, rng)
     loss = torch.zeros(())
     for _ in range(updates):
-        idx = torch.as_tensor(rng.integers(0, len(obs), size=min(BATCH, len(obs))))
-        loss = ((module.compute_values({Columns.OBS: obs[idx]}) - target[idx]) ** 2).mean()
+        idx = next(batches)
+        values, pool = module.frame_values(obs[idx])
+        first = pool.first_rows()
+        # the frame of each first row, in frame order: its return
+        returns = torch.zeros_like(values).index_copy_(0, pool.index[first], target[idx][first])
+        loss = ((values - returns) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

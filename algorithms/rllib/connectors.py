@@ -34,7 +34,7 @@ class CentralizedGAE(ConnectorV2):
     and act in every frame, so each actor's batch holds the same rows in the same order: the critic
     runs once on them and its GAE advantages (``gamma``, ``lambda``) go to every actor. With the shared
     actor, one module holds every agent's rows (agent-centric observations) and the set critic values
-    each row (the same value for all agents of a frame), and trains on one row per frame
+    each frame once (the same value for all agents of a frame), and its loss counts one row per frame
     (``SetCriticModule.frame_rows``). A batch entry for the critic carries the rows and value targets of
     its squared-error loss (Eq. 16).
     """
@@ -95,9 +95,9 @@ class CentralizedGAE(ConnectorV2):
             rows = {Columns.OBS: ref[Columns.OBS], Postprocessing.VALUE_TARGETS: targets_t,
                     Columns.LOSS_MASK: mask if mask is not None else torch.ones(len(targets_t), dtype=torch.bool,
                                                                              device=device)}
-            if hasattr(module, "frame_rows"):  # a set critic: one row per frame, not one per agent
-                keep = module.frame_rows(ref[Columns.OBS])
-                rows = {k: v[keep] for k, v in rows.items()}
+            if hasattr(module, "frame_rows"):  # a set critic: its loss counts one row per frame, not one per
+                # agent; it keeps every row (it pools each frame's rows: FramePool)
+                rows[Columns.LOSS_MASK] = rows[Columns.LOSS_MASK] & module.frame_rows(ref[Columns.OBS])
             for k, v in rows.items():
                 critic_rows[k].append(v)
         batch[self.critic_id] = {k: torch.cat(v) for k, v in critic_rows.items()}

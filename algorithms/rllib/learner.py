@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import tree
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
@@ -14,7 +15,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from mahppo.algorithms.rllib.codec import BRANCHES
 from mahppo.algorithms.rllib.connectors import CentralizedGAE
 from mahppo.algorithms.rllib.lean_learner import LeanTorchLearner
-from mahppo.algorithms.rllib.modules import CRITIC_ID
+from mahppo.algorithms.rllib.modules import CRITIC_ID, LOSS_ROWS
 
 
 def clipped_surrogate(logp_new: list[torch.Tensor], logp_old: list[torch.Tensor], adv: torch.Tensor,
@@ -39,6 +40,7 @@ class MAHPPOTorchLearner(LeanTorchLearner, PPOTorchLearner):
         super().build()
         opts = self.config.learner_config_dict
         self.minibatch_per_env_step = opts.get("minibatch_unit", "rows") == "frames"
+        self.frame_ues = opts.get("frame_ues")
         if self._learner_connector is not None and self.config.add_default_connectors_to_learner_pipeline:
             self._learner_connector.remove(GeneralAdvantageEstimation)
             self._learner_connector.append(CentralizedGAE(
@@ -62,6 +64,13 @@ class MAHPPOTorchLearner(LeanTorchLearner, PPOTorchLearner):
             return vf_loss
 
         opts = config.learner_config_dict
+        rows = batch.get(LOSS_ROWS)
+        if rows is not None:  # the minibatch's per-frame sample of UEs (lean_learner): their rows only
+            batch = {k: batch[k] if k == Columns.ACTIONS else batch[k][rows] for k in
+                     (Columns.ACTIONS, Columns.ACTION_DIST_INPUTS, Postprocessing.ADVANTAGES)
+                     if k in batch} | ({Columns.LOSS_MASK: mask[rows]} if mask is not None else {})
+            batch[Columns.ACTIONS] = tuple(a[rows] for a in tree.flatten(batch[Columns.ACTIONS]))
+            mask = batch.get(Columns.LOSS_MASK)
         head = self.module[module_id].unwrapped().head
         new = head.dist(fwd_out[Columns.ACTION_DIST_INPUTS])
         with torch.no_grad():

@@ -83,7 +83,7 @@ class MAHPPOConfig(PPOConfig):
         self.training(**ppo_training(p))
         self.learner_config_dict = {**(self.learner_config_dict or {}), "clip_mode": p.clip_mode,
                                     "normalize_advantages": p.normalize_advantages,
-                                    "minibatch_unit": p.minibatch_unit}
+                                    "minibatch_unit": p.minibatch_unit, "frame_ues": p.frame_ues}
         return self
 
     def validate(self) -> None:
@@ -125,7 +125,7 @@ def build_config(experiment: Experiment) -> PPOConfig:
     if run.algo == "mahppo" and params.actor == "shared":
         config: PPOConfig = MAHPPOConfig().mahppo(**asdict(params))
         space = shared_action_space(env_config)
-        sizes = {"max_ues": env_config.max_ues, "embed": 128}
+        sizes = {"embed": 128}
         config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
             SHARED_ID: RLModuleSpec(module_class=SharedActorModule, observation_space=obs_space, action_space=space,
                                     model_config={**sizes, "trunk": [256, 128], "branch": 64, "token_freqs": 8}),

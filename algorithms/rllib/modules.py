@@ -5,10 +5,23 @@
   (``C``, Eq. 13) and the transmit power as a Gaussian (Eq. 14); ``codec.HybridHead`` owns the layout.
 - ``CentralCriticModule``: one critic 256-128-64-1 on the global state, shared by all actors; it
   lives only on the learner (``learner_only=True``) and is not needed to act or to serve.
+- ``SharedActorModule`` / ``SetCriticModule``: one actor for every UE of any cell and a critic over the
+  set of UEs, on the agent-centric observations of ``marl_env.observations``.
+
+Interface of the set modules (agreed with the env's feature work; keep it when adding features):
+
+- an observation row is ``[feature row (observations.FEATURES) | frame key (observations.KEY_SIZE)]``;
+  every size and offset is read from ``marl_env.observations`` (``FEATURES``, ``TOKEN``, ``POINT_MASK``,
+  ``KEY``, ``obs_size()``), never written here as a number, so a feature added there (with its
+  ``FEATURES``) changes only the first layers' widths;
+- a batch given to ``dist_inputs`` / ``compute_values`` holds every row of each of its frames (the rows
+  that share a key); the modules pool per frame (``FramePool``): cost linear in the rows, no ``max_ues``;
+- the learner keeps frames whole (``lean_learner.IndexedMiniBatches``: minibatches by frames).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -20,6 +33,7 @@ from torch import nn
 from mahppo.algorithms.rllib.codec import HybridHead
 
 CRITIC_ID = "critic"
+LOSS_ROWS = "loss_rows"  # batch column: the rows of a minibatch the actor's loss takes (lean_learner)
 SHARED_ID = "shared"  # the module every agent maps to with --actor shared
 
 
@@ -41,6 +55,14 @@ class _HybridActor(TorchRLModule):
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS])}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        """Training: with a ``LOSS_ROWS`` column (the learner's per-frame sample of UEs, ``lean_learner``),
+        only those rows' outputs (every row of the batch still pools into the others' summaries)."""
+        rows = batch.get(LOSS_ROWS)
+        if rows is None:
+            return self._forward(batch, **kwargs)
+        return {Columns.ACTION_DIST_INPUTS: self.dist_inputs(batch[Columns.OBS], rows=rows)}
 
     def get_inference_action_dist_cls(self):
         return self.action_dist_cls
@@ -68,9 +90,10 @@ class HybridActorModule(_HybridActor):
         self.power_head = _mlp([trunk[-1], branch, 2])
         self.action_dist_cls = self.head.dist_cls
 
-    def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        """The codec's row ``[point logits | channel logits | power mean, power log-std]`` per state."""
-        h = self.trunk(obs)
+    def dist_inputs(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The codec's row ``[point logits | channel logits | power mean, power log-std]`` per state
+        (of the ``rows`` only, when given)."""
+        h = self.trunk(obs if rows is None else obs[rows])
         return self.head.encode(self.point_head(h), self.channel_head(h), self.power_head(h))
 
 
@@ -90,32 +113,59 @@ class CentralCriticModule(TorchRLModule, ValueFunctionAPI):
         return {Columns.VF_PREDS: self.compute_values(batch)}
 
 
-def _used_slots(own: torch.Tensor, others: torch.Tensor, mask: torch.Tensor):
-    """Drop the padding slots no row of the batch uses (the others are packed at the front of the
-    set), so a 3-UE cell costs 2 slots, not ``max_ues - 1``; the result is exactly the same."""
-    k = int(mask.sum(-1).max().item()) if mask.numel() else 0
-    return own, others[..., :max(k, 1), :], mask[..., :max(k, 1)]
+class FramePool:
+    """The frames of a batch of agent-centric rows (``marl_env.observations.frame_ids``) and pooling over
+    them, each frame once: a sum over a frame is one ``index_add``, and "the others" of a row are its
+    frame's total minus the row itself, so the cost is linear in the rows, whatever N is."""
 
+    def __init__(self, obs: torch.Tensor):
+        from mahppo.marl_env.observations import frame_ids
 
-class SetEncoder(nn.Module):
-    """A permutation-invariant summary of a padded set of UE feature rows: masked mean and max of
-    a per-UE embedding (``[..., S, F]``, mask ``[..., S]`` -> ``[..., 2 H]``). With ``context``, each
-    row is embedded together with it (pairwise: "this other UE, seen from me"), so the summary can
-    hold relations such as how many others have a smaller token or a nearer distance."""
+        ids = frame_ids(obs)
+        _, self.index = torch.unique(ids, return_inverse=True)
+        self.frames = int(self.index.max().item()) + 1 if ids.numel() else 0
+        self.size = torch.zeros(self.frames, dtype=obs.dtype, device=obs.device).index_add_(
+            0, self.index, torch.ones_like(ids, dtype=obs.dtype))
+        self.n = self.size[self.index].unsqueeze(-1)  # [R, 1] UEs in each row's frame
 
-    def __init__(self, features: int, hidden: int, context: int = 0):
-        super().__init__()
-        self.embed = nn.Sequential(_mlp([features + context, hidden, hidden]), nn.ReLU())
+    def total(self, h: torch.Tensor) -> torch.Tensor:
+        """``[R, H]`` -> per-frame sums ``[G, H]``."""
+        return torch.zeros(self.frames, h.shape[-1], dtype=h.dtype, device=h.device).index_add_(0, self.index, h)
 
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if context is not None:
-            rows = torch.cat([rows, context.unsqueeze(-2).expand(*rows.shape[:-1], context.shape[-1])], dim=-1)
-        h = self.embed(rows)
-        m = mask.unsqueeze(-1)
-        count = m.sum(-2).clamp(min=1.0)
-        mean = (h * m).sum(-2) / count
-        top = torch.where(m > 0, h, torch.zeros_like(h)).amax(-2)  # embeddings are >= 0 (ReLU)
+    def top(self, h: torch.Tensor) -> torch.Tensor:
+        """Per-frame maxima ``[G, H]`` of non-negative rows (0 for an empty frame)."""
+        out = torch.zeros(self.frames, h.shape[-1], dtype=h.dtype, device=h.device)
+        return out.scatter_reduce(0, self.index.unsqueeze(-1).expand_as(h), h, reduce="amax", include_self=True)
+
+    def mean_max(self, h: torch.Tensor) -> torch.Tensor:
+        """The frame's masked mean and max of ``h >= 0`` per frame ``[G, 2H]``."""
+        return torch.cat([self.total(h) / self.size.clamp(min=1.0).unsqueeze(-1), self.top(h)], dim=-1)
+
+    def others_mean_max(self, h: torch.Tensor) -> torch.Tensor:
+        """For each row, the mean and max of ``h >= 0`` over the OTHER rows of its frame ``[R, 2H]`` (0
+        for a UE alone): mean = (frame sum - own) / (n - 1); max = the frame's max, or its second largest
+        value where the row itself is the one largest."""
+        mean = (self.total(h)[self.index] - h) / (self.n - 1.0).clamp(min=1.0)
+        first = self.top(h)[self.index]
+        is_top = h >= first
+        ties = self.total(is_top.to(h.dtype))[self.index]
+        second = self.top(torch.where(is_top, torch.zeros_like(h), h))[self.index]
+        top = torch.where(is_top & (ties < 1.5), second, first)
         return torch.cat([mean, top], dim=-1)
+
+    def first_rows(self) -> torch.Tensor:
+        """A mask of one row per frame (its first)."""
+        rows = torch.arange(self.index.shape[0], device=self.index.device)
+        first = torch.full((self.frames,), self.index.shape[0], dtype=rows.dtype, device=rows.device)
+        first = first.scatter_reduce(0, self.index, rows, reduce="amin", include_self=True)
+        mask = torch.zeros(self.index.shape[0], dtype=torch.bool, device=rows.device)
+        mask[first] = True
+        return mask
+
+
+def count_feature(n: torch.Tensor) -> torch.Tensor:
+    """The cell size as an input, ``log(n) / log(16)`` (0 for a UE alone, 1 at 16 UEs; grows slowly beyond)."""
+    return torch.log(n) / math.log(16.0)
 
 
 def token_features(token: torch.Tensor, freqs: int) -> torch.Tensor:
@@ -132,31 +182,32 @@ def token_features(token: torch.Tensor, freqs: int) -> torch.Tensor:
 class SharedActorModule(_HybridActor):
     """One actor for every UE of any cell (``--actor shared``): parameter sharing over agents.
 
-    Input: the agent-centric observation of ``marl_env.observations`` (own features + DNN descriptor,
-    the other UEs as a padded set). The own row is embedded, the others are pooled by a ``SetEncoder``
-    (so the decision does not depend on their order: permuting the UEs permutes the decisions), then a
-    trunk and the paper's three branches. Point logits beyond the UE's own ``B_n + 2`` are masked, so
-    UEs with different DNNs share the network.
+    Input: the agent-centric rows of ``marl_env.observations`` (own features + DNN descriptor + the frame
+    key). The own row is embedded; the other UEs of the frame are embedded by a second network and
+    pooled (mean and max over the others, ``FramePool``: the frame's sum minus the UE's own term, so
+    the decision does not depend on their order, permuting the UEs permutes the decisions, and a frame
+    of N UEs costs N embeddings, not N^2); then a trunk and the paper's three branches. Point logits
+    beyond the UE's own ``B_n + 2`` are masked, so UEs with different DNNs share the network.
     """
+
+    frame_batched = True  # pools each frame's rows: batches hold whole frames (lean_learner)
 
     def setup(self) -> None:
         from mahppo.marl_env.observations import FEATURES, obs_size
 
         cfg = self.model_config or {}
-        self.max_ues = int(cfg["max_ues"])
-        width = self.observation_space.shape[0] if self.observation_space is not None else obs_size(self.max_ues)
-        if width != obs_size(self.max_ues):
+        width = self.observation_space.shape[0] if self.observation_space is not None else obs_size()
+        if width != obs_size():
             raise ValueError(f"observation of {width} numbers; this version's agent-centric layout has "
-                             f"{obs_size(self.max_ues)} for max_ues = {self.max_ues} ({FEATURES} per UE, with the "
-                             "load rank and the work left: marl_env.observations). A policy trained on an older "
-                             "layout must be retrained (`mahppo train --actor shared`)")
+                             f"{obs_size()} ({FEATURES} features per UE and the frame key: marl_env.observations). "
+                             "A policy trained on an older layout must be retrained (`mahppo train --actor shared`)")
         hidden = int(cfg.get("embed", 128))
         trunk = list(cfg.get("trunk", [256, 128]))
         branch = int(cfg.get("branch", 64))
         self.head = HybridHead.for_space(self.action_space)
         self.n_points, self.n_channels, self.p_max = self.head.n_points, self.head.n_channels, self.head.p_max
         self.own = nn.Sequential(_mlp([FEATURES, hidden, hidden]), nn.ReLU())
-        self.others = SetEncoder(FEATURES, hidden, context=FEATURES)
+        self.others = nn.Sequential(_mlp([FEATURES, hidden, hidden]), nn.ReLU())
         # the rank token as Fourier features, into the trunk and beside it into the three branches
         self.token_freqs = int(cfg.get("token_freqs", 0))
         f = 2 * self.token_freqs
@@ -170,12 +221,18 @@ class SharedActorModule(_HybridActor):
         self.channel_prior = nn.Parameter(torch.tensor(float(cfg.get("channel_prior", 1.0))))
         self.action_dist_cls = self.head.dist_cls
 
-    def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        from mahppo.marl_env.observations import POINT_MASK, TOKEN, split_observation
+    def dist_inputs(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The codec's row per UE of ``obs`` (whole frames), or of the ``rows`` only (indices or a mask):
+        every UE of a frame pools into the others' summary, only those rows go through the trunk."""
+        from mahppo.marl_env.observations import FEATURES, POINT_MASK, TOKEN
 
-        own, others, mask = _used_slots(*split_observation(obs, self.max_ues))
-        count = mask.sum(-1, keepdim=True) / max(1, self.max_ues - 1)
-        parts = [self.own(own), self.others(others, mask, context=own), count]
+        pool = FramePool(obs)
+        others = pool.others_mean_max(self.others(obs[..., :FEATURES]))
+        n = pool.n
+        if rows is not None:
+            obs, others, n = obs[rows], others[rows], n[rows]
+        own = obs[..., :FEATURES]
+        parts = [self.own(own), others, count_feature(n)]
         if self.token_freqs:
             rank = token_features(own[..., TOKEN:TOKEN + 1], self.token_freqs)
             h = torch.cat([self.trunk(torch.cat([*parts, rank], dim=-1)), rank], dim=-1)
@@ -184,46 +241,46 @@ class SharedActorModule(_HybridActor):
         valid = own[..., POINT_MASK][..., :self.n_points] > 0.5
         points = self.point_head(h).masked_fill(~valid, -1e9)
         c = self.n_channels
-        load_rank = (own[..., TOKEN] * (mask.sum(-1) + 1)).long()  # 0..N-1 (token = (rank + 0.5) / N)
+        load_rank = (own[..., TOKEN] * n[..., 0]).long()  # 0..N-1 (token = (rank + 0.5) / N)
         slot = torch.remainder(load_rank, c)
         channels = self.channel_head(h) + self.channel_prior * nn.functional.one_hot(slot, c).to(h.dtype)
         return self.head.encode(points, channels, self.power_head(h))
 
 
-
 class SetCriticModule(TorchRLModule, ValueFunctionAPI):
-    """``V_phi(s_t)`` over the set of UEs (Eq. 16), for any N: every UE's row (taken from an
-    agent-centric observation: its own row plus the others) is embedded and pooled, so the value is
-    the same for every agent of a frame and does not depend on the UE order. Learner only."""
+    """``V_phi(s_t)`` over the set of UEs (Eq. 16), for any N: every UE's feature row is embedded and the
+    frame's rows are pooled (``FramePool``), then one MLP per frame; each row gets its frame's value (the
+    same for every agent of a frame, independent of the UE order). Learner only."""
 
     per_agent_obs = True
+    frame_batched = True
 
     def setup(self) -> None:
         from mahppo.marl_env.observations import FEATURES
 
         cfg = self.model_config or {}
-        self.max_ues = int(cfg["max_ues"])
         hidden = int(cfg.get("embed", 128))
-        self.cells = SetEncoder(FEATURES, hidden)
+        self.cells = nn.Sequential(_mlp([FEATURES, hidden, hidden]), nn.ReLU())
         self.net = _mlp([2 * hidden + 1, *list(cfg.get("hidden", [256, 128, 64])), 1])
 
-    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
-        from mahppo.marl_env.observations import split_observation
+    def frame_values(self, obs: torch.Tensor) -> tuple[torch.Tensor, FramePool]:
+        """One value per frame ``[G]`` and the frames."""
+        from mahppo.marl_env.observations import FEATURES
 
-        own, others, mask = _used_slots(*split_observation(batch[Columns.OBS], self.max_ues))
-        rows = torch.cat([own.unsqueeze(-2), others], dim=-2)
-        full = torch.cat([torch.ones_like(mask[..., :1]), mask], dim=-1)
-        count = full.sum(-1, keepdim=True) / self.max_ues
-        return self.net(torch.cat([self.cells(rows, full), count], dim=-1)).squeeze(-1)
+        pool = FramePool(obs)
+        summary = pool.mean_max(self.cells(obs[..., :FEATURES]))
+        count = count_feature(pool.size.clamp(min=1.0)).unsqueeze(-1)
+        return self.net(torch.cat([summary, count], dim=-1)).squeeze(-1), pool
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        values, pool = self.frame_values(batch[Columns.OBS])
+        return values[pool.index]
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.VF_PREDS: self.compute_values(batch)}
 
     def frame_rows(self, obs: torch.Tensor) -> torch.Tensor:
-        """A mask of one row per frame: the row of the UE of load rank 0. Every agent of a frame sees the
-        same set of UEs, so its value (Eq. 16) is every agent's: the critic trains on this row alone
-        (``algorithms.connectors.CentralizedGAE``), not on N copies of it."""
-        from mahppo.marl_env.observations import TOKEN, split_observation
-
-        own, _, mask = split_observation(obs, self.max_ues)
-        return own[..., TOKEN] * (mask.sum(-1) + 1) < 1.0  # token = (rank + 0.5) / N
+        """A mask of one row per frame. Every agent of a frame sees the same set of UEs, so its value
+        (Eq. 16) is every agent's: the critic's loss counts this row alone
+        (``algorithms.connectors.CentralizedGAE``), not N copies of it."""
+        return FramePool(obs).first_rows()

@@ -19,6 +19,10 @@ LOOKAHEAD_ROW = "trained+lookahead"  # the trained policy inside the decision-ti
 # the lookahead row for cells up to this N: its rollouts cost 0.5 s per frame at N = 12 on one core (docs/results.md,
 # "Decision-time lookahead") and grow about as N^2; larger cells: `mahppo evaluate --lookahead` on request
 LOOKAHEAD_MAX_UES = 12
+# static-search's coordinate descent simulates whole episodes for every UE x candidate x sweep: it took over
+# 100 s at N = 20 (loaded machine) and grows faster than N^2; above this N the report leaves it out (rotate,
+# the best classical rule, stays)
+SEARCH_MAX_UES = 10
 
 
 def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | None = None) -> dict[str, dict[str, float]]:
@@ -38,6 +42,9 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | No
     else:
         rows[LOOKAHEAD_ROW] = evaluate(Lookahead(policy), config, episodes=episodes)
     for name in BASELINES:
+        if name == "static-search" and config.num_ues > SEARCH_MAX_UES:
+            print(f"no static-search row: N = {config.num_ues} > {SEARCH_MAX_UES} (its search grows faster than N^2)")
+            continue
         rows[name] = evaluate(make_baseline(name), config, episodes=episodes)
     local = rows["local"]
     for m in rows.values():

@@ -17,6 +17,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from mahppo.marl_env.config import MAX_UES
 from mahppo.marl_env.policies import BASELINES
 
 _json_stream: Any = None  # where emit_json writes while a --json command runs (the real stdout)
@@ -104,7 +105,7 @@ def add_env_arguments(p: argparse.ArgumentParser, *, scenario: bool = True) -> N
     g.add_argument("--profile", default=None, help="profile JSON file (default: the Jetson Nano profiles)")
     g.add_argument("--beta", type=float, default=None, help=f"energy weight of Eq. 12 (default: {d.beta})")
     g.add_argument("--max-ues", type=positive_int, default=None,
-                   help=f"most UEs a shared policy observes at once (default: {d.max_ues})")
+                   help=f"optional cap on the UEs of a shared actor's cells (default: none; any N up to {MAX_UES})")
 
 
 def cell_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from mahppo.commands._args import add_env_arguments, cell_from_args, emit_json, positive_int, resolve_policy
-from mahppo.marl_env.metrics import format_table
+from mahppo.marl_env.metrics import format_cell, format_table
 from mahppo.marl_env.policies import BASELINES
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from mahppo.marl_env.evaluation import evaluate
+    from mahppo.marl_env.evaluation import decision_times, evaluate
 
     policy = resolve_policy(args.policy)
     trained = getattr(policy, "env", None)  # a trained policy brings its own N, C, DNN, beta
@@ -20,11 +20,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from mahppo.marl_env.lookahead import Lookahead
 
         policy, name = Lookahead(policy), f"{args.policy} + lookahead"
-    metrics = evaluate(policy, config, episodes=args.episodes, seed=args.seed)
+    decision_ms: list[float] = []
+    metrics = evaluate(policy, config, episodes=args.episodes, seed=args.seed, decision_ms=decision_ms)
+    times = decision_times(decision_ms)
     if args.json:
-        emit_json({"policy": args.policy, "lookahead": args.lookahead, **metrics})
+        emit_json({"policy": args.policy, "lookahead": args.lookahead, **metrics, **times})
     else:
         print(format_table({name: metrics}))
+        print(f"decision time per frame: p50 {format_cell(times['decision_ms_p50'], '.3g')} ms, "
+              f"p99 {format_cell(times['decision_ms_p99'], '.3g')} ms ({len(decision_ms)} frames)")
     return 0
 
 

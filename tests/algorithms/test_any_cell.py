@@ -13,26 +13,24 @@ import mahppo.marl_env as marl_env
 from mahppo.algorithms.rllib.mahppo import shared_action_space
 from mahppo.algorithms.rllib.modules import SetCriticModule, SharedActorModule
 from mahppo.marl_env.config import EnvConfig
-from mahppo.marl_env.observations import FEATURES, POINT_MASK, TOKEN, obs_size, split_observation
-
-MAX = 8
+from mahppo.marl_env.observations import FEATURES, KEY, POINT_MASK, TOKEN, obs_size, split_observation
 
 
 def _modules(num_channels: int = 2, seed: int = 0):
     torch.manual_seed(seed)
-    cfg = EnvConfig.from_kwargs(num_ues=2, obs_mode="agent", max_ues=MAX, num_channels=num_channels)
+    cfg = EnvConfig.from_kwargs(num_ues=2, obs_mode="agent", num_channels=num_channels)
     env = marl_env.parallel_env(**{**cfg.to_dict(), "num_ues": 2})
     space, obs = shared_action_space(cfg), env.observation_space("ue_0")
     actor = RLModuleSpec(module_class=SharedActorModule, observation_space=obs, action_space=space,
-                         model_config={"max_ues": MAX, "token_freqs": 8}).build()  # as build_config
+                         model_config={"token_freqs": 8}).build()  # as build_config
     critic = RLModuleSpec(module_class=SetCriticModule, observation_space=obs, action_space=space,
-                          model_config={"max_ues": MAX}).build()
+                          model_config={}).build()
     return actor, critic
 
 
 def _cell_obs(n: int, dnn="resnet18", seed: int = 0, specs=None):
     kw = {"ue_specs": specs} if specs else {"num_ues": n, "dnn": dnn}
-    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, **kw)
+    env = marl_env.parallel_env(obs_mode="agent", **kw)
     obs, _ = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     for _ in range(3):  # move the cell away from its first state
@@ -41,24 +39,23 @@ def _cell_obs(n: int, dnn="resnet18", seed: int = 0, specs=None):
     return env, np.stack([obs[a] for a in env.agents])
 
 
-def test_agent_observation_layout_is_own_row_then_the_others_then_their_mask():
+def test_agent_observation_layout_is_the_own_row_then_the_frame_key():
     env, obs = _cell_obs(3)
-    assert obs.shape == (3, obs_size(MAX)) == (3, MAX * FEATURES + MAX - 1)
-    own, others, mask = split_observation(obs, MAX)
-    state = env.state().reshape(3, 4)
-    np.testing.assert_allclose(own[:, :4], state)
-    np.testing.assert_allclose(others[0, 0, :4], state[1])  # ue_0 sees ue_1 then ue_2
-    np.testing.assert_allclose(others[2, 1, :4], state[1])  # ue_2 sees ue_0 then ue_1
-    np.testing.assert_array_equal(mask, np.array([[1, 1, 0, 0, 0, 0, 0]] * 3, dtype=np.float32))
+    assert obs.shape == (3, obs_size()) == (3, FEATURES + 2)
+    own, frames = split_observation(obs)
+    np.testing.assert_allclose(own[:, :4], env.state().reshape(3, 4))
+    assert len(set(frames)) == 1  # one frame: one key for every agent
     assert np.all(own[:, POINT_MASK][:, :6] == 1) and np.all(own[:, POINT_MASK][:, 6:] == 0)
     assert len(set(own[:, TOKEN])) == 3  # identical UEs (all at 50 m) get different rank tokens
+    _, next_frame = split_observation(env.observation_matrix())
+    assert next_frame[0] != frames[0]  # every frame draws its own key
 
 
 def test_the_rank_token_is_the_load_rank_most_local_work_first_then_nearest():
     from mahppo.marl_env.observations import WORK, WORK_SCALE_S
 
     # 4 ResNet18 UEs: ue_1 and ue_3 hold the most work (equal), ue_3 is nearer; ue_2 has the least
-    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, ue_specs=[
+    env = marl_env.parallel_env(obs_mode="agent", ue_specs=[
         {"distance_m": 30, "num_tasks": 120}, {"distance_m": 80, "num_tasks": 200},
         {"distance_m": 10, "num_tasks": 40}, {"distance_m": 20, "num_tasks": 200}])
     obs, _ = env.reset(seed=0)
@@ -69,7 +66,7 @@ def test_the_rank_token_is_the_load_rank_most_local_work_first_then_nearest():
 
 
 def test_the_load_rank_follows_the_work_left_from_frame_to_frame():
-    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, num_ues=3, scenario="test")
+    env = marl_env.parallel_env(obs_mode="agent", num_ues=3, scenario="test")
     obs, _ = env.reset(seed=0)
     local = {a: (5, 0, 1.0) for a in env.agents}
     obs, *_ = env.step({**local, "ue_0": (1, 0, 1.0), "ue_1": (1, 1, 1.0)})  # ue_0, ue_1 offload, ue_2 local
@@ -81,11 +78,11 @@ def test_the_load_rank_follows_the_work_left_from_frame_to_frame():
 def test_a_shared_actor_for_an_older_observation_layout_is_refused_with_a_clear_error():
     import gymnasium as gym
 
-    cfg = EnvConfig.from_kwargs(num_ues=3, obs_mode="agent", max_ues=MAX)
-    old = gym.spaces.Box(0.0, np.inf, shape=(obs_size(MAX) - MAX,), dtype=np.float32)  # one feature less per UE
+    cfg = EnvConfig.from_kwargs(num_ues=3, obs_mode="agent")
+    old = gym.spaces.Box(0.0, np.inf, shape=(16 * FEATURES + 15,), dtype=np.float32)  # the padded set of 16 UEs
     with pytest.raises(ValueError, match="older layout must be retrained"):
         RLModuleSpec(module_class=SharedActorModule, observation_space=old, action_space=shared_action_space(cfg),
-                     model_config={"max_ues": MAX, "token_freqs": 8}).build()
+                     model_config={"token_freqs": 8}).build()
 
 
 def test_the_shared_actor_gives_permuted_decisions_for_a_permuted_ue_order():
@@ -96,7 +93,7 @@ def test_the_shared_actor_gives_permuted_decisions_for_a_permuted_ue_order():
     state, tokens, desc, work = env.state().reshape(5, 4), env.tokens, env.descriptors(), env.work_left_s()
     from mahppo.marl_env.observations import agent_observations
 
-    permuted = agent_observations(state[perm], tokens[perm], desc[perm], MAX, work[perm])
+    permuted = agent_observations(state[perm], tokens[perm], desc[perm], work[perm])
     with torch.no_grad():
         a = actor.dist_inputs(torch.as_tensor(obs))
         b = actor.dist_inputs(torch.as_tensor(permuted))
@@ -123,7 +120,7 @@ def test_masked_points_are_never_chosen(tmp_path):
     shipped = json.loads((resources.files("mahppo.marl_env") / "data" / "jetson_nano_profiles.json").read_text())
     profile.write_text(json.dumps({"models": {"tiny": pts, **shipped["models"]}}))
     actor, _ = _modules()
-    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, ue_specs=["tiny", "resnet18", "tiny"],
+    env = marl_env.parallel_env(obs_mode="agent", ue_specs=["tiny", "resnet18", "tiny"],
                                 profile_file=str(profile))
     obs, _ = env.reset(seed=0)
     x = torch.as_tensor(np.stack([obs[a] for a in env.agents])).repeat(400, 1)
@@ -144,7 +141,7 @@ def test_the_set_critic_value_does_not_depend_on_the_ue_order_or_on_the_agent():
     from mahppo.marl_env.observations import agent_observations
 
     perm = [2, 0, 3, 1]
-    permuted = agent_observations(env.state().reshape(4, 4)[perm], env.tokens[perm], env.descriptors()[perm], MAX,
+    permuted = agent_observations(env.state().reshape(4, 4)[perm], env.tokens[perm], env.descriptors()[perm],
                                   env.work_left_s()[perm])
     with torch.no_grad():
         w = critic.compute_values({Columns.OBS: torch.as_tensor(permuted)})
@@ -152,19 +149,23 @@ def test_the_set_critic_value_does_not_depend_on_the_ue_order_or_on_the_agent():
 
 
 @pytest.mark.parametrize("n", [2, 3, 7])
-def test_the_set_critic_trains_on_one_row_per_frame_the_ue_with_the_most_work_left(n):
+def test_the_set_critic_counts_one_row_per_frame_and_values_each_frame_once(n):
     _, critic = _modules()
-    env, obs = _cell_obs(n, seed=2)
-    rows = torch.as_tensor(np.concatenate([obs, obs[::-1]]))  # two frames, the second in reverse UE order
+    _, obs = _cell_obs(n, seed=2)
+    other = obs[::-1].copy()
+    other[:, KEY] += 1.0  # a second frame: the same cell in reverse UE order, another key
+    rows = torch.as_tensor(np.concatenate([obs, other]))
     keep = critic.frame_rows(rows).numpy()
     assert keep[:n].sum() == 1 and keep[n:].sum() == 1
-    most = int(np.argmax(env.work_left_s()))
-    assert keep[most] and keep[n + n - 1 - most]
+    with torch.no_grad():
+        values, pool = critic.frame_values(rows)
+    assert values.shape == (2,) and pool.frames == 2
+    assert float(values[0]) == pytest.approx(float(values[1]), rel=1e-5)  # the order of the UEs does not matter
 
 
 def test_an_env_with_a_range_of_n_draws_the_cell_per_episode():
     env = marl_env.parallel_env(num_ues_range=(2, 5), dnn_pool=["resnet18", "vgg11", "mobilenetv2"],
-                                obs_mode="agent", max_ues=MAX)
+                                obs_mode="agent")
     assert env.possible_agents == [f"ue_{i}" for i in range(5)]
     sizes, dnns = set(), set()
     for seed in range(30):
@@ -177,7 +178,7 @@ def test_an_env_with_a_range_of_n_draws_the_cell_per_episode():
 
 def test_one_dnn_share_makes_that_share_of_cells_run_one_dnn_on_every_ue():
     cfg = EnvConfig.from_kwargs(num_ues_range=(3, 6), dnn_pool=["resnet18", "vgg11", "mobilenetv2"],
-                                one_dnn_share=0.5, obs_mode="agent", max_ues=MAX)
+                                one_dnn_share=0.5, obs_mode="agent")
     rng = np.random.default_rng(0)
     cells = [cfg.draw_cell(rng) for _ in range(400)]
     one = [c for c in cells if len({s.dnn for s in c.specs}) == 1]
@@ -189,7 +190,7 @@ def test_one_dnn_share_makes_that_share_of_cells_run_one_dnn_on_every_ue():
 def test_pettingzoo_parallel_api_holds_for_agent_observations_and_varying_n():
     from pettingzoo.test import parallel_api_test
 
-    parallel_api_test(marl_env.parallel_env(num_ues_range=(2, 4), obs_mode="agent", max_ues=MAX, max_frames=30),
+    parallel_api_test(marl_env.parallel_env(num_ues_range=(2, 4), obs_mode="agent", max_frames=30),
                       num_cycles=40)
 
 
@@ -197,6 +198,7 @@ def test_pettingzoo_parallel_api_holds_for_agent_observations_and_varying_n():
     ({"num_ues_range": (2, 4)}, "needs obs_mode = 'agent'"),
     ({"num_ues_range": (4, 2), "obs_mode": "agent"}, "num_ues_range = (4, 2)"),
     ({"num_ues": 20, "obs_mode": "agent", "max_ues": 16}, "num_ues = 20 exceeds max_ues = 16"),
+    ({"num_ues": 300, "obs_mode": "agent"}, "num_ues = 300 is above the maximum of 256"),
     ({"dnn_pool": ["resnet18"], "ue_specs": ["vgg11"]}, "dnn_pool: give either"),
     ({"obs_mode": "both"}, "obs_mode = 'both'"),
     ({"dnn_pool": ["resnet18"], "one_dnn_share": 1.5}, "one_dnn_share = 1.5 must be a number in [0, 1]"),
@@ -214,24 +216,26 @@ def test_a_ue_added_through_ue_specs_is_decided_by_the_same_policy():
 
     actor, _ = _modules()
     policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
-        num_ues=3, obs_mode="agent", max_ues=MAX).validated().to_dict()}})
+        num_ues=3, obs_mode="agent").validated().to_dict()}})
     for specs in (["resnet18"] * 3, ["resnet18", "resnet18", "resnet18", {"dnn": "vgg11", "distance_m": 20}]):
         m = evaluate(policy, EnvConfig.from_kwargs(ue_specs=specs, scenario="test", obs_mode="agent",
-                                                    max_ues=MAX, max_frames=50))
+                                                    max_frames=50))
         assert m["tasks_completed"] > 0
+    capped = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
+        num_ues=3, obs_mode="agent", max_ues=8).validated().to_dict()}})
     with pytest.raises(ValueError, match="at most max_ues = 8"):
-        evaluate(policy, EnvConfig.from_kwargs(num_ues=9, scenario="test", max_frames=5))
+        evaluate(capped, EnvConfig.from_kwargs(num_ues=9, scenario="test", max_frames=5))
 
 
 def test_rank_tokens_order_the_ues_by_distance_nearest_first():
-    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, ue_specs=[
+    env = marl_env.parallel_env(obs_mode="agent", ue_specs=[
         {"distance_m": 80.0}, {"distance_m": 10.0}, {"distance_m": 45.0}, {"distance_m": 99.0}])
     env.reset(seed=0)
     np.testing.assert_allclose(env.tokens, [(2 + 0.5) / 4, (0 + 0.5) / 4, (1 + 0.5) / 4, (3 + 0.5) / 4])
 
 
 def test_equal_distances_are_ranked_by_a_random_tie_break_per_episode():
-    env = marl_env.parallel_env(obs_mode="agent", max_ues=MAX, num_ues=4, scenario="test")  # all at 50 m
+    env = marl_env.parallel_env(obs_mode="agent", num_ues=4, scenario="test")  # all at 50 m
     orders = set()
     for seed in range(6):
         env.reset(seed=seed)
@@ -270,10 +274,10 @@ def test_act_many_gives_every_cell_the_decisions_act_gives_it():
 
     actor, _ = _modules()
     policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
-        num_ues=3, obs_mode="agent", max_ues=MAX).validated().to_dict()}})
+        num_ues=3, obs_mode="agent").validated().to_dict()}})
     envs = []
     for n, seed in ((2, 0), (5, 1), (3, 2)):  # cells of different sizes in one forward pass
-        env = marl_env.parallel_env(num_ues=n, obs_mode="agent", max_ues=MAX)
+        env = marl_env.parallel_env(num_ues=n, obs_mode="agent")
         env.reset(seed=seed)
         envs.append(env)
     many = policy.act_many([e.view() for e in envs])
@@ -293,8 +297,51 @@ def test_the_lookahead_on_a_shared_policy_is_never_worse_than_the_policy():
 
     actor, _ = _modules(seed=3)  # untrained: its decisions leave much to improve
     policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
-        num_ues=3, obs_mode="agent", max_ues=MAX).validated().to_dict()}})
-    cfg = EnvConfig.from_kwargs(num_ues=3, scenario="test", obs_mode="agent", max_ues=MAX, max_frames=60)
+        num_ues=3, obs_mode="agent").validated().to_dict()}})
+    cfg = EnvConfig.from_kwargs(num_ues=3, scenario="test", obs_mode="agent", max_frames=60)
     plain, ahead = evaluate(policy, cfg), evaluate(Lookahead(policy), cfg)
     assert ahead["reward"] >= plain["reward"] - 1e-9
     assert ahead["tasks_completed"] >= plain["tasks_completed"]
+
+
+@pytest.mark.parametrize("n", [1, 17, 64])
+def test_one_module_decides_cells_of_any_n_without_a_max_ues(n):
+    actor, critic = _modules()
+    _, obs = _cell_obs(n)
+    with torch.no_grad():
+        out = actor.dist_inputs(torch.as_tensor(obs))
+        values = critic.compute_values({Columns.OBS: torch.as_tensor(obs)})
+    assert out.shape == (n, actor.head.width) and torch.isfinite(out).all()
+    assert values.shape == (n,) and torch.allclose(values, values[0].expand(n))
+
+
+def test_64_permuted_ues_get_the_same_decisions_permuted():
+    from mahppo.algorithms.acting.policy import TrainedPolicy
+    from mahppo.algorithms.rllib.modules import SHARED_ID
+    from mahppo.marl_env.observations import agent_observations
+
+    actor, _ = _modules(seed=5)
+    policy = TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": EnvConfig(
+        num_ues=3, obs_mode="agent").validated().to_dict()}})
+    env, obs = _cell_obs(64, seed=4)
+    perm = np.random.default_rng(0).permutation(64)
+    state, tokens, desc, work = env.state().reshape(64, 4), env.tokens, env.descriptors(), env.work_left_s()
+    permuted = agent_observations(state[perm], tokens[perm], desc[perm], work[perm])
+    a, b = policy.act_batch(obs), policy.act_batch(permuted)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x[perm], y, rtol=1e-5, atol=1e-6)
+
+
+def test_the_pooled_summary_of_the_others_equals_pooling_each_ue_s_others_one_by_one():
+    from mahppo.algorithms.rllib.modules import FramePool
+
+    rng = np.random.default_rng(0)
+    sizes = [1, 2, 5, 3]
+    obs = np.zeros((sum(sizes), obs_size()), np.float32)
+    obs[:, KEY] = np.repeat(np.arange(len(sizes)), sizes)[rng.permutation(sum(sizes))]  # frames interleaved
+    h = torch.as_tensor(rng.uniform(0, 1, size=(sum(sizes), 6)).round(1), dtype=torch.float32)  # ties too
+    got = FramePool(torch.as_tensor(obs)).others_mean_max(h)
+    for i in range(len(obs)):
+        others = [j for j in range(len(obs)) if j != i and obs[j, KEY] == obs[i, KEY]]
+        want = torch.cat([h[others].mean(0), h[others].amax(0)]) if others else torch.zeros(12)
+        torch.testing.assert_close(got[i], want, rtol=1e-6, atol=1e-6)

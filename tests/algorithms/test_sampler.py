@@ -119,7 +119,7 @@ def test_a_cell_whose_n_is_drawn_per_episode_keeps_the_vector_sampler():
     for _ in range(4):
         env = RLlibCollabEnv(cfg.env_config)
         assert env.possible_agents == ["ue_0", "ue_1", "ue_2", "ue_3"]
-        assert all(env.get_observation_space(a).shape == (obs_size(16),) for a in env.possible_agents)
+        assert all(env.get_observation_space(a).shape == (obs_size(),) for a in env.possible_agents)
     runner = VectorEnvRunner(config=cfg)
     assert runner._blockers == []
 

@@ -7,6 +7,7 @@ subprocesses with their own HOME, so the token "where Ray keeps it" is under our
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -53,24 +54,44 @@ def _procs_with(text: str) -> list[int]:
     return out
 
 
-@pytest.fixture(scope="module")
-def token_cluster():
-    """(address, token): a one-CPU head with token authentication on, stopped afterwards."""
-    tmp = Path(tempfile.mkdtemp(prefix="rtok", dir="/tmp"))  # short: Ray's socket paths must fit
-    token = secrets.token_hex(32)
-    (tmp / "token").write_text(token)
-    port = _free_port()
+def _ray_node(tmp: Path, env: dict, *args: str) -> subprocess.Popen:
+    """A ``ray start --block`` node on 127.0.0.1 with its own free ports (stopped by ``_stop_nodes``)."""
     ports = []
     for flag in ("--node-manager-port", "--object-manager-port", "--ray-client-server-port",
                  "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port",
                  "--metrics-export-port"):
         ports += [flag, str(_free_port())]
+    return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1",
+                             "--disable-usage-stats", *args, *ports],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop_nodes(nodes: list[subprocess.Popen], tmp: Path) -> None:
+    for node in reversed(nodes):
+        node.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
+        try:
+            node.wait(60)
+        except subprocess.TimeoutExpired:
+            node.kill()
+    time.sleep(1)
+    for pid in _procs_with(str(tmp)):  # anything of these nodes still there (only ours: their temp dir)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _start_cluster(workers: int = 0):
+    """(address, token, tmp, nodes): a one-CPU head with token authentication on, and ``workers`` one-CPU
+    worker nodes joined to it."""
+    tmp = Path(tempfile.mkdtemp(prefix="rtok", dir="/tmp"))  # short: Ray's socket paths must fit
+    token = secrets.token_hex(32)
+    (tmp / "token").write_text(token)
+    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp / "token"))
-    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--port", str(port),
-                             "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--include-dashboard", "false",
-                             "--disable-usage-stats", "--temp-dir", str(tmp / "r"), *ports],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    nodes = [_ray_node(tmp, env, "--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard", "false",
+                       "--temp-dir", str(tmp / "r"))]
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -78,21 +99,24 @@ def token_cluster():
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+                assert nodes[0].poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
                 time.sleep(0.5)
-        yield f"127.0.0.1:{port}", token
+        for _ in range(workers):
+            nodes.append(_ray_node(tmp, env, "--address", f"127.0.0.1:{port}", "--num-cpus", "1"))
+    except BaseException:
+        _stop_nodes(nodes, tmp)
+        raise
+    return f"127.0.0.1:{port}", token, tmp, nodes
+
+
+@pytest.fixture(scope="module")
+def token_cluster():
+    """(address, token): a one-CPU head with token authentication on, stopped afterwards."""
+    address, token, tmp, nodes = _start_cluster()
+    try:
+        yield address, token
     finally:
-        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            head.kill()
-        time.sleep(1)
-        for pid in _procs_with(str(tmp)):  # anything of this head still there (only ours: its temp dir)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        _stop_nodes(nodes, tmp)
 
 
 def _client(address: str, home: Path, token: str | None = None, **env_extra: str) -> tuple[int, str]:
@@ -142,3 +166,44 @@ def test_nothing_at_the_address_fails_in_seconds(tmp_path):
     rc, out = _client(f"127.0.0.1:{_free_port()}", tmp_path / "home")
     assert rc == 2 and "no Ray cluster answers there" in out, out
     assert float(out.rsplit(" ", 1)[1]) < 10
+
+
+PLACED = """
+import json, sys, time
+import ray
+from ray.util.state import list_actors
+from mahppo.algorithms.experiment import Experiment
+from mahppo.algorithms.runs.run import Run, init_ray
+init_ray(sys.argv[1])
+deadline = time.monotonic() + 120
+while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.monotonic() < deadline:
+    time.sleep(1)  # the worker node joins
+run = Run(Experiment().with_flat({"num_ues": 3, "steps": 256, "memory_size": 256, "batch_size": 64,
+                                   "num_env_runners": 2, "warm_start": "none", "address": sys.argv[1]}))
+run.step()
+runners = [a for a in list_actors(detail=True) if "EnvRunner" in a.class_name and a.state == "ALIVE"]
+nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+print("PLACED", json.dumps({"runners": sorted(a.node_id for a in runners), "nodes": sorted(nodes),
+                            "env_steps": run.env_steps}))
+"""
+
+
+@pytest.mark.slow
+def test_env_runners_spread_over_both_nodes_of_a_two_node_cluster(tmp_path):
+    address, token, tmp, nodes = _start_cluster(workers=1)
+    try:
+        home = tmp_path / "home"
+        (home / ".ray").mkdir(parents=True)
+        (home / ".ray" / "auth_token").write_text(token)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+        env.update(HOME=str(home))
+        r = subprocess.run([sys.executable, "-c", PLACED, address], env=env, capture_output=True, text=True,
+                           timeout=400)
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("PLACED")]
+        assert r.returncode == 0 and line, r.stdout[-500:] + r.stderr[-2000:]
+        placed = json.loads(line[-1].split(" ", 1)[1])
+        assert len(placed["nodes"]) == 2 and len(placed["runners"]) == 2
+        assert set(placed["runners"]) == set(placed["nodes"])  # one env runner on each node (Ray's state API)
+        assert placed["env_steps"] >= 256
+    finally:
+        _stop_nodes(nodes, tmp)

@@ -10,6 +10,7 @@ import mahppo.marl_env as marl_env
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.evaluation import evaluate
 from mahppo.marl_env.lookahead import Lookahead
+from mahppo.marl_env.observations import FEATURES
 from mahppo.marl_env.policies import make_baseline, rotate_actions
 
 
@@ -21,12 +22,12 @@ def _play(env, frames):
     out = []
     for _ in range(frames):
         obs, rew, *_ = env.step_arrays(*_rotate(env))
-        out.append((next(iter(rew.values())), env.state(), env.observation_matrix()))
+        out.append((next(iter(rew.values())), env.state(), env.observation_matrix()[:, :FEATURES]))  # not the key
     return out
 
 
 def test_restoring_a_snapshot_replays_the_same_frames():
-    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent")
     env.reset(seed=0)
     _play(env, 2)
     snap = env.snapshot()
@@ -40,10 +41,10 @@ def test_restoring_a_snapshot_replays_the_same_frames():
 
 
 def test_a_snapshot_moves_the_episode_to_a_second_env_of_the_same_cell():
-    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent")
     env.reset(seed=3)  # random distances and task counts
     _play(env, 2)
-    twin = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    twin = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent")
     twin.reset(seed=99)  # another draw: everything below comes from the snapshot
     twin.restore(env.snapshot())
     assert [r for r, *_ in _play(env, 4)] == [r for r, *_ in _play(twin, 4)]
@@ -81,15 +82,15 @@ def test_the_lookahead_plans_static_search_s_last_frames_better_at_n3():
 
 
 def test_the_lookahead_leaves_the_real_episode_untouched():
-    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=3, scenario="test", obs_mode="agent")
     env.reset(seed=0)
     _play(env, 3)
-    before = (env.state(), env.observation_matrix(), env.snapshot())
+    before = (env.state(), env.observation_matrix()[:, :FEATURES], env.snapshot())
     la = Lookahead(make_baseline("rotate"))
     la.reset(env.view(), seed=0)
     la.act(env.view())
     np.testing.assert_array_equal(before[0], env.state())
-    np.testing.assert_array_equal(before[1], env.observation_matrix())
+    np.testing.assert_array_equal(before[1], env.observation_matrix()[:, :FEATURES])
     after = env.snapshot()["system"]
     for key, value in before[2]["system"].items():
         np.testing.assert_array_equal(value, after[key])
@@ -97,7 +98,7 @@ def test_the_lookahead_leaves_the_real_episode_untouched():
 
 def test_the_lookahead_decides_a_cell_drawn_from_a_varying_env():
     env = marl_env.parallel_env(num_ues=5, num_ues_range=(2, 5), dnn_pool=("resnet18", "vgg11"),
-                                obs_mode="agent", max_ues=8, max_frames=30)
+                                obs_mode="agent", max_frames=30)
     env.reset(seed=1)
     la = Lookahead(make_baseline("rotate"))
     la.reset(env.view(), seed=1)
@@ -136,6 +137,15 @@ def test_mahppo_evaluate_lookahead_reports_the_better_episode(capsys):
     assert ahead["reward"] > plain["reward"] + 0.005
 
 
+@pytest.mark.parametrize("lookahead", [[], ["--lookahead"]])
+def test_mahppo_evaluate_json_reports_the_decision_time_per_frame(capsys, lookahead):
+    from mahppo.cli import main
+
+    assert main(["evaluate", "--policy", "rotate", "--num-ues", "3", "--json", *lookahead]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 < out["decision_ms_p50"] <= out["decision_ms_p99"]
+
+
 def test_a_base_policy_that_never_finishes_keeps_its_own_decisions():
     env = marl_env.parallel_env(num_ues=2, scenario="test")
     env.reset(seed=0)
@@ -165,7 +175,7 @@ def test_evaluate_lookahead_on_a_policy_that_never_finishes_stops_at_the_cap_qui
 
 
 def _busy_env(seed=5):
-    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=8)
+    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent")
     env.reset(seed=seed)
     for _ in range(3):  # UEs mid-task: some running a front part, some sending
         env.step_arrays(*rotate_actions(env.work_left_s(), env.system.num_actions, 2, 2, 0.3))
@@ -175,11 +185,11 @@ def _busy_env(seed=5):
 def test_load_state_rebuilds_a_running_episode_exactly():
     env = _busy_env()
     s = env.system
-    twin = marl_env.parallel_env(num_ues=4, scenario="test", obs_mode="agent", max_ues=8)
+    twin = marl_env.parallel_env(num_ues=4, scenario="test", obs_mode="agent")
     twin.reset(seed=0)  # 50 m, 200 tasks: everything below comes from load_state
     twin.load_state(s.tasks_left, s.time_left, s.bits_left, s.point, s.channel, s.distance, s.total_tasks,
                     env.tokens)
-    np.testing.assert_array_equal(twin.observation_matrix(), env.observation_matrix())
+    np.testing.assert_array_equal(twin.observation_matrix()[:, :FEATURES], env.observation_matrix()[:, :FEATURES])
     for _ in range(4):
         actions = rotate_actions(env.work_left_s(), env.system.num_actions, 2, 1, 0.5)
         assert env.step_arrays(*actions)[1] == twin.step_arrays(*actions)[1]
@@ -198,3 +208,27 @@ def test_load_state_names_what_a_busy_ue_is_missing():
         env.load_state([300, 1, 1, 1], [0] * 4, [0] * 4, total_tasks=[200] * 4)
     with pytest.raises(ValueError, match="local_time_left_s = nan must be a finite number"):
         env.load_state([1] * 4, [float("nan")] * 4, [0] * 4)
+
+
+def test_in_a_large_cell_only_the_ues_that_matter_most_deviate():
+    env = marl_env.parallel_env(num_ues=12, scenario="train")
+    env.reset(seed=1)
+    view = env.view()
+    base = make_baseline("rotate")
+    base.reset(view)
+    decision = base.act(view)
+    la = Lookahead(base, deviators=4)
+    chosen = la.deviating(view, decision)
+    sending = set(np.flatnonzero(decision[0] < view.num_actions - 1).tolist())
+    assert len(chosen) == 4 and sending <= set(chosen)  # the senders first (rotate: one per channel)
+    rest = [i for i in range(12) if i not in chosen and i not in sending]
+    assert min(view.work_left_s()[[i for i in chosen if i not in sending]]) >= max(view.work_left_s()[rest])
+    assert {i for c in la.candidates(view, decision) for i in np.flatnonzero(
+        (c[0] != decision[0]) | (c[1] != decision[1]) | (c[2] != decision[2]))} <= set(chosen)
+
+
+def test_a_pruned_lookahead_is_still_never_worse_than_its_base():
+    cfg = EnvConfig.from_kwargs(num_ues=10, scenario="test")
+    plain = evaluate(make_baseline("local"), cfg)
+    ahead = evaluate(Lookahead(make_baseline("local"), deviators=2, rounds=1), cfg)
+    assert ahead["reward"] >= plain["reward"] - 1e-9

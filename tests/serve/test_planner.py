@@ -16,22 +16,21 @@ from mahppo.marl_env.policies import rotate_actions
 from mahppo.serve.planner import decide, planner_for
 from mahppo.serve.schema import DecideRequest, RequestError, normalizer_for
 
-MAX = 8
 IDS = ["phone-a", "cam-7", "phone-b", "tablet"]
 
 
 @pytest.fixture(scope="module")
 def policy():
     torch.manual_seed(0)
-    cfg = EnvConfig.from_kwargs(num_ues=2, obs_mode="agent", max_ues=MAX)
+    cfg = EnvConfig.from_kwargs(num_ues=2, obs_mode="agent")
     env = marl_env.parallel_env(**cfg.to_dict())
     actor = RLModuleSpec(module_class=SharedActorModule, observation_space=env.observation_space("ue_0"),
-                         action_space=shared_action_space(cfg), model_config={"max_ues": MAX, "token_freqs": 8}).build()
+                         action_space=shared_action_space(cfg), model_config={"token_freqs": 8}).build()
     return TrainedPolicy({SHARED_ID: actor}, {"experiment": {"env": cfg.validated().to_dict()}})
 
 
 def _busy_cell():
-    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent", max_ues=MAX)
+    env = marl_env.parallel_env(num_ues=4, scenario="train", obs_mode="agent")
     env.reset(seed=5)
     for _ in range(3):
         env.step_arrays(*rotate_actions(env.work_left_s(), env.system.num_actions, 2, 2, 0.3))

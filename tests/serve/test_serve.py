@@ -252,7 +252,7 @@ def test_a_shared_policy_decides_a_cell_of_any_size_and_dnn_mix(served):
     url, _, _, shared = served
     client = DecisionClient(f"{url}/shared")
     info = client.model()
-    assert info["actor"] == "shared" and info["max_ues"] == 16
+    assert info["actor"] == "shared" and info["max_ues"] == 256  # any N up to MAX_UES
     rng = np.random.default_rng(3)
     ues = [dict(u, ue_id=f"phone-{i}", dnn=["resnet18", "vgg11", "mobilenetv2"][i % 3])
            for i, u in enumerate(_pool(rng, 6))]
@@ -286,7 +286,8 @@ def test_evaluate_a_shared_policy_on_a_cell_it_never_saw(served):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["tasks_completed"] == 6 * 200
-    assert main(["evaluate", "--policy", str(shared), "--num-ues", "17"]) == 2  # above max_ues: a clear error
+    assert main(["evaluate", "--policy", str(shared), "--num-ues", "17"]) == 0  # no max_ues: any N
+    assert main(["evaluate", "--policy", str(shared), "--num-ues", "300"]) == 2  # above MAX_UES: a clear error
     # a --dnn list alone gives the cell (one UE per name), whatever N the policy was trained with
     assert main(["evaluate", "--policy", str(shared), "--dnn", "resnet18,vgg11,mobilenetv2,vgg11,resnet18"]) == 0
 
