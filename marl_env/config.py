@@ -345,10 +345,8 @@ class EnvConfig:
         for key in ("num_ues_range", "dnn_pool"):
             if isinstance(changes.get(key), list):
                 changes[key] = tuple(changes[key])  # type: ignore[arg-type]
-        if "dynamics" in changes:
-            dyn = changes["dynamics"]
-            changes["dynamics"] = Dynamics() if dyn is None else dyn if isinstance(dyn, Dynamics) else \
-                Dynamics.from_dict(dyn)  # type: ignore[arg-type]
+        if not isinstance(changes.get("dynamics", Dynamics()), Dynamics):  # its dict, or None: off
+            changes["dynamics"] = Dynamics.from_dict(changes["dynamics"] or {})  # type: ignore[arg-type]
         return replace(self, **changes).validated()  # type: ignore[arg-type]
 
     def cell(self) -> EnvConfig:

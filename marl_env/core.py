@@ -425,17 +425,13 @@ class MECSystem:
             self.dyn_rng = np.random.default_rng()
             self.dyn_rng.bit_generator.state = state
 
-    def set_state(self, *, phase: np.ndarray, tasks_left: np.ndarray, total_tasks: np.ndarray, point: np.ndarray,
-                  channel: np.ndarray, distance: np.ndarray, fade: np.ndarray, time_left: np.ndarray,
-                  bits_left: np.ndarray) -> None:
+    def set_state(self, **per_ue: np.ndarray) -> None:
         """Put every UE in a given state at the end of a frame (checked by the caller: ``CollabInferenceEnv.
-        load_state``): its phase, tasks left of K_n, the point and channel of its task in flight, its distance
-        and fading power gain (and so the gain of Eq. 5), front time and bits left. The frame clock restarts
-        at 0."""
-        for name, value in (("phase", phase), ("tasks_left", tasks_left), ("total_tasks", total_tasks),
-                            ("point", point), ("channel", channel), ("distance", distance), ("fade", fade),
-                            ("time_left", time_left), ("bits_left", bits_left)):
-            np.copyto(getattr(self, name), value, casting="unsafe")
+        load_state``): ``phase``, ``tasks_left`` of ``total_tasks``, the ``point`` and ``channel`` of its task in
+        flight, ``distance`` and ``fade`` (so the gain of Eq. 5), ``time_left`` and ``bits_left``; frame 0."""
+        for name in ("phase", "tasks_left", "total_tasks", "point", "channel", "distance", "fade", "time_left",
+                     "bits_left"):
+            np.copyto(getattr(self, name), per_ue[name], casting="unsafe")
         self.gain[:] = self.distance ** (-self.config.path_loss_exponent) * self.fade
         self._tasks_f[:] = self.tasks_left
         self._total_f[:] = self.total_tasks
