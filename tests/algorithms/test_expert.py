@@ -1,5 +1,6 @@
 """Expert iteration (algorithms/acting/expert.py): its teacher, its DAgger data, and a tiny run through the CLI."""
 
+import csv
 import json
 import os
 import subprocess
@@ -49,7 +50,7 @@ def test_expert_iteration_refuses_a_dynamic_cell_by_name():
 @pytest.mark.slow
 def test_a_tiny_expert_iteration_run_through_the_cli_counts_its_teacher_frames(tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--num-ues", "3", "--steps", "1500", "--memory-size", "256", "--batch-size", "128",
+    args = ["train", "--num-ues", "3", "--steps", "600", "--memory-size", "256", "--batch-size", "128",
             "--reuse-time", "1", "--warm-start", "expert", "--expert-iterations", "1", "--expert-episodes", "3",
             "--expert-updates", "20", "--out", str(out)]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -59,5 +60,8 @@ def test_a_tiny_expert_iteration_run_through_the_cli_counts_its_teacher_frames(t
     stats = summary["warm_start"]
     assert stats["teacher_frames"] > 6  # 3 teacher + 3 student episodes of the 60-frame training cell
     assert "student_return_1" in stats and stats["teacher_return"] < 0
-    assert summary["env_steps"] >= 1500 and summary["env_steps"] - stats["teacher_frames"] < 1500  # within --steps
+    with (out / "curve.csv").open() as f:
+        first = next(csv.DictReader(f))
+    assert float(first["env_steps"]) >= stats["teacher_frames"] + 256  # the teacher's frames, then |M| of PPO
+    assert 600 <= summary["env_steps"] < 600 + 256 + 100  # training stops once --steps (teacher's included) is spent
     assert "trained" in summary["evaluation"]
