@@ -39,6 +39,7 @@ class Budget:
     compress: dict[str, Any]  # CompressJob / TrainConfig options
     smoke: bool
     ours_warm_start_episodes: int = 200  # our defaults' teacher (algorithms/acting/teacher.py)
+    ours_warm_start_updates: int = 500
 
     def with_overrides(self, seeds: int | None = None, steps: int | None = None,
                        ues: tuple[int, ...] | None = None) -> Budget:
@@ -53,7 +54,7 @@ BUDGETS = {
     "quick": Budget("quick", seeds=1, steps=2048, ues=(3, 5, 10), eval_every=1, smoke=True,
                     compress={"rates": {"resnet18": [32.0], "vgg11": [32.0], "mobilenetv2": [32.0]},
                               "epochs": 1, "ft_epochs": 0, "base_epochs": 1, "max_batches": 4, "repeats": 2},
-                    ours_warm_start_episodes=10),
+                    ours_warm_start_episodes=10, ours_warm_start_updates=50),
     # Sec. 6: 5 runs per setup, 50K steps, N = 3..10; compressors as far as the demo data allows
     "paper": Budget("paper", seeds=5, steps=50_000, ues=tuple(range(3, 11)), eval_every=2, smoke=False,
                     compress={"rates": {"resnet18": [16.0, 32.0, 64.0], "vgg11": [16.0, 32.0, 64.0, 128.0],
@@ -220,7 +221,8 @@ def study_dict(piece: StudyPiece, budget: Budget, jalad_profile: str | None) -> 
         data["fixed"].update({"dnn": f"{piece.jalad}-jalad", "profile_file": jalad_profile,
                               "frame_s": JALAD_FRAME_S})
     if piece.ours:
-        data["fixed"]["warm_start_episodes"] = budget.ours_warm_start_episodes
+        data["fixed"].update({"warm_start_episodes": budget.ours_warm_start_episodes,
+                              "warm_start_updates": budget.ours_warm_start_updates})
     data.update({"seeds": budget.seeds, "steps": budget.steps, "eval_every": budget.eval_every,
                  "checkpoint_every": 1000})
     return data

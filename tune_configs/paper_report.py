@@ -83,8 +83,8 @@ def draw_panel(panel: str, done: dict[str, dict], out: Path, budget: Budget) -> 
 
         r = _res(done, p.pieces[0])
         return plot_rates(r["points"], r["ours_rate"], r["jalad_rate"], path,
-                          title=f"{p.figure}: {p.title}{tag}\n(authors' profile: {r['authors_rate']}; "
-                                f"ours on the {r['data']} data)")
+                          title=f"{p.figure}: {p.title}\n{tag.strip()}; authors' profile: "
+                                f"{[f'{x:g}' for x in r['authors_rate']]}; ours on the {r['data']} data")
     two = p.kind in ("overhead", "tradeoff")
     fig, axes = plt.subplots(1, 2 if two else 1, figsize=(10.4 if two else 6.2, 4.0))
     axes = list(np.atleast_1d(axes))
@@ -141,7 +141,7 @@ def draw_panel(panel: str, done: dict[str, dict], out: Path, budget: Budget) -> 
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{p.figure}: {p.title}{tag}", fontsize=10)
+    fig.suptitle(f"{p.figure}: {p.title}\n{tag.strip()}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
