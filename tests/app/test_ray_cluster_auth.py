@@ -81,16 +81,18 @@ def _stop_nodes(nodes: list[subprocess.Popen], tmp: Path) -> None:
             pass
 
 
-def _start_cluster(workers: int = 0):
-    """(address, token, tmp, nodes): a one-CPU head with token authentication on, and ``workers`` one-CPU
-    worker nodes joined to it."""
+def _start_cluster(workers: int = 0, dashboard: bool = False):
+    """(address, token, tmp, nodes): a one-CPU head with token authentication on (with its dashboard: Ray's
+    state API), and ``workers`` one-CPU worker nodes joined to it."""
     tmp = Path(tempfile.mkdtemp(prefix="rtok", dir="/tmp"))  # short: Ray's socket paths must fit
     token = secrets.token_hex(32)
     (tmp / "token").write_text(token)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp / "token"))
-    nodes = [_ray_node(tmp, env, "--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard", "false",
+    board = (["--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(_free_port())]
+             if dashboard else ["--include-dashboard", "false"])
+    nodes = [_ray_node(tmp, env, "--head", "--port", str(port), "--num-cpus", "1", *board,
                        "--temp-dir", str(tmp / "r"))]
     try:
         deadline = time.monotonic() + 120
@@ -181,7 +183,8 @@ while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.monotonic() < dea
 run = Run(Experiment().with_flat({"num_ues": 3, "steps": 256, "memory_size": 256, "batch_size": 64,
                                    "num_env_runners": 2, "warm_start": "none", "address": sys.argv[1]}))
 run.step()
-runners = [a for a in list_actors(detail=True) if "EnvRunner" in a.class_name and a.state == "ALIVE"]
+actors = list_actors(address=sys.argv[1], detail=True, raise_on_missing_output=False)
+runners = [a for a in actors if "EnvRunner" in a.class_name and a.state == "ALIVE"]
 nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
 print("PLACED", json.dumps({"runners": sorted(a.node_id for a in runners), "nodes": sorted(nodes),
                             "env_steps": run.env_steps}))
@@ -190,7 +193,7 @@ print("PLACED", json.dumps({"runners": sorted(a.node_id for a in runners), "node
 
 @pytest.mark.slow
 def test_env_runners_spread_over_both_nodes_of_a_two_node_cluster(tmp_path):
-    address, token, tmp, nodes = _start_cluster(workers=1)
+    address, token, tmp, nodes = _start_cluster(workers=1, dashboard=True)
     try:
         home = tmp_path / "home"
         (home / ".ray").mkdir(parents=True)
