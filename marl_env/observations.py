@@ -31,8 +31,9 @@ frames can be planned (Eq. 12 charges a last frame that completes few tasks heav
 
 Agent ``i`` observes ``[own row (F) | frame key (KEY_SIZE)]``: ``F + 2`` numbers for any N. The other
 UEs are not copied into every agent's row (that made each frame cost ``N^2`` numbers and a pairwise
-encoder ``N^2`` network passes): the rows of one frame carry the same **frame key** (two random
-24-bit integers as floats, drawn per frame by the env, ``(0, 0)`` for a single cell built by a
+encoder ``N^2`` network passes): the rows of one frame carry the same **frame key** (two integers below
+2^24 as floats: an episode's random key, drawn at reset from a stream of its own, seeded by reset's seed,
+with the frame number added to its second half, ``frame_key``; ``(0, 0)`` for a single cell built by a
 server), so a set model groups a batch's rows by frame and pools each frame once
 (``algorithms.rllib.modules``: the summary of the others is the frame's sum minus the UE's own term).
 A batch handed to such a model holds every row of each of its frames (``frame_ids``). The network
@@ -139,8 +140,15 @@ def agent_observations(state: np.ndarray, tokens: np.ndarray, descriptors: np.nd
 
 
 def new_frame_key(rng: np.random.Generator) -> np.ndarray:
-    """A frame key: two random integers in ``[0, 2^24)`` (exact in float32), ~48 random bits."""
+    """An episode's key: two random integers in ``[0, 2^24)`` (exact in float32)."""
     return rng.integers(0, 1 << 24, size=KEY_SIZE).astype(np.float32)
+
+
+def frame_key(episode_key: np.ndarray, frame: int) -> np.ndarray:
+    """The key of frame ``frame`` of an episode: ``(a, (b + frame) mod 2^24)`` for the episode's ``(a, b)``:
+    the same for every call within a frame; two frames of a batch share it only if their episodes drew the
+    same ``a`` (chance 2^-24 per pair) and their frame ranges overlap from random offsets ``b``."""
+    return np.array([episode_key[0], (int(episode_key[1]) + int(frame)) % (1 << 24)], dtype=np.float32)
 
 
 def stamp_frames(blocks: list[np.ndarray]) -> np.ndarray:

@@ -28,12 +28,15 @@ from mahppo.marl_env.observations import (
     agent_observations,
     distance_tokens,
     dnn_descriptor,
+    frame_key,
     new_frame_key,
     obs_size,
     tokens_for,
 )
 from mahppo.marl_env.profiles import resolve_profile
 from mahppo.marl_env.view import SystemView
+
+KEY_STREAM = 0x6B6579  # the frame keys' stream of a seeded reset (apart from the episode's own draws)
 
 
 class CollabInferenceEnv(ParallelEnv):
@@ -74,7 +77,9 @@ class CollabInferenceEnv(ParallelEnv):
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self._rng = np.random.default_rng()
-        self._key_rng = np.random.default_rng()  # frame keys only: never seeded, never touches the episode's draws
+        # frame keys only (marl_env.observations): its own stream, seeded from reset's seed, never the episode's
+        self._key_rng = np.random.default_rng()
+        self._episode_key = new_frame_key(self._key_rng)
         self._cells: dict[tuple[str, ...], tuple[EnvConfig, MECSystem, np.ndarray]] = {}
         self._use_cell(config)
         self._last: FrameResult | None = None
@@ -157,7 +162,7 @@ class CollabInferenceEnv(ParallelEnv):
         """Every current agent's observation, one row per agent in ``agents`` order."""
         if self.config.obs_mode == "agent":
             return agent_observations(self._state, self.tokens, self._desc, self.work_left_s(), self.system.fade,
-                                      new_frame_key(self._key_rng))
+                                      frame_key(self._episode_key, self.system.frame))
         return np.broadcast_to(self._state, (len(self._state) // 4, len(self._state))).copy()
 
     def work_left_s(self) -> np.ndarray:
@@ -263,6 +268,8 @@ class CollabInferenceEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
+            self._key_rng = np.random.default_rng([seed, KEY_STREAM])
+        self._episode_key = new_frame_key(self._key_rng)
         if self.config.varies:
             self._use_cell(self.config.draw_cell(self._rng))
         self.system.reset(self._rng)

@@ -27,6 +27,21 @@ def true_terminations(terminateds: np.ndarray, truncateds: np.ndarray) -> np.nda
     return np.where(np.asarray(truncateds).astype(bool), np.zeros_like(terms), terms)
 
 
+def separate_bootstrap_frames(batch: dict[str, Any]) -> None:
+    """Give the rows RLlib adds at the end of each episode chunk (its last observation again, masked out of
+    the loss: ``AddOneTsToEpisodesAndTruncate``) a frame key of their own, ``-(key + 1)``: the next chunk of
+    the same episode starts with that observation, key and all, and a set model must not pool the two as one
+    frame (``marl_env.observations``)."""
+    from mahppo.marl_env.observations import KEY
+
+    mask = batch.get(Columns.LOSS_MASK)
+    if mask is None or bool(mask.all()):
+        return
+    obs = batch[Columns.OBS].clone()
+    obs[~mask, KEY] = -(obs[~mask, KEY] + 1.0)
+    batch[Columns.OBS] = obs
+
+
 class CentralizedGAE(ConnectorV2):
     """Replaces RLlib's per-module GAE: the one centralized critic serves every actor.
 
@@ -55,6 +70,8 @@ class CentralizedGAE(ConnectorV2):
         module = critic.unwrapped() if hasattr(critic, "unwrapped") else critic
         if getattr(module, "per_agent_obs", False):
             groups = [[mid] for mid in actor_ids]  # a set critic: values of every agent's own rows
+            for mid in actor_ids:
+                separate_bootstrap_frames(batch[mid])
         else:
             groups = [actor_ids]  # the paper's: one global state, the same rows for every actor
             obs = batch[actor_ids[0]][Columns.OBS]

@@ -47,8 +47,11 @@ def test_agent_observation_layout_is_the_own_row_then_the_frame_key():
     assert len(set(frames)) == 1  # one frame: one key for every agent
     assert np.all(own[:, POINT_MASK][:, :6] == 1) and np.all(own[:, POINT_MASK][:, 6:] == 0)
     assert len(set(own[:, TOKEN])) == 3  # identical UEs (all at 50 m) get different rank tokens
+    _, again = split_observation(env.observation_matrix())
+    assert again[0] == frames[0]  # the same frame: the same key
+    env.step_arrays(np.full(3, 5), np.zeros(3, int), np.ones(3))
     _, next_frame = split_observation(env.observation_matrix())
-    assert next_frame[0] != frames[0]  # every frame draws its own key
+    assert next_frame[0] != frames[0]  # the next frame: another key
 
 
 def test_the_rank_token_is_the_load_rank_most_local_work_first_then_nearest():

@@ -19,6 +19,7 @@ from mahppo.algorithms.rllib.lean_learner import IndexedMiniBatches
 from mahppo.algorithms.rllib.learner import MAHPPOTorchLearner
 from mahppo.algorithms.rllib.mahppo import build_config
 from mahppo.algorithms.rllib.sampler import VectorEnvRunner, fast_path_blockers
+from mahppo.marl_env.observations import frame_ids
 
 
 def _config(*, shared: bool = False, algo: str = "mahppo", num_ues: int = 3, runners: int = 0,
@@ -179,14 +180,20 @@ def test_minibatch_unit_sets_how_many_updates_the_shared_actor_makes(unit):
     minibatches = list(learner._create_iterator_if_necessary(
         training_data=TrainingData(batch=batch), num_epochs=3, minibatch_size=32, shuffle_batch_per_epoch=True))
     per_frame = unit == "frames"
-    critic = batch.policy_batches["critic"]  # the set critic: one row per frame, not one per agent
-    assert int(critic[Columns.LOSS_MASK].sum()) == steps < rows["critic"] < rows["shared"] / 2
-    assert abs(len(minibatches) - 3 * (steps if per_frame else rows["shared"]) / 32) <= 1
+    critic = batch.policy_batches["critic"]  # the set critic: every row, its loss one row per frame
+    assert int(critic[Columns.LOSS_MASK].sum()) == steps and rows["critic"] == rows["shared"]
+    frames = {mid: frame_ids(b[Columns.OBS].numpy()) for mid, b in batch.policy_batches.items()}
+    count = len(np.unique(frames["shared"]))  # minibatches of whole frames (the set modules pool each frame)
+    size = round(32 * count / (steps if per_frame else rows["shared"]))
+    assert abs(len(minibatches) - 3 * count / size) <= 1
     for mb in minibatches:
-        for mid, b in mb.policy_batches.items():
-            assert len(b) == round(32 * rows[mid] / (steps if per_frame else rows["shared"]))
+        got = frame_ids(mb.policy_batches["shared"][Columns.OBS].numpy())
+        ids, n = np.unique(got, return_counts=True)
+        assert len(ids) <= size
+        for i, k in zip(ids, n, strict=True):
+            assert k % (frames["shared"] == i).sum() == 0  # a frame comes whole
     seen = torch.cat([mb.policy_batches["shared"][Columns.OBS] for mb in minibatches])[:rows["shared"]]
-    assert torch.equal(seen, batch.policy_batches["shared"][Columns.OBS])  # the first pass takes every row once
+    assert sorted(frame_ids(seen.numpy())) == sorted(frames["shared"])  # the first pass takes every frame once
 
 
 def test_lean_update_matches_rllibs_update():
