@@ -229,7 +229,7 @@ class DecisionMaker:
         self.problem = policy_problem(self.policy, self.normalizer, self.model_info["agents"])  # None: finite
         app.state.max_body_bytes = int(max_body_bytes)
         app.state.read_timeout_s = float(read_timeout_s)
-        app.state.api_key = load_api_key(api_key_file) if api_key_file else None
+        app.state.api_key = load_api_key(api_key_file) if api_key_file is not None else None
         self.max_concurrent_decisions = int(max_concurrent_decisions)
         self.deciding = 0
         self.rejected = 0
@@ -319,7 +319,9 @@ class AppArgs(BaseModel):
     read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0, le=3600,
                                   description="the request body must arrive within this (else 408)")
     api_key_file: str | None = Field(default=None, description="a file holding the bearer key every route but "
-                                     "/healthz requires (default $MAHPPO_API_KEY_FILE; none: no key)")
+                                     "/healthz requires (default $MAHPPO_API_KEY_FILE; an empty path or file is an "
+                                     "error: no_auth is the one way to serve without a key)")
+    no_auth: bool = Field(default=False, description="serve without a key even when $MAHPPO_API_KEY_FILE is set")
     max_concurrent_decisions: int = Field(default=DEFAULT_MAX_CONCURRENT_DECISIONS, ge=1, description="decisions "
                                           "in flight per replica (keep below max_ongoing_requests; beyond: 503)")
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI for model_uri")
@@ -352,9 +354,9 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
     if not isinstance(args, AppArgs):
         args = AppArgs.model_validate(args)
     source, tracking = resolve_source(args)
-    key_file = api_key_file(args.api_key_file)
-    if key_file:
-        load_api_key(key_file)  # a bad key file fails here, not in the replica
+    key_file = api_key_file(args.api_key_file, args.no_auth)
+    if key_file is not None:
+        load_api_key(key_file)  # a bad or empty key file (or path) fails here, not in the replica
     deployment = DecisionMaker if args.num_replicas is None else DecisionMaker.options(num_replicas=args.num_replicas)
     return deployment.bind(source, max_batch_size=args.max_batch_size,
                            batch_wait_timeout_s=args.batch_wait_timeout_s,

@@ -14,25 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from mahppo.runtime.keys import key_file_setting, read_key
+
 API_KEY_ENV = "MAHPPO_API_KEY_FILE"  # the default of `--api-key-file` / `api_key_file`
-MIN_KEY_CHARS = 16
 OPEN_PATHS = frozenset({"/healthz"})  # answered without a key (load balancers, liveness probes)
 
 
 def load_api_key(path: str | Path) -> str:
-    """The key in ``path`` (surrounding whitespace stripped); ``ValueError`` naming the file otherwise."""
-    p = Path(path).expanduser()
-    try:
-        key = p.read_text().strip()
-    except OSError as exc:
-        raise ValueError(f"--api-key-file {p}: cannot read it ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--api-key-file {p}: not a text file") from None
-    if len(key) < MIN_KEY_CHARS or any(c.isspace() for c in key) or not key.isprintable():
-        raise ValueError(f"--api-key-file {p}: the key must be one line of at least {MIN_KEY_CHARS} printable "
-                         "characters without spaces (make one with "
-                         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
-    return key
+    """The key in ``path`` (surrounding whitespace stripped); ``ValueError`` naming the file otherwise (an
+    empty path, an unreadable or empty file included: auth fails closed)."""
+    return read_key(path, "--api-key-file")
 
 
 def key_file_is_private(path: str | Path) -> bool:
@@ -40,10 +31,16 @@ def key_file_is_private(path: str | Path) -> bool:
     return not (os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
-def api_key_file(explicit: str | None) -> str | None:
-    """``explicit``, else ``$MAHPPO_API_KEY_FILE``, as an absolute path (the replica may run elsewhere)."""
-    path = explicit or os.environ.get(API_KEY_ENV) or None
-    return str(Path(path).expanduser().resolve()) if path else None
+def api_key_file(explicit: str | None, no_auth: bool = False) -> str | None:
+    """The key file in force: ``explicit``, else ``$MAHPPO_API_KEY_FILE``, as an absolute path (the replica may
+    run elsewhere). Given but empty (``--api-key-file ''``, ``MAHPPO_API_KEY_FILE=``) is ``''``, which
+    ``load_api_key`` refuses: a deploy script with an unset variable must not serve everyone. ``no_auth``
+    (``--no-auth``) is the one way to serve without a key, and contradicts an explicit key file."""
+    if no_auth:
+        if explicit is not None:
+            raise ValueError(f"--no-auth with --api-key-file {explicit!r}: give one of them")
+        return None
+    return key_file_setting(explicit, API_KEY_ENV)
 
 
 def route_path(scope: dict) -> str:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from mahppo.commands._args import add_env_arguments, cell_from_args, emit_json, positive_int, resolve_policy
+from mahppo.commands._args import (
+    add_env_arguments,
+    add_signing_key_argument,
+    cell_from_args,
+    emit_json,
+    natural_int,
+    positive_int,
+    resolve_policy,
+)
 from mahppo.marl_env.metrics import format_cell, format_table
 from mahppo.marl_env.policies import BASELINES
 
@@ -41,10 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_env_arguments(p)
     p.add_argument("--episodes", type=positive_int, default=None,
                    help="episodes to average over (default 1; --scenario dynamic: its 32 evaluation episodes)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the first episode (and of random baselines) "
+    p.add_argument("--seed", type=natural_int, default=None, help="seed of the first episode (and of random baselines) "
                    "(default 0; --scenario dynamic: 1000000, its evaluation episodes)")
     p.add_argument("--lookahead", action="store_true",
                    help="decide every frame by rollouts of POLICY on the cell's own simulator: its decisions or a "
                    "better single-UE deviation (marl_env/lookahead.py; never worse than POLICY, docs/environment.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_signing_key_argument(p, writes=False)
     p.set_defaults(handler=_cmd_evaluate)
