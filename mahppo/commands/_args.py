@@ -253,3 +253,13 @@ def apply_signing_key(explicit: str | None) -> None:
         read_key(path, "--signing-key-file")
         os.environ[SIGNING_KEY_ENV] = path
     signing_key()
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    return value
