@@ -7,8 +7,10 @@ Pure ASGI / torch, no Ray: unit-testable on its own, used by ``serve.app``.
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,47 @@ class ApiKeyMiddleware:
             return
         for message in _json_response(401, UNAUTHORIZED, [(b"www-authenticate", b'Bearer realm="mahppo"')]):
             await send(message)
+
+
+# Lookahead requests (seconds of rollouts each, in a worker thread): their own small limit, never a decision
+# slot; each gets a time budget from its arrival, then the policy's own decisions (serve/planner.py)
+DEFAULT_MAX_CONCURRENT_LOOKAHEAD = 1
+
+
+class LookaheadGate:
+    """Admission of ``"lookahead": true`` requests, apart from the plain decisions' slots: at most ``limit``
+    in flight (a request counts until its worker thread has stopped, even after its client left), beyond
+    which the replica answers 503 with ``Retry-After`` at once. Counters for ``/healthz``. Thread-safe."""
+
+    def __init__(self, limit: int, budget_s: float):
+        self.limit, self.budget_s = int(limit), float(budget_s)
+        self.in_flight = self.rejected = self.fallbacks = self.cancelled = self.answered = 0
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self.in_flight >= self.limit:
+                self.rejected += 1
+                return False
+            self.in_flight += 1
+            return True
+
+    def leave(self, fallback: str | None = None, cancelled: bool = False) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.cancelled += cancelled
+            self.fallbacks += fallback is not None and not cancelled
+            self.answered += not cancelled
+
+    @property
+    def retry_after_s(self) -> int:
+        """When a rejected client may try again: one budget, whole seconds."""
+        return max(1, math.ceil(self.budget_s))
+
+    def health(self) -> dict[str, float | int]:
+        return {"in_flight": self.in_flight, "limit": self.limit, "budget_s": self.budget_s,
+                "answered": self.answered, "fallbacks": self.fallbacks, "cancelled": self.cancelled,
+                "rejected": self.rejected}
 
 
 def policy_problem(policy: Any, normalizer: Any, agents: list[str]) -> str | None:

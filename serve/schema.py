@@ -78,6 +78,10 @@ class DecideResponse(BaseModel):
     decisions: list[Decision] = Field(description="one per UE, in the order of the request")
     policy_id: str
     lookahead: bool = Field(default=False, description="whether the lookahead chose these decisions")
+    lookahead_fallback: str | None = Field(default=None, description="with lookahead requested: why these are "
+                                           "the policy's own decisions (its time budget was spent, the request "
+                                           "was cancelled, the cell needs more frames than the lookahead looks "
+                                           "ahead); absent when the lookahead chose them")
 
 
 class RequestError(ValueError):
@@ -277,7 +281,7 @@ def act_on(policy: Any, inputs: list[np.ndarray], deterministic: bool) -> list[t
 
 
 def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray, ...], policy_id: str,
-                  p_max_w: float, lookahead: bool = False) -> dict[str, Any]:
+                  p_max_w: float, lookahead: bool = False, fallback: str | None = None) -> dict[str, Any]:
     """The ``/v1/decide`` reply (``DecideResponse``'s shape) from one state pool's actions (indexed by
     ``pos``); powers as the UE applies them (the simulator's clip). A non-finite power is the policy's
     fault (500), never the request's."""
@@ -287,9 +291,12 @@ def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray,
     if not np.all(np.isfinite(pws)):
         raise RequestError("policy", f"{policy_id} produced a non-finite power", status=500)
     pws = clip_power(pws, p_max_w)
-    return {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
+    body = {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
                            "power_w": float(pws[p])} for ue, p in zip(ues, pos, strict=True)],
-            "policy_id": policy_id, "lookahead": lookahead}
+            "policy_id": policy_id, "lookahead": lookahead and fallback is None}
+    if lookahead and fallback is not None:
+        body["lookahead_fallback"] = f"{fallback}: the policy's own decisions"
+    return body
 
 
 def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:

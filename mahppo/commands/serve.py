@@ -22,9 +22,10 @@ from mahppo.commands._args import (
 )
 from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
+from mahppo.marl_env.lookahead import DEFAULT_BUDGET_S
 from mahppo.marl_env.metrics import format_table
 from mahppo.serve.client import check_port_free, example_pool
-from mahppo.serve.guards import load_api_key
+from mahppo.serve.guards import DEFAULT_MAX_CONCURRENT_LOOKAHEAD, load_api_key
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -53,7 +54,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         source["checkpoint"] = args.checkpoint
     app_args = AppArgs(**source, no_auth=args.no_auth, max_batch_size=args.max_batch_size,
                        batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas,
-                       read_timeout_s=args.read_timeout, api_key_file=key_file)
+                       read_timeout_s=args.read_timeout, api_key_file=key_file,
+                       max_concurrent_lookahead=args.max_lookahead, lookahead_budget_s=args.lookahead_budget)
     application = build_app(app_args)  # FileNotFoundError for a directory without a checkpoint
     check_port_free(args.host, args.port)
     preflight(application._bound_deployment.init_args[0])  # the replica's load, here, in seconds
@@ -237,6 +239,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch-size", type=_positive_int, default=32, help="requests per forward pass")
     p.add_argument("--batch-wait-ms", type=milliseconds, default=1.0,
                    help="how long a batch waits to fill, 0..1000 ms (default 1)")
+    p.add_argument("--max-lookahead", type=natural_int, default=DEFAULT_MAX_CONCURRENT_LOOKAHEAD, metavar="N",
+                   help="`\"lookahead\": true` requests in flight per replica, apart from the plain decisions' slots; "
+                   f"beyond, 503 + Retry-After (0: lookahead off) (default {DEFAULT_MAX_CONCURRENT_LOOKAHEAD})")
+    p.add_argument("--lookahead-budget", type=_positive_float, default=DEFAULT_BUDGET_S, metavar="S",
+                   help="a lookahead request's time from its arrival; then the policy's own decisions, marked "
+                   f"`lookahead_fallback` in the reply (default {DEFAULT_BUDGET_S:g})")
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     p.add_argument("--verbose", action="store_true", help="show the replicas' logs")
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
