@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,25 +26,12 @@ MAX_UES = 16
 
 def shared_checkpoint(out: Path, max_ues: int = MAX_UES) -> Path:
     """A checkpoint of a freshly initialised shared actor (``--actor shared``, ``max_ues`` UEs at most)."""
-    import torch
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
-    import mahppo.marl_env as marl_env
     from mahppo.algorithms.experiment import Experiment
-    from mahppo.algorithms.rllib.mahppo import shared_action_space
-    from mahppo.algorithms.rllib.modules import SHARED_ID, SharedActorModule
-    from mahppo.algorithms.runs.checkpoints import write_acting_checkpoint
+    from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
 
-    torch.manual_seed(0)
     experiment = Experiment().with_flat({"num_ues": 3, "max_ues": max_ues, "actor": "shared"})
-    cfg = experiment.env
-    env = marl_env.parallel_env(**cfg.to_dict())
-    actor = RLModuleSpec(module_class=SharedActorModule, observation_space=env.observation_space("ue_0"),
-                         action_space=shared_action_space(cfg),
-                         model_config={"max_ues": max_ues, "token_freqs": 8}).build()
-    meta = {"policy_id": f"untrained-shared-{max_ues}", "iteration": 0, "env_steps": 0,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "experiment": experiment.to_dict()}
-    return write_acting_checkpoint({SHARED_ID: actor}, out / f"untrained-shared-{max_ues}", meta)
+    return write_untrained_checkpoint(experiment, out / f"untrained-shared-{max_ues}",
+                                      {"policy_id": f"untrained-shared-{max_ues}"})
 
 
 def worst_case_body(n: int = MAX_UES) -> bytes:

@@ -12,7 +12,6 @@ that lost the marker still counts). Prints one JSON line per trial, then the loa
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -21,8 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _read(path: str) -> bytes:
@@ -97,10 +94,11 @@ def main() -> int:
     ap.add_argument("--run-s", type=float, default=90.0, help="seconds each server serves before SIGKILL")
     ap.add_argument("--out", default="/tmp/serve_shutdown")
     args = ap.parse_args()
-    spec = importlib.util.spec_from_file_location("serve_load", ROOT / "benchmarks" / "serve_load.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    ckpt = mod.untrained_checkpoint(3, Path(args.out))
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
+
+    ckpt = write_untrained_checkpoint(Experiment().with_flat({"num_ues": 3, "actor": "per-ue"}),
+                                      Path(args.out) / "untrained-n3")
     from mahppo.serve.client import free_port
 
     for i in range(args.trials):

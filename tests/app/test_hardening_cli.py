@@ -4,7 +4,6 @@ are one line naming them, sidecars are checked by type and range and optionally 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import threading
@@ -15,7 +14,6 @@ import pytest
 
 from mahppo.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
 UE = {"ue_id": "ue_0", "tasks_left": 150, "local_time_left_s": 0.0, "bits_left": 0.0, "distance_m": 50.0}
 KEY = "k" * 12 + "-test-key-0123"
 
@@ -144,10 +142,10 @@ def test_a_bad_flag_is_one_line_naming_it(capsys, argv, flag):
 # -- sidecars: checked on load, optionally signed ------------------------------------------------
 
 def untrained(out: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("serve_load", ROOT / "benchmarks" / "serve_load.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.untrained_checkpoint(3, out)
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
+
+    return write_untrained_checkpoint(Experiment().with_flat({"num_ues": 3, "actor": "per-ue"}), out / "untrained-n3")
 
 
 @pytest.fixture(scope="module")
