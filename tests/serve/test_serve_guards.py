@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import httpx
@@ -306,3 +307,51 @@ def test_the_lookahead_gate_admits_its_limit_and_counts_the_rest():
     assert gate.health() == {"in_flight": 0, "limit": 2, "budget_s": 1.5, "answered": 1, "fallbacks": 1,
                              "cancelled": 1, "rejected": 1}
     assert gate.try_enter()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_the_reaper_kills_the_marked_processes_of_a_sigkilled_parent_even_respawned_ones(tmp_path):
+    """A parent that started the reaper, then marked children (one of which respawns a child when it loses
+    it, as Ray does with its agents), is SIGKILLed: nothing marked is left after a few seconds."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    parent_code = f"""
+import subprocess, sys, time
+from mahppo.serve.lifecycle import start_reaper
+start_reaper()
+respawner = "import subprocess, time\\nwhile True:\\n    p = subprocess.Popen(['sleep', '600'])\\n    p.wait()"
+subprocess.Popen([sys.executable, "-c", respawner])
+subprocess.Popen(["sleep", "600"])
+open({str(tmp_path / "ready")!r}, "w").close()
+time.sleep(600)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", parent_code])
+    marker = f"MAHPPO_RAY_OWNER={parent.pid}".encode()
+
+    def marked() -> list[int]:
+        out = []
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if marker in f.read().split(b"\0") and int(pid) != parent.pid:
+                        out.append(int(pid))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert len(marked()) >= 4  # the reaper, the respawner, its sleep, the other sleep
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    t0 = time.monotonic()
+    while marked() and time.monotonic() - t0 < 10:
+        time.sleep(0.2)
+    assert marked() == [] and time.monotonic() - t0 < 6

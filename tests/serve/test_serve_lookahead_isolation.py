@@ -25,7 +25,8 @@ BUDGET_S = 1.0
 
 @pytest.fixture(scope="module")
 def serve_lookahead(tmp_path_factory):
-    """(port, deploy(**args)): one Ray + Serve with the hardened proxy and a 16-UE shared policy."""
+    """(port, deploy(**args)): one Ray + Serve with the hardened proxy and a 16-UE shared policy, deployed
+    with a lookahead budget of ``BUDGET_S`` (a test that deploys other arguments puts these back after)."""
     import ray
     from ray import serve
 
@@ -47,6 +48,7 @@ def serve_lookahead(tmp_path_factory):
 
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
+        deploy(lookahead_budget_s=BUDGET_S)
         yield port, deploy
     finally:
         serve.shutdown()
@@ -59,9 +61,8 @@ def serve_lookahead(tmp_path_factory):
 
 
 def test_lookahead_load_never_turns_plain_decisions_away_and_each_answer_keeps_its_budget(serve_lookahead):
-    port, deploy = serve_lookahead
-    deploy(lookahead_budget_s=BUDGET_S)
-    result = asyncio.run(load("127.0.0.1", port, lookahead=30, seconds=8, plain_rate=10))
+    port, _ = serve_lookahead
+    result = asyncio.run(load("127.0.0.1", port, lookahead=30, seconds=6, plain_rate=10))
     assert result["plain_requests"] > 10 and result["plain_503"] == 0 and result["plain_other_errors"] == 0
     assert result["lookahead_answered"] >= 1 and result["lookahead_503"] >= 1 and result["lookahead_other"] == 0
     assert result["lookahead_fell_back"] == result["lookahead_answered"]  # the worst case needs minutes
@@ -71,8 +72,7 @@ def test_lookahead_load_never_turns_plain_decisions_away_and_each_answer_keeps_i
 
 
 def test_a_turned_away_lookahead_request_gets_503_with_retry_after(serve_lookahead):
-    port, deploy = serve_lookahead
-    deploy(lookahead_budget_s=BUDGET_S)
+    port, _ = serve_lookahead
 
     async def two():
         return await asyncio.gather(post("127.0.0.1", port, worst_case_body()),
@@ -80,6 +80,20 @@ def test_a_turned_away_lookahead_request_gets_503_with_retry_after(serve_lookahe
 
     statuses = sorted((s, h.get("retry-after"), r.get("field")) for s, h, _, r in asyncio.run(two()))
     assert statuses[0][0] == 200 and statuses[1] == (503, "1", "request")
+
+
+def test_a_declared_100_mb_body_gets_413_at_once(serve_lookahead):
+    port, _ = serve_lookahead
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        t0 = time.monotonic()
+        s.sendall(b"POST /v1/decide HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: 100000000\r\n\r\n")
+        try:
+            s.sendall(b"x" * (1 << 20))
+        except OSError:
+            pass  # the server answered and closed first
+        reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413") and time.monotonic() - t0 < 3
 
 
 def test_a_client_that_goes_away_stops_its_lookahead_and_healthz_counts_it_until_then(serve_lookahead):
@@ -102,18 +116,4 @@ def test_a_client_that_goes_away_stops_its_lookahead_and_healthz_counts_it_until
     assert time.monotonic() - t0 < 10
     status, reply = client.request("POST", "/v1/decide", plain_body())
     assert status == 200
-
-
-def test_a_declared_100_mb_body_gets_413_at_once(serve_lookahead):
-    port, deploy = serve_lookahead
-    deploy()
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        t0 = time.monotonic()
-        s.sendall(b"POST /v1/decide HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                  b"content-length: 100000000\r\n\r\n")
-        try:
-            s.sendall(b"x" * (1 << 20))
-        except OSError:
-            pass  # the server answered and closed first
-        reply = s.recv(4096)
-    assert reply.startswith(b"HTTP/1.1 413") and time.monotonic() - t0 < 3
+    deploy(lookahead_budget_s=BUDGET_S)
