@@ -58,7 +58,6 @@ DEFAULT_READ_TIMEOUT_S = 10.0  # the whole body must arrive within this (stalled
 MAX_ONGOING_REQUESTS = 256
 DEFAULT_MAX_CONCURRENT_DECISIONS = 224
 
-
 app = FastAPI(
     title="mahppo edge decision-maker",
     version="1",
@@ -326,11 +325,11 @@ class DecisionMaker:
         cancel = threading.Event()
 
         def work() -> tuple[Any, str | None]:
-            actions, fallback = None, None
+            fallback = None
             try:
                 actions, fallback = planner.plan(request, budget_s=gate.budget_s, cancel=cancel, started=started)
                 return actions, fallback
-            finally:
+            finally:  # only now does it leave the gate: a cancelled request counts until its worker stops
                 gate.leave(fallback, cancelled=cancel.is_set())
 
         try:
@@ -377,9 +376,9 @@ class AppArgs(BaseModel):
     no_auth: bool = Field(default=False, description="serve without a key even when $MAHPPO_API_KEY_FILE is set")
     max_concurrent_decisions: int = Field(default=DEFAULT_MAX_CONCURRENT_DECISIONS, ge=1, description="decisions "
                                           "in flight per replica (keep below max_ongoing_requests; beyond: 503)")
-    max_concurrent_lookahead: int = Field(default=DEFAULT_MAX_CONCURRENT_LOOKAHEAD, ge=0, le=64, description=""
-                                          "lookahead requests in flight per replica, apart from the decisions' "
-                                          "slots (beyond: 503 + Retry-After; 0: lookahead off)")
+    max_concurrent_lookahead: int = Field(default=DEFAULT_MAX_CONCURRENT_LOOKAHEAD, ge=0, le=64,
+                                          description="lookahead requests in flight per replica, apart from the "
+                                          "decisions' slots (beyond: 503 + Retry-After; 0: lookahead off)")
     lookahead_budget_s: float = Field(default=DEFAULT_BUDGET_S, gt=0, le=60, description="a lookahead request's "
                                       "time from its arrival; then the policy's own decisions, marked so")
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI for model_uri")
