@@ -52,10 +52,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         source["checkpoint"] = str(download_model(args.model_uri))  # fail here, not in the replica
     else:
         source["checkpoint"] = args.checkpoint
-    app_args = AppArgs(**source, no_auth=args.no_auth, max_batch_size=args.max_batch_size,
-                       batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas,
-                       read_timeout_s=args.read_timeout, api_key_file=key_file,
-                       max_concurrent_lookahead=args.max_lookahead, lookahead_budget_s=args.lookahead_budget)
+    app_args = _app_args(AppArgs, **source, no_auth=args.no_auth, max_batch_size=args.max_batch_size,
+                         batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas,
+                         read_timeout_s=args.read_timeout, api_key_file=key_file,
+                         max_concurrent_lookahead=args.max_lookahead, lookahead_budget_s=args.lookahead_budget)
     application = build_app(app_args)  # FileNotFoundError for a directory without a checkpoint
     check_port_free(args.host, args.port)
     preflight(application._bound_deployment.init_args[0])  # the replica's load, here, in seconds
@@ -116,6 +116,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             if reaper is not None:
                 reaper.stdin.close()  # (it finds nothing left to stop)
     return 0
+
+
+# AppArgs' fields -> the flags that set them (an out-of-range value is one line naming the flag)
+_FLAGS = {"max_batch_size": "--max-batch-size", "batch_wait_timeout_s": "--batch-wait-ms", "num_replicas": "--replicas",
+          "read_timeout_s": "--read-timeout", "max_concurrent_lookahead": "--max-lookahead",
+          "lookahead_budget_s": "--lookahead-budget", "api_key_file": "--api-key-file", "no_auth": "--no-auth"}
+
+
+def _app_args(cls: Any, **values: Any) -> Any:
+    """``AppArgs(**values)``; a value it refuses is a ``ValueError`` naming the flag, not pydantic's dump."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else ""
+        flag = _FLAGS.get(field, field or "arguments")
+        shown = values.get(field)
+        if field == "batch_wait_timeout_s" and shown is not None:
+            shown = shown * 1000.0
+        given = f" {shown!r}" if field in values else ""
+        raise ValueError(f"{flag}{given}: {first['msg']}") from None
 
 
 def _is_loopback(host: str) -> bool:

@@ -73,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train on a local Ray (or --address), checkpoint every few iterations, "
                        "then compare with every baseline on the test scenario.")
     add_env_arguments(p, scenario=False)
-    p.add_argument("--out", default=None, help="output directory (default runs/ALGO-nN-seedS)")
+    p.add_argument("--out", default=None, help="output directory (default runs/ALGO-nN-seedS; with --resume: "
+                   "the resumed run's own folder or nothing: a resumed run is never moved or rewritten elsewhere)")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue a run from its newest complete checkpoint (only runs you trust: resuming "
                    "reads RLlib's pickles)")

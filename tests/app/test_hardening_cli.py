@@ -139,6 +139,16 @@ def test_a_bad_flag_is_one_line_naming_it(capsys, argv, flag):
     assert exc.value.code == 2 and f"argument {flag}" in err and "Traceback" not in err and "pydantic" not in err
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["--max-batch-size", "5000"], "--max-batch-size 5000: Input should be less than or equal to 1024"),
+    (["--lookahead-budget", "100"], "--lookahead-budget 100.0: Input should be less than or equal to 60"),
+    (["--max-lookahead", "100"], "--max-lookahead 100: Input should be less than or equal to 64"),
+])
+def test_serve_settings_out_of_range_are_one_line_naming_the_flag(tmp_path, capsys, argv, flag):
+    code, _, err = cli(capsys, "serve", "--checkpoint", str(tmp_path), *argv)
+    assert code == 2 and flag in err and len(err.strip().splitlines()) == 1 and "validation error" not in err
+
+
 # -- sidecars: checked on load, optionally signed ------------------------------------------------
 
 def untrained(out: Path) -> Path:
