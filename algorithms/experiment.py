@@ -26,7 +26,10 @@ SAMPLERS = ("vector", "rllib")  # algorithms/rllib/sampler.py's VectorEnvRunner,
 class RunSettings:
     """How one training run is executed and tracked."""
 
-    steps: int = field(default=50_000, metadata={"help": "env steps (frames) to train"})
+    steps: int = field(default=50_000, metadata={
+        "help": "env steps (frames) to train, the warm start's teacher frames included; the run stops after the "
+        "first PPO iteration (memory_size steps) that reaches it, so it may go past it by one iteration, or by "
+        "the whole warm start when that alone is longer: `mahppo train` prints this plan before it starts"})
     seed: int = field(default=0, metadata={"help": "seed of the RLlib algorithm and the training envs"})
     algo: str = field(default="mahppo", metadata={
         "help": "mahppo; ippo = RLlib's stock PPO with per-UE value functions (ablation)", "choices": ALGOS})
@@ -148,8 +151,9 @@ class Experiment:
         return {"env": self.env.to_dict(), "algo": asdict(self.algo), "run": run}
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "experiment") -> Experiment:
-        """Nested ``{"env": ..., "algo": ..., "run": ...}`` (missing sections take the defaults)."""
+    def from_dict(cls, data: Any, where: str = "experiment", consistent: bool = True) -> Experiment:
+        """Nested ``{"env": ..., "algo": ..., "run": ...}`` (missing sections take the defaults). Every field is
+        checked by type and range; ``consistent``: the sections together too (``validate``)."""
         if not isinstance(data, dict):
             raise ValueError(f"{where} = {data!r} must be a mapping of env, algo, run")
         for key in data:
@@ -162,6 +166,8 @@ class Experiment:
             raise ValueError(f"{where}: env.{exc}") from None
         algo = _build(MAHPPOParams, data.get("algo", {}), f"{where}: algo")
         run = _build(RunSettings, data.get("run", {}), f"{where}: run")
+        if not consistent:
+            return cls(env=env, algo=algo, run=run)
         try:
             return cls(env=env, algo=algo, run=run).validate()
         except ValueError as exc:

@@ -50,7 +50,7 @@ SEEDED_COMMANDS = ("train", "tune", "reproduce", "demo")
 
 def main(argv: Sequence[str] | None = None) -> int:
     from mahppo import quiet
-    from mahppo.commands._args import json_output
+    from mahppo.commands._args import apply_signing_key, json_output
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet.install()  # known-harmless Ray/RLlib/MLflow messages (listed in mahppo/quiet.py)
     try:
         with json_output(getattr(args, "json", False)):  # --json: stdout holds the one JSON document
+            apply_signing_key(getattr(args, "signing_key_file", None))  # a bad key file: an error before any work
             return int(args.handler(args) or 0)
     except (UsageError, ValueError, FileNotFoundError) as exc:
         print(f"mahppo {args.command}: error: {exc}", file=sys.stderr)

@@ -155,6 +155,9 @@ class UESpec:
     num_tasks: int | None = None
 
 
+MAX_DISTANCE_M = 1e5  # the largest d_max_m (100 km): a bound on every distance the env and Serve take
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """All parameters of the system; names follow the paper (Sec. 6.3.1 defaults). The default cell is the
@@ -252,6 +255,9 @@ class EnvConfig:
                      "p_max_w", "d_min_m"):
             _check_pos(name, getattr(self, name))
         _check_pos("d_max_m", self.d_max_m)
+        if self.d_max_m > MAX_DISTANCE_M:
+            raise ValueError(f"d_max_m = {self.d_max_m!r} is above {MAX_DISTANCE_M:g} m (no radio cell is larger: "
+                             "Eq. 5's path loss would underflow)")
         if self.d_max_m < self.d_min_m:
             raise ValueError(f"d_max_m = {self.d_max_m!r} must be >= d_min_m = {self.d_min_m!r}")
         if isinstance(self.beta, bool) or not isinstance(self.beta, int | float) or not (
@@ -308,6 +314,9 @@ class EnvConfig:
         for i, spec in enumerate(self.specs):
             if spec.distance_m is not None:
                 _check_pos(f"ue_specs[{i}].distance_m", spec.distance_m)
+                if spec.distance_m > self.d_max_m:
+                    raise ValueError(f"ue_specs[{i}].distance_m = {spec.distance_m!r} is above d_max_m = "
+                                     f"{self.d_max_m!r} (the cell's radius)")
             if spec.num_tasks is not None:
                 _check_int(f"ue_specs[{i}].num_tasks", spec.num_tasks, 1)
         cache: dict[str, DNNProfile] = {}

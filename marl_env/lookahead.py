@@ -28,6 +28,11 @@ matters most (the UEs the base decision has sending, which share the channels, t
 most local work left, which set the makespan and the costly last frame); with at most ``deviators``
 UEs (8 by default) every UE deviates, as before.
 
+A time budget (``budget_s``, ``DEFAULT_BUDGET_S`` in ``mahppo evaluate --lookahead`` and in Serve, per frame)
+and a cancel flag (``cancel``, a ``threading.Event``: Serve sets it when the client goes away) stop the
+search: the frame then gets the base policy's own decisions, counted in ``fallbacks`` and said in
+``last_fallback``. A budget makes the result depend on the machine's speed; ``budget_s=None`` has none.
+
 ``rounds`` repeats the search from the best decisions so far (improving one UE at a time) while it
 improves. Cost: up to ``rounds (min(N, deviators) (B + 1 + C - 1 + len(powers)))`` rollouts per frame,
 each to the end of the episode; all rollouts of a round advance together, with one batched decision per simulated frame
@@ -36,8 +41,9 @@ when the base policy has ``act_many`` (a trained policy). Measured time per fram
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,13 +57,23 @@ if TYPE_CHECKING:
 POWERS = (0.1, 0.3, 1.0)  # the power grid of the deviations, x p_max (rotate's best powers span 0.1-1 W)
 MAX_FRAMES = 500  # a rollout not finished by then scores -inf (the test cell's Local takes 19 frames)
 DEVIATORS = 8  # the most UEs that deviate per round (module doc): rollouts per frame bounded in N
+DEFAULT_BUDGET_S = 2.0  # per frame (per Serve request): then the base policy's own decisions
+
+
+class _Stop(Exception):
+    """The search of one frame stopped (budget spent or cancelled); ``reason`` says which."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Lookahead:
     """The rollout policy of ``base`` (module doc): the base's decisions or the best single-UE deviation."""
 
     def __init__(self, base: Policy, powers: tuple[float, ...] = POWERS, rounds: int = 3,
-                 max_frames: int = MAX_FRAMES, deviators: int | None = DEVIATORS):
+                 max_frames: int = MAX_FRAMES, deviators: int | None = DEVIATORS,
+                 budget_s: float | None = None):
         if not powers or any(isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q <= 1
                              for q in powers):
             raise ValueError(f"lookahead: powers = {powers!r} must be fractions of p_max in (0, 1]")
@@ -68,7 +84,15 @@ class Lookahead:
         if deviators is not None and (isinstance(deviators, bool) or not isinstance(deviators, int) or deviators < 1):
             raise ValueError(f"lookahead: deviators = {deviators!r} must be an integer >= 1 (or None: every UE)")
         self.deviators = deviators
+        if budget_s is not None and (isinstance(budget_s, bool) or not isinstance(budget_s, int | float)
+                                     or not 0 < budget_s < float("inf")):
+            raise ValueError(f"lookahead: budget_s = {budget_s!r} must be a number of seconds > 0, or None")
         self.base, self.powers, self.rounds, self.max_frames = base, tuple(float(q) for q in powers), rounds, max_frames
+        self.budget_s = budget_s
+        self.cancel: Any = None  # a threading.Event: set, the current search stops (the client went away)
+        self._deadline: float | None = None
+        self.fallbacks = 0  # frames whose search was stopped (budget, cancel): the base's own decisions
+        self.last_fallback: str | None = None  # why the last frame got the base's own decisions, or None
         self.name = f"{base.name}+lookahead"
         self._cell: EnvConfig | None = None  # the cell the simulators below are of
         self._sims: list[CollabInferenceEnv] = []  # one per rollout of a batch, reused frame to frame
@@ -83,20 +107,33 @@ class Lookahead:
         cell = view.config.with_updates(render_mode=None)  # its max_frames too: rollouts end where the episode does
         if cell != self._cell:
             self._cell, self._sims, self._views = cell, [], []
-        self.frames = self.rollouts = self.deviations = 0
+        self.frames = self.rollouts = self.deviations = self.fallbacks = 0
         self.gave_up = False
+        self.last_fallback = None
 
     def act(self, view: SystemView) -> Actions:
         if self._cell is None:
             raise RuntimeError(f"{self.name}: call reset(view) first")
+        self._deadline = None if self.budget_s is None else time.monotonic() + self.budget_s
         base = tuple(np.array(a, copy=True) for a in self.base.act(view))
         self.frames += 1
+        self.last_fallback = None
         if self.gave_up:
+            self.last_fallback = f"the base policy does not finish within {self.max_frames} frames"
             return base  # type: ignore[return-value]
+        try:
+            return self._search(view, base)  # type: ignore[arg-type]
+        except _Stop as stop:
+            self.fallbacks += 1
+            self.last_fallback = stop.reason
+            return base  # type: ignore[return-value]
+
+    def _search(self, view: SystemView, base: Actions) -> Actions:
         snap = view.snapshot()
         best, best_val = base, float(self.returns(snap, [base])[0])  # type: ignore[list-item]
         if not np.isfinite(best_val):  # the base does not finish from here: nothing to compare with
             self.gave_up = True
+            self.last_fallback = f"the base policy does not finish within {self.max_frames} frames"
             return best  # type: ignore[return-value]
         for _ in range(self.rounds):  # from the best so far, again: improving one UE at a time
             start = best
@@ -154,6 +191,7 @@ class Lookahead:
         live, actions = list(range(len(firsts))), list(firsts)
         cut = self._cell.max_frames if self._cell is not None and self._cell.max_frames else None
         for _ in range(self.max_frames):
+            self._check()
             still = []
             for j, action in zip(live, actions, strict=True):
                 totals[j] += sims[j].advance(*action)
@@ -167,6 +205,12 @@ class Lookahead:
                 break
             actions = self._decide([self._views[j] for j in live])
         return np.where(finished | (totals <= floor), totals, -np.inf)
+
+    def _check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Stop("cancelled")
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise _Stop(f"the lookahead's time budget of {self.budget_s:g} s was spent")
 
     def _decide(self, views: list[SystemView]) -> list[Actions]:
         many = getattr(self.base, "act_many", None)

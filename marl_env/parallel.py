@@ -266,6 +266,8 @@ class CollabInferenceEnv(ParallelEnv):
         return SystemView(self)
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+            raise ValueError(f"reset: seed = {seed!r} must be an integer >= 0 or None")
         if seed is not None:
             self._rng = np.random.default_rng(seed)
             self._key_rng = np.random.default_rng([seed, KEY_STREAM])
@@ -350,7 +352,7 @@ class CollabInferenceEnv(ParallelEnv):
         """Validate per-UE action arrays (``agents`` order): shapes, point and channel ranges, no NaN
         power. Errors name the agent and the field; powers are left for the simulator to clip."""
         s = self.system
-        points, channels = np.asarray(points), np.asarray(channels)
+        points, channels = _int_array(points, "partition point"), _int_array(channels, "channel")
         powers = np.asarray(powers, dtype=np.float64)
         if points.shape != (s.n,) or channels.shape != (s.n,) or powers.shape != (s.n,):
             raise ValueError(f"actions of shapes {points.shape}, {channels.shape}, {powers.shape}; "
@@ -433,12 +435,25 @@ def _unpack(agent: str, action: Any) -> tuple[int, int, float]:
 _INT_TYPES = frozenset({int, np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32, np.uint64})
 
 
+def _int_array(values: Any, field: str) -> np.ndarray:
+    """Per-UE integers as int64; a value beyond int64 is a ``ValueError`` naming the UE and the field."""
+    try:
+        return np.asarray(values, dtype=np.int64) if not isinstance(values, np.ndarray) else values
+    except (OverflowError, TypeError, ValueError):
+        for i, v in enumerate(np.asarray(values, dtype=object).reshape(-1)):
+            try:
+                np.int64(v)
+            except (OverflowError, TypeError, ValueError):
+                raise ValueError(f"ue_{i}: {field} = {v!r} is not an integer in range") from None
+        raise ValueError(f"{field}s = {values!r} must be integers") from None
+
+
 def _as_int(agent: str, field: str, v: Any) -> int:
-    if type(v) in _INT_TYPES:
-        return int(v)
     if isinstance(v, np.ndarray) and v.size == 1:
         return _as_int(agent, field, v.reshape(-1)[0])
-    if isinstance(v, float | np.floating) and float(v).is_integer():
+    if type(v) in _INT_TYPES or isinstance(v, float | np.floating) and float(v).is_integer():
+        if not -(2**63) <= int(v) < 2**63:  # the env's arrays are int64
+            raise ValueError(f"{agent}: {field} = {v!r} is out of range")
         return int(v)
     raise ValueError(f"{agent}: {field} = {v!r} must be an integer")
 

@@ -1,5 +1,5 @@
 """Runtime utilities every package may use: connecting to a Ray cluster (``cluster``) and the fixed
-``PYTHONHASHSEED`` restart (``hashseed``). Imports nothing of ours."""
+``PYTHONHASHSEED`` restart (``hashseed``), key files (``keys``). Imports nothing of ours."""
 
 from importlib.metadata import PackageNotFoundError, version
 

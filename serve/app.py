@@ -13,6 +13,7 @@ forward pass (``TrainedPolicy.act_batch``).
 import asyncio
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,16 @@ from ray import serve
 from ray.serve import Application
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mahppo.marl_env.lookahead import DEFAULT_BUDGET_S
 from mahppo.serve.docs import docs_page
-from mahppo.serve.guards import ApiKeyMiddleware, api_key_file, load_api_key, policy_problem
+from mahppo.serve.guards import (
+    DEFAULT_MAX_CONCURRENT_LOOKAHEAD,
+    ApiKeyMiddleware,
+    LookaheadGate,
+    api_key_file,
+    load_api_key,
+    policy_problem,
+)
 from mahppo.serve.planner import planner_for
 from mahppo.serve.schema import (
     DecideRequest,
@@ -71,6 +80,17 @@ async def _docs() -> HTMLResponse:
 class _BodyTooLarge(StarletteHTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"body: request body exceeds the limit of {limit} bytes")
+
+
+class _Busy(StarletteHTTPException):
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(503, f"request: {message}", headers={"retry-after": str(retry_after_s)})
+
+
+def _busy(message: str, retry_after_s: int) -> JSONResponse:
+    response = _error(503, "request", message)
+    response.headers["retry-after"] = str(retry_after_s)
+    return response
 
 
 class _BodyTooSlow(StarletteHTTPException):
@@ -214,7 +234,9 @@ class DecisionMaker:
                  batch_wait_timeout_s: float = DEFAULT_BATCH_WAIT_S,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, tracking_uri: str | None = None,
                  read_timeout_s: float = DEFAULT_READ_TIMEOUT_S, api_key_file: str | None = None,
-                 max_concurrent_decisions: int = DEFAULT_MAX_CONCURRENT_DECISIONS):
+                 max_concurrent_decisions: int = DEFAULT_MAX_CONCURRENT_DECISIONS,
+                 max_concurrent_lookahead: int = DEFAULT_MAX_CONCURRENT_LOOKAHEAD,
+                 lookahead_budget_s: float = DEFAULT_BUDGET_S):
         os.environ["OMP_NUM_THREADS"] = "1"
         if tracking_uri:
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -229,10 +251,11 @@ class DecisionMaker:
         self.problem = policy_problem(self.policy, self.normalizer, self.model_info["agents"])  # None: finite
         app.state.max_body_bytes = int(max_body_bytes)
         app.state.read_timeout_s = float(read_timeout_s)
-        app.state.api_key = load_api_key(api_key_file) if api_key_file else None
+        app.state.api_key = load_api_key(api_key_file) if api_key_file is not None else None
         self.max_concurrent_decisions = int(max_concurrent_decisions)
         self.deciding = 0
         self.rejected = 0
+        self.lookahead_gate = LookaheadGate(max_concurrent_lookahead, lookahead_budget_s)
         self._act.set_max_batch_size(int(max_batch_size))
         self._act.set_batch_wait_timeout_s(float(batch_wait_timeout_s))
         self.max_batch_size = int(max_batch_size)
@@ -243,10 +266,12 @@ class DecisionMaker:
     @app.get("/healthz", responses={503: {"description": "the policy's outputs are not finite (`problem`)"}})
     async def healthz(self) -> Response:
         """Health (503 when the policy cannot give finite decisions), plus counters: requests decided,
-        forward batches run, decisions in flight and turned away, the replica's CPU time and RSS."""
+        forward batches run, decisions in flight and turned away, lookahead requests (in flight until their
+        worker stops, answered, fallen back to the policy's own decisions, cancelled, turned away), the
+        replica's CPU time and RSS."""
         body = {"status": "unhealthy" if self.problem else "ok", "policy_id": self.policy.name,
                 "requests": self.requests, "batches": self.batches, "max_batch_size": self.max_batch_size,
-                "deciding": self.deciding, "rejected": self.rejected,
+                "deciding": self.deciding, "rejected": self.rejected, "lookahead": self.lookahead_gate.health(),
                 "uptime_s": round(time.time() - self.started, 3), "cpu_s": time.process_time(),
                 "rss_bytes": _rss_bytes()}
         if self.problem:
@@ -264,28 +289,55 @@ class DecisionMaker:
               "match the policy's; `field` names it"}})
     async def decide(self, request: DecideRequest) -> Response:
         """The next frame's decision for every UE of the state pool."""
+        started = time.monotonic()
         state, pos = self.normalizer.inputs(request.ues)
-        if self.deciding >= self.max_concurrent_decisions:  # keep slots free for /healthz
-            self.rejected += 1
-            response = _error(503, "request", f"the replica is deciding {self.deciding} requests, its limit; retry")
-            response.headers["retry-after"] = "1"
-            return response
-        planner = planner_for(self.policy) if request.lookahead else None  # 422 for a per-UE policy
-        self.deciding += 1
-        try:
-            if planner is not None:  # rollouts on a simulator of the cell: off the event loop, one at a time
-                pts, chs, pws = await asyncio.to_thread(planner.decide, request)
-            else:
+        fallback = None
+        if request.lookahead:
+            pts, chs, pws, fallback = await self._lookahead(request, started)  # never a decision slot
+        else:
+            if self.deciding >= self.max_concurrent_decisions:  # keep slots free for /healthz
+                self.rejected += 1
+                return _busy(f"the replica is deciding {self.deciding} requests, its limit; retry", 1)
+            self.deciding += 1
+            try:
                 pts, chs, pws = await self._act((state, request.deterministic))
-        finally:
-            self.deciding -= 1
+            finally:
+                self.deciding -= 1
         self.requests += 1
         if not np.all(np.isfinite(pws)):  # a broken checkpoint, never the request's fault
             self.problem = self.problem or f"non-finite transmit power for a request (policy {self.policy.name})"
         body = decision_body(request.ues, pos, (pts, chs, pws), self.policy.name, self.model_info["p_max_w"],
-                             lookahead=request.lookahead)
+                             lookahead=request.lookahead, fallback=fallback)
         # already the shape of DecideResponse (the documented schema): skip re-validating it
         return Response(json.dumps(body).encode(), media_type="application/json")
+
+    async def _lookahead(self, request: DecideRequest, started: float) -> tuple[Any, Any, Any, str | None]:
+        """The lookahead's decisions in a worker thread, admitted by ``lookahead_gate`` (else ``_Busy``: 503 +
+        Retry-After); within the gate's time budget from ``started``; stopped (cancel flag) when the client
+        goes away (Serve cancels this coroutine); counted in flight until the worker has stopped."""
+        planner = planner_for(self.policy)  # 422 for a per-UE policy
+        gate = self.lookahead_gate
+        if gate.limit == 0:
+            raise RequestError("lookahead", "true: the lookahead is off on this server (max_concurrent_lookahead = 0)")
+        if not gate.try_enter():
+            raise _Busy(f"lookahead: {gate.in_flight} lookahead requests in flight, the replica's limit "
+                        f"(plain decisions are not limited by it); retry", gate.retry_after_s)
+        cancel = threading.Event()
+
+        def work() -> tuple[Any, str | None]:
+            fallback = None
+            try:
+                actions, fallback = planner.plan(request, budget_s=gate.budget_s, cancel=cancel, started=started)
+                return actions, fallback
+            finally:  # only now does it leave the gate: a cancelled request counts until its worker stops
+                gate.leave(fallback, cancelled=cancel.is_set())
+
+        try:
+            (pts, chs, pws), fallback = await asyncio.to_thread(work)
+        except asyncio.CancelledError:
+            cancel.set()  # the client went away: the worker stops at its next simulated frame
+            raise
+        return pts, chs, pws, fallback
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
     async def _act(self, items: list[tuple[np.ndarray, bool]]) -> list[tuple[np.ndarray, ...]]:
@@ -319,9 +371,16 @@ class AppArgs(BaseModel):
     read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0, le=3600,
                                   description="the request body must arrive within this (else 408)")
     api_key_file: str | None = Field(default=None, description="a file holding the bearer key every route but "
-                                     "/healthz requires (default $MAHPPO_API_KEY_FILE; none: no key)")
+                                     "/healthz requires (default $MAHPPO_API_KEY_FILE; an empty path or file is an "
+                                     "error: no_auth is the one way to serve without a key)")
+    no_auth: bool = Field(default=False, description="serve without a key even when $MAHPPO_API_KEY_FILE is set")
     max_concurrent_decisions: int = Field(default=DEFAULT_MAX_CONCURRENT_DECISIONS, ge=1, description="decisions "
                                           "in flight per replica (keep below max_ongoing_requests; beyond: 503)")
+    max_concurrent_lookahead: int = Field(default=DEFAULT_MAX_CONCURRENT_LOOKAHEAD, ge=0, le=64,
+                                          description="lookahead requests in flight per replica, apart from the "
+                                          "decisions' slots (beyond: 503 + Retry-After; 0: lookahead off)")
+    lookahead_budget_s: float = Field(default=DEFAULT_BUDGET_S, gt=0, le=60, description="a lookahead request's "
+                                      "time from its arrival; then the policy's own decisions, marked so")
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI for model_uri")
     num_replicas: int | None = Field(default=None, ge=1, description="default 1 (or the config file's)")
 
@@ -352,12 +411,14 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
     if not isinstance(args, AppArgs):
         args = AppArgs.model_validate(args)
     source, tracking = resolve_source(args)
-    key_file = api_key_file(args.api_key_file)
-    if key_file:
-        load_api_key(key_file)  # a bad key file fails here, not in the replica
+    key_file = api_key_file(args.api_key_file, args.no_auth)
+    if key_file is not None:
+        load_api_key(key_file)  # a bad or empty key file (or path) fails here, not in the replica
     deployment = DecisionMaker if args.num_replicas is None else DecisionMaker.options(num_replicas=args.num_replicas)
     return deployment.bind(source, max_batch_size=args.max_batch_size,
                            batch_wait_timeout_s=args.batch_wait_timeout_s,
                            max_body_bytes=args.max_body_bytes, tracking_uri=tracking,
                            read_timeout_s=args.read_timeout_s, api_key_file=key_file,
-                           max_concurrent_decisions=args.max_concurrent_decisions)
+                           max_concurrent_decisions=args.max_concurrent_decisions,
+                           max_concurrent_lookahead=args.max_concurrent_lookahead,
+                           lookahead_budget_s=args.lookahead_budget_s)

@@ -102,6 +102,10 @@ class DecisionClient:
                            **({"lookahead": True} if lookahead else {})}).encode()
         return self._get_ok("POST", "/v1/decide", body)["decisions"]
 
+    def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``/v1/decide`` exactly as given; the whole reply (``DecideResponse``)."""
+        return self._get_ok("POST", "/v1/decide", json.dumps(body).encode())
+
     def decide_arrays(self, tasks_left: Any, total_tasks: Any, local_time_left_s: Any, bits_left: Any,
                       distance_m: Any, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Arrays over ue_0..ue_{N-1} in, ``(points, channels, powers)`` arrays out."""

@@ -7,32 +7,25 @@ Pure ASGI / torch, no Ray: unit-testable on its own, used by ``serve.app``.
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mahppo.runtime.keys import key_file_setting, read_key
+
 API_KEY_ENV = "MAHPPO_API_KEY_FILE"  # the default of `--api-key-file` / `api_key_file`
-MIN_KEY_CHARS = 16
 OPEN_PATHS = frozenset({"/healthz"})  # answered without a key (load balancers, liveness probes)
 
 
 def load_api_key(path: str | Path) -> str:
-    """The key in ``path`` (surrounding whitespace stripped); ``ValueError`` naming the file otherwise."""
-    p = Path(path).expanduser()
-    try:
-        key = p.read_text().strip()
-    except OSError as exc:
-        raise ValueError(f"--api-key-file {p}: cannot read it ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--api-key-file {p}: not a text file") from None
-    if len(key) < MIN_KEY_CHARS or any(c.isspace() for c in key) or not key.isprintable():
-        raise ValueError(f"--api-key-file {p}: the key must be one line of at least {MIN_KEY_CHARS} printable "
-                         "characters without spaces (make one with "
-                         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
-    return key
+    """The key in ``path`` (surrounding whitespace stripped); ``ValueError`` naming the file otherwise (an
+    empty path, an unreadable or empty file included: auth fails closed)."""
+    return read_key(path, "--api-key-file")
 
 
 def key_file_is_private(path: str | Path) -> bool:
@@ -40,10 +33,16 @@ def key_file_is_private(path: str | Path) -> bool:
     return not (os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
-def api_key_file(explicit: str | None) -> str | None:
-    """``explicit``, else ``$MAHPPO_API_KEY_FILE``, as an absolute path (the replica may run elsewhere)."""
-    path = explicit or os.environ.get(API_KEY_ENV) or None
-    return str(Path(path).expanduser().resolve()) if path else None
+def api_key_file(explicit: str | None, no_auth: bool = False) -> str | None:
+    """The key file in force: ``explicit``, else ``$MAHPPO_API_KEY_FILE``, as an absolute path (the replica may
+    run elsewhere). Given but empty (``--api-key-file ''``, ``MAHPPO_API_KEY_FILE=``) is ``''``, which
+    ``load_api_key`` refuses: a deploy script with an unset variable must not serve everyone. ``no_auth``
+    (``--no-auth``) is the one way to serve without a key, and contradicts an explicit key file."""
+    if no_auth:
+        if explicit is not None:
+            raise ValueError(f"--no-auth with --api-key-file {explicit!r}: give one of them")
+        return None
+    return key_file_setting(explicit, API_KEY_ENV)
 
 
 def route_path(scope: dict) -> str:
@@ -89,6 +88,47 @@ class ApiKeyMiddleware:
             return
         for message in _json_response(401, UNAUTHORIZED, [(b"www-authenticate", b'Bearer realm="mahppo"')]):
             await send(message)
+
+
+# Lookahead requests (seconds of rollouts each, in a worker thread): their own small limit, never a decision
+# slot; each gets a time budget from its arrival, then the policy's own decisions (serve/planner.py)
+DEFAULT_MAX_CONCURRENT_LOOKAHEAD = 1
+
+
+class LookaheadGate:
+    """Admission of ``"lookahead": true`` requests, apart from the plain decisions' slots: at most ``limit``
+    in flight (a request counts until its worker thread has stopped, even after its client left), beyond
+    which the replica answers 503 with ``Retry-After`` at once. Counters for ``/healthz``. Thread-safe."""
+
+    def __init__(self, limit: int, budget_s: float):
+        self.limit, self.budget_s = int(limit), float(budget_s)
+        self.in_flight = self.rejected = self.fallbacks = self.cancelled = self.answered = 0
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self.in_flight >= self.limit:
+                self.rejected += 1
+                return False
+            self.in_flight += 1
+            return True
+
+    def leave(self, fallback: str | None = None, cancelled: bool = False) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.cancelled += cancelled
+            self.fallbacks += fallback is not None and not cancelled
+            self.answered += not cancelled
+
+    @property
+    def retry_after_s(self) -> int:
+        """When a rejected client may try again: one budget, whole seconds."""
+        return max(1, math.ceil(self.budget_s))
+
+    def health(self) -> dict[str, float | int]:
+        return {"in_flight": self.in_flight, "limit": self.limit, "budget_s": self.budget_s,
+                "answered": self.answered, "fallbacks": self.fallbacks, "cancelled": self.cancelled,
+                "rejected": self.rejected}
 
 
 def policy_problem(policy: Any, normalizer: Any, agents: list[str]) -> str | None:

@@ -77,32 +77,47 @@ def run_app(application: Any, name: str, **kwargs: Any) -> Any:
 
 
 REAPER = r"""
-import os, signal, sys, time
+import os, select, signal, sys, time
 parent, marker = int(sys.argv[1]), sys.argv[2].encode()
-sys.stdin.read()  # EOF: the parent is gone (exit or SIGKILL)
-time.sleep(1.0)   # a clean shutdown needs no help
 me = os.getpid()
-for pid in os.listdir("/proc"):
-    if not pid.isdigit() or int(pid) in (me, parent):
-        continue
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read().split(b"\0")
-    except OSError:
-        continue
-    if marker in env:
+while os.getppid() == parent:  # reparented: the parent is gone, however it died (SIGKILL included)
+    ready, _, _ = select.select([sys.stdin], [], [], 0.25)
+    if ready and not os.read(sys.stdin.fileno(), 4096):  # EOF: the parent shut Ray down itself
+        time.sleep(1.0)  # a clean shutdown needs no help
+        break
+
+def owned():
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) in (me, parent):
+            continue
         try:
-            os.kill(int(pid), signal.SIGKILL)
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+quiet, deadline = 0, time.monotonic() + 30
+while quiet < 3 and time.monotonic() < deadline:  # again until nothing is left: Ray restarts agents it loses
+    pids = owned()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    quiet = 0 if pids else quiet + 1
+    time.sleep(0.2)
 """
 
 
 def start_reaper() -> subprocess.Popen | None:
-    """A watcher process that, once this process has died however it died, kills the processes of the
-    Ray it started (every process whose environment says ``MAHPPO_RAY_OWNER=<our pid>``): Ray's own
-    agents otherwise outlive a SIGKILLed driver for about a minute. Call before ``ray.init``. Linux only;
-    None elsewhere."""
+    """A watcher process that, once this process has died however it died (it polls its parent four times a
+    second; a clean exit closes its stdin), kills the processes of the Ray it started (every process whose
+    environment says ``MAHPPO_RAY_OWNER=<our pid>``), scanning again until three scans in a row find none:
+    Ray's own agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) otherwise outlive a SIGKILLed driver
+    for a minute or more. Call before ``ray.init``. Linux only; None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
     os.environ["MAHPPO_RAY_OWNER"] = str(os.getpid())  # inherited by every process of the local Ray

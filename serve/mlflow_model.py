@@ -6,10 +6,12 @@ the same normalisation (``StateNormalizer``) and the same reply builder (``decis
 bodies (or a DataFrame of several rows) gives a list of replies.
 
 The model directory holds the policy's acting checkpoint (weights-only export and sidecar, no pickles)
-under ``artifacts/checkpoint`` (so ``load_policy`` and ``mahppo serve --model-uri`` read it too), a
-signature derived from the pydantic schema, and an input example (the test scenario's first state
-pool). ``register_champion`` logs it into a run, registers it
-and points the alias ``champion`` at it, once per run (registering the same run again adds no version).
+under ``artifacts/checkpoint`` (so ``load_policy`` and ``mahppo serve --model-uri`` read it too), an output
+signature and the input schema (in the metadata, not enforced by MLflow: ``model_signature``) derived from
+the pydantic schema, and an input example (the test scenario's first state pool). ``predict`` checks each
+body exactly as the server does (unknown keys, NaN, nesting) and never changes the caller's dict.
+``register_champion`` logs it into a run, registers it and points the alias ``champion`` at it, once per
+run (registering the same run again adds no version).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import mlflow.pyfunc
 import numpy as np
 
 from mahppo.serve.planner import decide
-from mahppo.serve.schema import DecideRequest, Decision, RequestError, format_loc, normalizer_for
+from mahppo.serve.schema import DecideRequest, Decision, RequestError, normalizer_for, parse_request
 
 MODEL_ARTIFACT_PATH = "model"  # where the pyfunc model goes in the run's artefacts
 CHECKPOINT_ARTIFACT = "checkpoint"  # the key of the checkpoint in the pyfunc model's artifacts
@@ -62,21 +64,21 @@ class DecisionModel(mlflow.pyfunc.PythonModel):
 
 
 def _request(body: Any) -> DecideRequest:
-    from pydantic import ValidationError
-
-    try:
-        return DecideRequest.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise RequestError(format_loc(first.get("loc", ())), str(first.get("msg", "invalid"))) from None
+    """The server's own check of a body (``serve.schema.parse_request``: unknown keys, NaN, strings for
+    booleans, nesting all refused as the server refuses them, with its message); the caller's dict is
+    serialised, never changed."""
+    return parse_request(body)
 
 
-def _plain(value: Any) -> Any:
-    """numpy / pandas values (what MLflow's schema enforcement hands over) as plain JSON values."""
+def _plain(value: Any, depth: int = 0) -> Any:
+    """numpy / pandas values (a DataFrame's rows) as plain JSON values, in new containers (the caller's
+    are never changed); nesting beyond ``MAX_DEPTH`` is refused, not a RecursionError."""
+    if depth > MAX_DEPTH:
+        raise RequestError("body", f"nested deeper than {MAX_DEPTH} levels", status=400)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if not _missing(v)}
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1) for v in value]
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
@@ -86,9 +88,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _missing(value: Any) -> bool:
-    """An optional field MLflow filled with None / NaN because the caller left it out."""
-    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+MAX_DEPTH = 32  # a body is 4 levels deep ({"ues": [{"ue_id": ...}]}); anything deeper is not a request
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    """A DataFrame row as a body: the columns the row does not have (pandas fills them with NaN / None)
+    left out."""
+    return {k: v for k, v in row.items() if not (v is None or isinstance(v, float) and math.isnan(v))}
 
 
 def _bodies(model_input: Any) -> tuple[list[Any], bool]:
@@ -96,7 +102,7 @@ def _bodies(model_input: Any) -> tuple[list[Any], bool]:
     import pandas as pd
 
     if isinstance(model_input, pd.DataFrame):
-        rows = [_plain(r) for r in model_input.to_dict(orient="records")]
+        rows = [_row(_plain(r)) for r in model_input.to_dict(orient="records")]
         return rows, len(rows) != 1
     if isinstance(model_input, list):
         return [_plain(b) for b in model_input], True
@@ -120,19 +126,29 @@ def _object_type(model: type) -> Any:
     return Object(props)
 
 
-def model_signature() -> Any:
-    """Input: ``DecideRequest``; output: ``DecideResponse`` (derived from the pydantic schema)."""
-    from mlflow.models import ModelSignature
+def input_schema() -> Any:
+    """``DecideRequest`` as an MLflow schema (documentation: ``MLmodel``'s metadata ``decide_request``)."""
     from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
     from mahppo.serve.schema import UEState
 
-    inputs = Schema([ColSpec(Array(_object_type(UEState)), "ues"),
-                     ColSpec(DataType.boolean, "deterministic", required=False),
-                     ColSpec(DataType.boolean, "lookahead", required=False)])
+    return Schema([ColSpec(Array(_object_type(UEState)), "ues"),
+                   ColSpec(DataType.boolean, "deterministic", required=False),
+                   ColSpec(DataType.boolean, "lookahead", required=False)])
+
+
+def model_signature() -> Any:
+    """Output: ``DecideResponse`` (derived from the pydantic schema). No input schema on purpose: MLflow's
+    enforcement of one drops unknown keys, turns NaN into "missing" and rewrites the caller's dict in place
+    before ``predict`` sees it; ``predict`` checks the body with the server's own schema instead, and the
+    input schema is in the model's metadata (``decide_request``, ``decide_request_json_schema``)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
     outputs = Schema([ColSpec(Array(_object_type(Decision)), "decisions"), ColSpec(DataType.string, "policy_id"),
-                      ColSpec(DataType.boolean, "lookahead", required=False)])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+                      ColSpec(DataType.boolean, "lookahead", required=False),
+                      ColSpec(DataType.string, "lookahead_fallback", required=False)])
+    return ModelSignature(inputs=None, outputs=outputs)
 
 
 def input_example(checkpoint: str | Path) -> dict[str, Any]:
@@ -160,6 +176,8 @@ def save_decision_model(checkpoint: str | Path, path: str | Path) -> Path:
         mlflow.pyfunc.save_model(
             path=str(path), python_model=str(code), artifacts={CHECKPOINT_ARTIFACT: str(acting)},
             signature=model_signature(), input_example=input_example(ckpt),
+            metadata={"decide_request": input_schema().to_dict(),
+                      "decide_request_json_schema": DecideRequest.model_json_schema()},
             pip_requirements=[f"mahppo=={package_version()}", f"mlflow=={mlflow.__version__}"])
     return Path(path)
 

@@ -8,19 +8,24 @@ and, for a UE with a task in flight, that task's point and channel (``point_in_f
 a better single-UE deviation, by rollouts of the policy on that simulator (docs/results.md, "Decision-time
 lookahead"). With the in-flight point and channel the simulated cell is the env's own state exactly
 (tested against the env). The rollouts look at most ``PLAN_FRAMES`` frames ahead: a cell whose policy needs
-longer to finish gets the policy's own decisions, which bounds what one request can cost. Pure Python, no
-Ray: the Serve replica runs it in a worker thread.
+longer to finish gets the policy's own decisions, which bounds what one request can cost; so does a time
+budget per request (``DEFAULT_BUDGET_S`` from the request's arrival, queueing included) and a cancel flag
+(the Serve replica sets it when the client goes away). Either way the reply carries the policy's own
+decisions, ``"lookahead": false`` and ``lookahead_fallback`` saying why. Pure Python, no Ray: the Serve
+replica runs it in a worker thread.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
+from mahppo.marl_env.lookahead import DEFAULT_BUDGET_S
 from mahppo.serve.schema import (
     CellNormalizer,
     DecideRequest,
@@ -66,8 +71,15 @@ class CellPlanner:
         return self._envs[dnns]
 
     def decide(self, request: DecideRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``plan``'s decisions without a time budget."""
+        return self.plan(request, budget_s=None)[0]
+
+    def plan(self, request: DecideRequest, budget_s: float | None = DEFAULT_BUDGET_S, cancel: Any = None,
+             started: float | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], str | None]:
         """The next frame's decisions for the request's UEs, in request order (the request is already checked
-        by the normaliser: ids, N, DNNs, ranges)."""
+        by the normaliser: ids, N, DNNs, ranges), and why they are the policy's own (``None``: the lookahead
+        chose them). ``budget_s`` counts from ``started`` (``time.monotonic()`` at the request's arrival;
+        default now); ``cancel``: a ``threading.Event`` that stops the search."""
         from mahppo.marl_env.observations import tokens_for
         from mahppo.marl_env.parallel import StateError
 
@@ -77,7 +89,9 @@ class CellPlanner:
         ues = request.ues
         state = {name: [getattr(u, name) for u in ues] for name in STATE_FIELDS}
         tokens = tokens_for([u.ue_id for u in ues], np.asarray(state["distance_m"], dtype=np.float64))
+        started = time.monotonic() if started is None else started
         with self._lock:
+            left = None if budget_s is None else budget_s - (time.monotonic() - started)
             env = self._env(tuple(u.dnn or self.env.dnn for u in ues))
             env.reset(seed=0)
             try:
@@ -86,7 +100,17 @@ class CellPlanner:
                 raise RequestError(f"ues[{exc.index}].{exc.field}", exc.message) from None
             view = env.view()
             self.lookahead.reset(view)
-            return self.lookahead.act(view)
+            if left is not None and left <= 0:  # spent waiting for the lock
+                left = 1e-9
+            self.lookahead.budget_s, self.lookahead.cancel = left, cancel
+            try:
+                actions = self.lookahead.act(view)
+            finally:
+                self.lookahead.cancel = None
+            fallback = self.lookahead.last_fallback
+        if fallback is not None and fallback.startswith("the lookahead's time budget"):
+            fallback = f"the lookahead's time budget of {budget_s:g} s from the request's arrival was spent"
+        return actions, fallback
 
 
 _PLANNERS: weakref.WeakKeyDictionary[Any, CellPlanner] = weakref.WeakKeyDictionary()
@@ -102,12 +126,14 @@ def planner_for(policy: Any) -> CellPlanner:
 
 
 def decide(policy: Any, normalizer: StateNormalizer | CellNormalizer, request: DecideRequest,
-           p_max_w: float) -> dict[str, Any]:
+           p_max_w: float, budget_s: float | None = DEFAULT_BUDGET_S) -> dict[str, Any]:
     """One state pool -> the ``/v1/decide`` reply, in process (the MLflow pyfunc model's ``predict``): the
     same steps as the Serve app, with a batch of one."""
     inputs, pos = normalizer.inputs(request.ues)
+    fallback = None
     if request.lookahead:
-        actions = planner_for(policy).decide(request)
+        actions, fallback = planner_for(policy).plan(request, budget_s=budget_s)
     else:
         (actions,) = act_on(policy, [inputs], request.deterministic)
-    return decision_body(request.ues, pos, actions, policy.name, p_max_w, lookahead=request.lookahead)
+    return decision_body(request.ues, pos, actions, policy.name, p_max_w, lookahead=request.lookahead,
+                         fallback=fallback)

@@ -11,7 +11,10 @@ in the environment of the Ray cluster (``mahppo serve`` sets it for the Ray it s
   that has not sent its headers and body by then gets ``408`` and its connection is closed;
 - buffers each body in the proxy (up to ``MAHPPO_PROXY_BUFFER_BYTES``, 1 MiB + 1, beyond which it
   streams as before and the replica's own limit answers 413) before the request goes to a replica,
-  so a slow body never holds a replica slot.
+  so a slow body never holds a replica slot;
+- answers 413 at once, without reading the body, to a request whose declared ``Content-Length`` is
+  over ``MAHPPO_MAX_BODY_BYTES`` (1 MiB, the replica's ``max_body_bytes``), and closes its connection
+  (not a 408 once the read deadline has passed).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Any
 
 READ_TIMEOUT_ENV = "MAHPPO_READ_TIMEOUT_S"
 BUFFER_ENV = "MAHPPO_PROXY_BUFFER_BYTES"
+MAX_BODY_ENV = "MAHPPO_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 1 << 20
 CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 CALLBACK = "mahppo.serve.proxy:proxy_middlewares"
 DEFAULT_READ_TIMEOUT_S = 10.0
@@ -38,17 +43,33 @@ def _env_float(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
-class BufferedBodyMiddleware:
-    """Reads the whole body (up to ``limit`` bytes) before the proxy forwards the request."""
+def _too_large(limit: int) -> bytes:
+    return (b'{"detail": "body: request body exceeds the limit of %d bytes", "field": "body", "errors": '
+            b'[{"field": "body", "message": "request body exceeds the limit of %d bytes"}]}' % (limit, limit))
 
-    def __init__(self, app: Any, limit: int = DEFAULT_BUFFER_BYTES):
+
+class BufferedBodyMiddleware:
+    """Reads the whole body (up to ``limit`` bytes) before the proxy forwards the request; 413 at once for
+    a declared ``Content-Length`` over ``max_body``."""
+
+    def __init__(self, app: Any, limit: int = DEFAULT_BUFFER_BYTES, max_body: int | None = None):
         self.app = app
         self.limit = int(limit)
+        self.max_body = None if max_body is None else int(max_body)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.max_body is not None:
+            for name, value in scope.get("headers", []):
+                if name == b"content-length" and value.strip().isdigit() and int(value) > self.max_body:
+                    body = _too_large(self.max_body)
+                    await send({"type": "http.response.start", "status": 413, "headers": [
+                        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")]})
+                    await send({"type": "http.response.body", "body": body})
+                    return
         pending: list[dict] = []
         size = 0
         while True:
@@ -128,12 +149,16 @@ def proxy_middlewares() -> list:
     from starlette.middleware import Middleware
 
     install_read_deadline(_env_float(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S))
-    return [Middleware(BufferedBodyMiddleware, limit=int(_env_float(BUFFER_ENV, DEFAULT_BUFFER_BYTES)))]
+    return [Middleware(BufferedBodyMiddleware, limit=int(_env_float(BUFFER_ENV, DEFAULT_BUFFER_BYTES)),
+                       max_body=int(_env_float(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)))]
 
 
-def enable_for_local_ray(read_timeout_s: float | None = None) -> None:
+def enable_for_local_ray(read_timeout_s: float | None = None, max_body_bytes: int | None = None) -> None:
     """Set the environment so that a Ray started afterwards from this process runs the callback (an
     explicit setting of the user's wins)."""
     os.environ.setdefault(CALLBACK_ENV, CALLBACK)
     if read_timeout_s is not None:
         os.environ[READ_TIMEOUT_ENV] = f"{read_timeout_s:g}"
+    if max_body_bytes is not None:
+        os.environ[MAX_BODY_ENV] = str(int(max_body_bytes))
+        os.environ[BUFFER_ENV] = str(int(max_body_bytes) + 1)

@@ -78,6 +78,10 @@ class DecideResponse(BaseModel):
     decisions: list[Decision] = Field(description="one per UE, in the order of the request")
     policy_id: str
     lookahead: bool = Field(default=False, description="whether the lookahead chose these decisions")
+    lookahead_fallback: str | None = Field(default=None, description="with lookahead requested: why these are "
+                                           "the policy's own decisions (its time budget was spent, the request "
+                                           "was cancelled, the cell needs more frames than the lookahead looks "
+                                           "ahead); absent when the lookahead chose them")
 
 
 class RequestError(ValueError):
@@ -277,7 +281,7 @@ def act_on(policy: Any, inputs: list[np.ndarray], deterministic: bool) -> list[t
 
 
 def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray, ...], policy_id: str,
-                  p_max_w: float, lookahead: bool = False) -> dict[str, Any]:
+                  p_max_w: float, lookahead: bool = False, fallback: str | None = None) -> dict[str, Any]:
     """The ``/v1/decide`` reply (``DecideResponse``'s shape) from one state pool's actions (indexed by
     ``pos``); powers as the UE applies them (the simulator's clip). A non-finite power is the policy's
     fault (500), never the request's."""
@@ -287,9 +291,12 @@ def decision_body(ues: list[UEState], pos: list[int], actions: tuple[np.ndarray,
     if not np.all(np.isfinite(pws)):
         raise RequestError("policy", f"{policy_id} produced a non-finite power", status=500)
     pws = clip_power(pws, p_max_w)
-    return {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
+    body = {"decisions": [{"ue_id": ue.ue_id, "partition_point": int(pts[p]), "channel": int(chs[p]),
                            "power_w": float(pws[p])} for ue, p in zip(ues, pos, strict=True)],
-            "policy_id": policy_id, "lookahead": lookahead}
+            "policy_id": policy_id, "lookahead": lookahead and fallback is None}
+    if lookahead and fallback is not None:
+        body["lookahead_fallback"] = f"{fallback}: the policy's own decisions"
+    return body
 
 
 def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -304,3 +311,32 @@ def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:
         else:
             out += ("." if out else "") + str(p)
     return out or "body"
+
+
+def parse_request(body: str | bytes | dict[str, Any]) -> DecideRequest:
+    """A ``/v1/decide`` body checked as the server checks it (the same JSON-mode validation of
+    ``DecideRequest``: unknown keys, strings for booleans and NaN refused, nesting bounded), for every
+    entry point that is not the server (``mahppo query``, the MLflow model). ``RequestError`` naming the
+    first bad field, with the server's message (its 422; 400 for a body that is not JSON). A dict is
+    never changed."""
+    import json
+
+    from pydantic import ValidationError
+
+    if isinstance(body, dict):
+        try:
+            body = json.dumps(body, allow_nan=True)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise RequestError("body", f"not JSON-serialisable ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:200]})", status=400) from None
+    elif not isinstance(body, str | bytes):
+        raise RequestError("body", f"expected a JSON object, got {type(body).__name__}", status=400)
+    try:
+        return DecideRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            raise RequestError("body", f"not valid JSON ({first.get('ctx', {}).get('error', first['msg'])})",
+                               status=400) from None
+        raise RequestError(format_loc(first.get("loc", ())), str(first.get("msg", "invalid"))) from None

@@ -19,6 +19,8 @@ and no complete one at all is an error naming the file.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mahppo.algorithms.runs.export import ExportError, read_export, sha256_file, verify_export, write_export
+from mahppo.runtime.keys import SIGNING_KEY_ENV, signing_key
 
 POLICY_META = "mahppo_policy.json"
 RECORD_FILE = "checkpoints.json"
@@ -123,7 +126,73 @@ def read_meta(checkpoint: Path) -> dict[str, Any]:
         raise ValueError(f"{f}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or "experiment" not in meta:
         raise ValueError(f"{f}: not a mahppo checkpoint sidecar (no 'experiment')")
+    check_sidecar(meta, f)
     return meta
+
+
+# -- the sidecar as a trust boundary ------------------------------------------------------------
+
+SIGNATURE = "signature"  # {"alg": "hmac-sha256", "value": hex}: over the rest of the sidecar (digests included)
+_COUNTS = ("iteration", "env_steps", "teacher_steps")
+
+
+def check_sidecar(meta: dict[str, Any], path: Path) -> None:
+    """Every field a command reads from a sidecar, by type and range (``CheckpointError`` naming the file and
+    the field): the experiment (``Experiment.from_dict``: the cell's N, C, distances, beta ... within the
+    env's bounds), the counters, the policy id."""
+    from mahppo.algorithms.experiment import Experiment
+
+    for name in _COUNTS:
+        v = meta.get(name, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise CheckpointError(f"{path}: {name} = {v!r} must be an integer >= 0")
+    t = meta.get("time_s", 0.0)
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < float("inf"):
+        raise CheckpointError(f"{path}: time_s = {t!r} must be a finite number >= 0")
+    for name in ("policy_id", "trained_at"):
+        v = meta.get(name)
+        if v is not None and (not isinstance(v, str) or len(v) > 256):
+            raise CheckpointError(f"{path}: {name} = {str(v)[:80]!r} must be a string of at most 256 characters")
+    if "experiment" in meta:
+        try:
+            Experiment.from_dict(meta["experiment"], where="experiment", consistent=False)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+
+
+def _signed_bytes(sidecar: dict[str, Any]) -> bytes:
+    """The canonical bytes a signature covers: the sidecar as read back from its JSON, without the signature."""
+    data = json.loads(json.dumps(sidecar, default=str))
+    data.pop(SIGNATURE, None)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sign_sidecar(sidecar: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+    """``sidecar`` with an HMAC-SHA256 signature by ``key`` (unchanged without a key)."""
+    if key is None:
+        return sidecar
+    return {**sidecar, SIGNATURE: {"alg": "hmac-sha256",
+                                   "value": hmac.new(key, _signed_bytes(sidecar), hashlib.sha256).hexdigest()}}
+
+
+def check_signature(sidecar: dict[str, Any], path: Path, key: bytes | None) -> None:
+    """With a signing key configured: the sidecar must carry a valid signature by it (the digests of every
+    weight file are in the sidecar, so a swapped weight file or an edited field is refused)."""
+    if key is None:
+        return
+    sig = sidecar.get(SIGNATURE)
+    if not isinstance(sig, dict) or sig.get("alg") != "hmac-sha256" or not isinstance(sig.get("value"), str):
+        raise CheckpointError(f"{path}: not signed, and a signing key is configured (${SIGNING_KEY_ENV}); "
+                              "refusing an unsigned checkpoint")
+    want = hmac.new(key, _signed_bytes(sidecar), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(want, sig["value"]):
+        raise CheckpointError(f"{path}: the signature does not match (the sidecar was edited, or signed with "
+                              "another key): refusing it")
+
+
+def write_sidecar(ckpt: Path, sidecar: dict[str, Any]) -> None:
+    """The sidecar, signed when ``$MAHPPO_SIGNING_KEY_FILE`` is set, written atomically."""
+    write_json_atomic(Path(ckpt) / POLICY_META, sign_sidecar(sidecar, signing_key()))
 
 
 def read_sidecar(ckpt: str | Path) -> dict[str, Any]:
@@ -136,6 +205,8 @@ def read_sidecar(ckpt: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: not a JSON object")
+    check_signature(meta, path, signing_key())
+    check_sidecar(meta, path)
     return meta
 
 
@@ -219,7 +290,7 @@ def write_checkpoint(algo: Any, ckpt: str | Path, meta: dict[str, Any], *,
     digests = write_export(acting if acting is not None else acting_modules(algo), ckpt / EXPORT_DIR)
     sidecar = {**meta, "modules": module_ids(algo), "export": {"dir": EXPORT_DIR, "sha256": digests},
                "files": _manifest(ckpt)}
-    write_json_atomic(ckpt / POLICY_META, sidecar)
+    write_sidecar(ckpt, sidecar)
     verify(ckpt, for_resume=True)
     return ckpt
 
@@ -333,7 +404,8 @@ def write_acting_checkpoint(modules: dict[str, Any], ckpt: str | Path, meta: dic
     """A checkpoint that can only act (no RLlib state): the export of ``modules`` and a sidecar."""
     ckpt = Path(ckpt)
     digests = write_export(modules, ckpt / EXPORT_DIR)
-    write_json_atomic(ckpt / POLICY_META, {**meta, "export": {"dir": EXPORT_DIR, "sha256": digests}})
+    write_sidecar(ckpt, {**{k: v for k, v in meta.items() if k != SIGNATURE},
+                         "export": {"dir": EXPORT_DIR, "sha256": digests}})
     return ckpt
 
 

@@ -84,12 +84,21 @@ def remember_uri(uri: str | None) -> str | None:
     return uri
 
 
+# the tracking stores MLflow knows (a scheme's "+driver" suffix aside); a plain path is a file store
+STORE_SCHEMES = ("file", "sqlite", "postgresql", "postgres", "mysql", "mssql", "http", "https", "databricks",
+                 "databricks-uc", "uc")
+
+
 def check_reachable(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Fail fast (``ValueError``, one line naming the redacted URI) when a remote tracking store does not
-    answer: MLflow itself retries a dead HTTP server for minutes. Local stores are not probed."""
+    answer: MLflow itself retries a dead HTTP server for minutes; an unknown scheme is refused at once.
+    Local stores are not probed."""
     from urllib.parse import urlsplit
 
     scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme and scheme not in STORE_SCHEMES:
+        raise ValueError(f"--mlflow-uri / MLFLOW_TRACKING_URI {redact_uri(uri)}: unknown scheme {scheme!r} "
+                         f"(MLflow stores: {', '.join(STORE_SCHEMES)}, or a path)")
     if scheme not in DEFAULT_PORTS or uri in _REACHABLE:
         return
     try:

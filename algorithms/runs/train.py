@@ -39,6 +39,21 @@ def read_experiment(out: Path) -> Experiment:
     return Experiment.from_dict(data, where=str(f))
 
 
+def plan(experiment: Experiment) -> str:
+    """What ``--steps`` buys, printed before a run starts: the warm start's teacher episodes (their frames
+    count as env steps) and PPO iterations of ``memory_size`` env steps until ``steps`` in all; the
+    iteration that reaches it runs to its end."""
+    run, algo, env = experiment.run, experiment.algo, experiment.env
+    ppo = f"PPO iterations of memory_size = {algo.memory_size} env steps until {run.steps} env steps in all " \
+          f"(the last one runs to its end: up to {algo.memory_size - 1} steps more)"
+    if experiment.warm_start == "none":
+        return f"plan: {ppo}"
+    cut = f", at most {env.max_frames} frames each" if env.max_frames else ""
+    return (f"plan: warm start ({experiment.warm_start} teacher): {algo.warm_start_episodes} training episodes{cut}, "
+            f"counted in the env steps; then {ppo}, at least one (a warm start longer than --steps is not cut: "
+            "lower --warm-start-episodes, or --warm-start none)")
+
+
 def checkpoints(out: Path) -> list[Path]:
     """The recorded checkpoints of a run (``checkpoints.json``), oldest first."""
     return [ck.checkpoint_path(out, e) for e in ck.read_record(out) or []]
@@ -173,4 +188,4 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
         run.stop()
 
 
-__all__ = ["checkpoints", "read_experiment", "read_meta", "save_checkpoint", "train"]
+__all__ = ["plan", "checkpoints", "read_experiment", "read_meta", "save_checkpoint", "train"]

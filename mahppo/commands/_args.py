@@ -61,6 +61,17 @@ def positive_int(text: str) -> int:
     return v
 
 
+def natural_int(text: str) -> int:
+    """An integer >= 0 (seeds)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return v
+
+
 def num_ues_arg(text: str) -> int | tuple[int, int]:
     """``N`` or ``LO-HI`` (a range drawn per episode)."""
     if "-" in text.strip("-"):
@@ -202,4 +213,53 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
+    return value
+
+
+def milliseconds(text: str) -> float:
+    """A wait in milliseconds: a number in [0, 1000]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of milliseconds in [0, 1000]")
+    return value
+
+
+def add_signing_key_argument(p: argparse.ArgumentParser, writes: bool) -> None:
+    """``--signing-key-file``: sign the checkpoints written (``writes``) and refuse any loaded checkpoint that
+    is not signed by the key (``docs/serve-security.md``)."""
+    what = "sign every checkpoint written with this key (HMAC-SHA256 of the sidecar and its digests) and " \
+        if writes else ""
+    p.add_argument("--signing-key-file", default=None, metavar="FILE",
+                   help=f"{what}refuse any checkpoint not signed with it (default $MAHPPO_SIGNING_KEY_FILE)")
+
+
+def apply_signing_key(explicit: str | None) -> None:
+    """Check the signing key in force now (``--signing-key-file``, else ``$MAHPPO_SIGNING_KEY_FILE``): a bad
+    or empty file is an error before any work; a given file is passed on to workers and replicas in
+    ``$MAHPPO_SIGNING_KEY_FILE``."""
+    import os
+
+    from mahppo.runtime.keys import SIGNING_KEY_ENV, key_file_setting, signing_key
+
+    path = key_file_setting(explicit, SIGNING_KEY_ENV)
+    if path is None:
+        return
+    if explicit is not None:
+        from mahppo.runtime.keys import read_key
+
+        read_key(path, "--signing-key-file")
+        os.environ[SIGNING_KEY_ENV] = path
+    signing_key()
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
     return value

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from mahppo.commands._args import natural_int
+
 DEFAULT_OUT = "out/compress"
 
 
@@ -32,7 +34,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="training crop size (default 32 for the demo set, 224 for --data)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the driver (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data split and the training (default 0)")
+    p.add_argument("--seed", type=natural_int, default=0, help="seed of the data split and the training (default 0)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mahppo.commands._args import natural_int
+
 
 def demo_experiment(**updates: object):
     """The demo's Experiment: the headline cell (N = 3, ResNet18, C = 2, beta 0.47), 20 000 env steps,
@@ -84,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = demo_experiment()
     p.add_argument("--steps", type=int, default=None, help=f"env steps to train (default: {d.run.steps})")
     p.add_argument("--num-ues", type=int, default=None, help=f"N UEs (default: {d.env.num_ues})")
-    p.add_argument("--seed", type=int, default=None, help=f"seed (default: {d.run.seed})")
+    p.add_argument("--seed", type=natural_int, default=None, help=f"seed (default: {d.run.seed})")
     p.add_argument("--lr", type=float, default=None,
                    help=f"learning rate (default: {d.learning_rate}, decaying linearly; the paper: 1e-4)")
     p.add_argument("--port", type=int, default=8765, help="port of the short-lived Serve on 127.0.0.1 (default 8765)")

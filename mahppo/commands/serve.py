@@ -12,12 +12,20 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mahppo.commands._args import add_env_arguments, cell_from_args, emit_json
+from mahppo.commands._args import (
+    add_env_arguments,
+    add_signing_key_argument,
+    cell_from_args,
+    emit_json,
+    milliseconds,
+    natural_int,
+)
 from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
+from mahppo.marl_env.lookahead import DEFAULT_BUDGET_S
 from mahppo.marl_env.metrics import format_table
 from mahppo.serve.client import check_port_free, example_pool
-from mahppo.serve.guards import load_api_key
+from mahppo.serve.guards import DEFAULT_MAX_CONCURRENT_LOOKAHEAD, load_api_key
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -32,6 +40,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: must be 1..65535")
+    key_file = api_key_file(args.api_key_file, args.no_auth)
+    if key_file is not None:
+        load_api_key(key_file)  # fails closed, before anything starts: '' and empty or unreadable files are errors
     source: dict[str, Any] = {}
     if args.model_uri:
         from mahppo.algorithms.acting.policy import download_model
@@ -41,16 +52,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         source["checkpoint"] = str(download_model(args.model_uri))  # fail here, not in the replica
     else:
         source["checkpoint"] = args.checkpoint
-    key_file = api_key_file(args.api_key_file)
-    app_args = AppArgs(**source, max_batch_size=args.max_batch_size,
-                       batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas,
-                       read_timeout_s=args.read_timeout, api_key_file=key_file)
+    app_args = _app_args(AppArgs, **source, no_auth=args.no_auth, max_batch_size=args.max_batch_size,
+                         batch_wait_timeout_s=args.batch_wait_ms / 1000.0, num_replicas=args.replicas,
+                         read_timeout_s=args.read_timeout, api_key_file=key_file,
+                         max_concurrent_lookahead=args.max_lookahead, lookahead_budget_s=args.lookahead_budget)
     application = build_app(app_args)  # FileNotFoundError for a directory without a checkpoint
     check_port_free(args.host, args.port)
     preflight(application._bound_deployment.init_args[0])  # the replica's load, here, in seconds
     if key_file is None and not _is_loopback(args.host):
-        print(f"warning: serving on {args.host} without --api-key-file: anyone who reaches the port can ask "
-              "for decisions", file=sys.stderr)
+        print(f"warning: serving on {args.host} without an API key{' (--no-auth)' if args.no_auth else ''}: anyone "
+              "who reaches the port can ask for decisions", file=sys.stderr)
     elif key_file and not key_file_is_private(key_file):
         print(f"warning: {key_file} is readable by other users (chmod 600 it)", file=sys.stderr)
 
@@ -85,7 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from mahppo.serve.client import DecisionClient
 
         client = DecisionClient(f"http://{_client_host(args.host)}:{args.port}",
-                                api_key=load_api_key(key_file) if key_file else None)
+                                api_key=load_api_key(key_file) if key_file is not None else None)
         info = client.model()
         print(f"serving {info['policy_id']} (N={info['num_ues']}, C={info['num_channels']}) on "
               f"http://{args.host}:{args.port}  docs: /docs  Ctrl-C to stop", flush=True)
@@ -107,6 +118,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# AppArgs' fields -> the flags that set them (an out-of-range value is one line naming the flag)
+_FLAGS = {"max_batch_size": "--max-batch-size", "batch_wait_timeout_s": "--batch-wait-ms", "num_replicas": "--replicas",
+          "read_timeout_s": "--read-timeout", "max_concurrent_lookahead": "--max-lookahead",
+          "lookahead_budget_s": "--lookahead-budget", "api_key_file": "--api-key-file", "no_auth": "--no-auth"}
+
+
+def _app_args(cls: Any, **values: Any) -> Any:
+    """``AppArgs(**values)``; a value it refuses is a ``ValueError`` naming the flag, not pydantic's dump."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else ""
+        flag = _FLAGS.get(field, field or "arguments")
+        shown = values.get(field)
+        if field == "batch_wait_timeout_s" and shown is not None:
+            shown = shown * 1000.0
+        given = f" {shown!r}" if field in values else ""
+        raise ValueError(f"{flag}{given}: {first['msg']}") from None
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -122,17 +156,36 @@ def _client_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
 
 
-def _read_pool(path: str) -> tuple[list[dict[str, Any]], bool | None]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+def read_request(path: str, stochastic: bool = False) -> dict[str, Any]:
+    """The ``/v1/decide`` body in ``path`` (``-``: stdin) exactly as the file holds it (a bare list of UE
+    states is ``{"ues": [...]}``; ``stochastic``: ``"deterministic": false`` added), checked with the
+    server's own schema (``serve.schema.parse_request``): errors name the file and the field."""
+    from mahppo.serve.schema import RequestError, parse_request
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"--state-file {path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--state-file {path}: not a text file") from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"--state-file {path}: not JSON ({exc})") from None
-    if isinstance(data, dict) and "ues" in data:
-        return data["ues"], data.get("deterministic")
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"--state-file {path}: not JSON ({str(exc)[:200]})") from None
     if isinstance(data, list):
-        return data, None
-    raise ValueError(f"--state-file {path}: expected {{\"ues\": [...]}} or a list of UE states")
+        data = {"ues": data}
+    if not isinstance(data, dict):
+        raise ValueError(f"--state-file {path}: expected {{\"ues\": [...]}} or a list of UE states")
+    if stochastic:
+        if data.get("deterministic", False) is not False:
+            raise ValueError(f"--state-file {path}: holds \"deterministic\": {json.dumps(data['deterministic'])}, "
+                             "which --stochastic contradicts (drop one)")
+        data = {**data, "deterministic": False}
+    try:
+        parse_request(data)
+    except RequestError as exc:
+        raise ValueError(f"--state-file {path}: {exc}") from None
+    return data
 
 
 def _client(url: str, key_file: str | None = None):
@@ -140,27 +193,28 @@ def _client(url: str, key_file: str | None = None):
     from mahppo.serve.guards import api_key_file
 
     key_file = api_key_file(key_file)
-    return DecisionClient(url, api_key=load_api_key(key_file) if key_file else None)
+    return DecisionClient(url, api_key=load_api_key(key_file) if key_file is not None else None)
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
     from mahppo.serve.client import DecisionError
 
+    body = read_request(args.state_file, args.stochastic) if args.state_file else None  # before any request
     client = _client(args.url, args.api_key_file)
     try:
-        if args.state_file:
-            ues, det = _read_pool(args.state_file)
-            det = (not args.stochastic) if det is None or args.stochastic else det
-        else:
-            ues, det = example_pool(client.model()), not args.stochastic
-        decisions = client.decide(ues, deterministic=bool(det))
+        if body is None:
+            body = {"ues": example_pool(client.model()), "deterministic": not args.stochastic}
+        reply = client.send(body)
     except DecisionError as exc:
         raise ValueError(f"{args.url}: {exc}") from None
     except OSError as exc:
         raise ValueError(f"--url {args.url}: cannot reach the decision-maker ({exc})") from None
+    decisions = reply["decisions"]
     if args.json:
-        emit_json({"ues": ues, "decisions": decisions})
+        emit_json({"ues": body["ues"], **reply})
         return 0
+    if reply.get("lookahead_fallback"):
+        print(f"note: {reply['lookahead_fallback']}")
     print("| ue_id | partition_point | channel | power_w |\n|---|---|---|---|")
     for d in decisions:
         print(f"| {d['ue_id']} | {d['partition_point']} | {d['channel']} | {d['power_w']:.4g} |")
@@ -206,13 +260,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
     p.add_argument("--replicas", type=_positive_int, default=None, help="replicas of the deployment (1)")
     p.add_argument("--max-batch-size", type=_positive_int, default=32, help="requests per forward pass")
-    p.add_argument("--batch-wait-ms", type=float, default=1.0, help="how long a batch waits to fill")
+    p.add_argument("--batch-wait-ms", type=milliseconds, default=1.0,
+                   help="how long a batch waits to fill, 0..1000 ms (default 1)")
+    p.add_argument("--max-lookahead", type=natural_int, default=DEFAULT_MAX_CONCURRENT_LOOKAHEAD, metavar="N",
+                   help="`\"lookahead\": true` requests in flight per replica, apart from the plain decisions' slots; "
+                   f"beyond, 503 + Retry-After (0: lookahead off) (default {DEFAULT_MAX_CONCURRENT_LOOKAHEAD})")
+    p.add_argument("--lookahead-budget", type=_positive_float, default=DEFAULT_BUDGET_S, metavar="S",
+                   help="a lookahead request's time from its arrival; then the policy's own decisions, marked "
+                   f"`lookahead_fallback` in the reply (default {DEFAULT_BUDGET_S:g})")
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     p.add_argument("--verbose", action="store_true", help="show the replicas' logs")
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     p.add_argument("--api-key-file", default=None, metavar="FILE",
                    help="every route but /healthz then needs `Authorization: Bearer KEY` (KEY: the file's one line; "
-                   "default $MAHPPO_API_KEY_FILE); use it whenever --host is not loopback")
+                   "default $MAHPPO_API_KEY_FILE); use it whenever --host is not loopback. An empty path or an "
+                   "unreadable, empty or short file is an error at start (auth fails closed)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve without an API key even when $MAHPPO_API_KEY_FILE is set (the only way to; never "
+                   "with --api-key-file)")
+    add_signing_key_argument(p, writes=False)
     p.add_argument("--read-timeout", type=_positive_float, default=10.0, metavar="S",
                    help="a client must send its whole request (headers and body) within S seconds, else 408 (10)")
     p.set_defaults(handler=_cmd_serve)
@@ -223,7 +289,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
                    help=f"the decision-maker (default http://{DEFAULT_HOST}:{DEFAULT_PORT})")
     q.add_argument("--state-file", default=None, metavar="F",
-                   help='JSON: {"ues": [{"ue_id": "ue_0", "tasks_left": ..., ...}, ...]} or the list alone; - = stdin')
+                   help='the request body, sent as it is after the server\'s own checks: JSON {"ues": [{"ue_id": '
+                   '"ue_0", "tasks_left": ..., ...}, ...], "deterministic": ..., "lookahead": ...} or the list alone; '
+                   '- = stdin')
     q.add_argument("--stochastic", action="store_true", help="sample each branch instead of its mode")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--api-key-file", default=None, metavar="FILE", help="the server's bearer key (default "
@@ -237,7 +305,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_env_arguments(s)
     s.add_argument("--episodes", type=_positive_int, default=None,
                    help="episodes to average over (default 1; --scenario dynamic: its 32 evaluation episodes)")
-    s.add_argument("--seed", type=int, default=None,
+    s.add_argument("--seed", type=natural_int, default=None,
                    help="seed of the first episode (default 0; --scenario dynamic: 1000000, its evaluation episodes)")
     s.add_argument("--stochastic", action="store_true", help="sampled decisions (no longer reproducible)")
     s.add_argument("--json", action="store_true", help="print one JSON object")

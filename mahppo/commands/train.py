@@ -7,11 +7,13 @@ defaults shown by ``--help`` are the dataclasses' own.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mahppo.commands._args import (
     add_dataclass_arguments,
     add_env_arguments,
+    add_signing_key_argument,
     dataclass_updates,
     emit_json,
     env_updates,
@@ -30,10 +32,15 @@ def experiment_from_args(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.resume and args.out is not None and \
+            Path(args.out).expanduser().resolve() != Path(args.resume).expanduser().resolve():
+        raise ValueError(f"--out {args.out} with --resume {args.resume}: a resumed run continues in its own "
+                         f"folder and rewrites its files there; to keep {args.resume} as it is, copy it first "
+                         f"(cp -r {args.resume} {args.out}) and --resume {args.out}")
     from dataclasses import replace
 
     from mahppo.algorithms.runs.tracking import check_reachable, remember_uri, tracking_uri
-    from mahppo.algorithms.runs.train import read_experiment, train
+    from mahppo.algorithms.runs.train import plan, read_experiment, train
 
     remember_uri(getattr(args, "mlflow_uri", None))  # run.json keeps it without credentials (--resume)
     if args.resume:
@@ -47,6 +54,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out or f"runs/{run.algo}-n{experiment.env.num_ues}-seed{run.seed}")
     if experiment.run.tracked:
         check_reachable(tracking_uri(experiment.run.mlflow_uri))  # seconds, not MLflow's minutes of retries
+    print(plan(experiment), file=sys.stderr, flush=True)
     summary = train(experiment, out, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.json)
     if args.json:
         emit_json(summary)
@@ -65,12 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train on a local Ray (or --address), checkpoint every few iterations, "
                        "then compare with every baseline on the test scenario.")
     add_env_arguments(p, scenario=False)
-    p.add_argument("--out", default=None, help="output directory (default runs/ALGO-nN-seedS)")
+    p.add_argument("--out", default=None, help="output directory (default runs/ALGO-nN-seedS; with --resume: "
+                   "the resumed run's own folder or nothing: a resumed run is never moved or rewritten elsewhere)")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue a run from its newest complete checkpoint (only runs you trust: resuming "
                    "reads RLlib's pickles)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (default: refuse)")
     p.add_argument("--json", action="store_true", help="print one JSON summary, no progress bar")
+    add_signing_key_argument(p, writes=True)
     add_dataclass_arguments(p, RunSettings, "the run")
     add_dataclass_arguments(p, MAHPPOParams, "MAHPPO hyperparameters (Sec. 6.3.1)")
     p.set_defaults(handler=_cmd_train)

@@ -35,6 +35,21 @@ def test_bad_action_raises_value_error_naming_agent_and_field(env, action, field
     assert "ue_1" in str(exc.value) and field in str(exc.value)
 
 
+@pytest.mark.parametrize("point", [2**70, -(2**70), 1e300])
+def test_a_point_beyond_int64_is_a_value_error_naming_the_agent(env, point):
+    acts = ok(env)
+    acts["ue_0"] = (point, 0, 0.5)
+    with pytest.raises(ValueError, match=r"ue_0: partition point = .* is out of range"):
+        env.step(acts)
+
+
+@pytest.mark.parametrize("seed", [1.5, -1, True, "0"])
+def test_reset_with_a_seed_that_is_not_a_natural_number_names_seed(seed):
+    env = marl_env.parallel_env(num_ues=2)
+    with pytest.raises(ValueError, match=r"reset: seed = .* must be an integer >= 0"):
+        env.reset(seed=seed)
+
+
 def test_bad_action_leaves_the_state_intact(env):
     before = env.state()
     with pytest.raises(ValueError):
@@ -67,6 +82,9 @@ def test_unknown_and_missing_agents_are_rejected(env):
     ({"ue_specs": [{"dnn": "vgg11", "distance_m": -3}]}, "ue_specs[0].distance_m = -3"),
     ({"ue_specs": [{"dnn": "vgg11", "tasks": 3}]}, "unknown field 'tasks'"),
     ({"d_min_m": 50.0, "d_max_m": 10.0}, "d_max_m = 10.0"),
+    ({"ue_specs": [{"distance_m": 1e300}]}, "ue_specs[0].distance_m = 1e+300 is above d_max_m = 100.0"),
+    ({"ue_specs": [{"distance_m": 100.5}]}, "ue_specs[0].distance_m = 100.5 is above d_max_m"),
+    ({"d_max_m": 1e300}, "d_max_m = 1e+300 is above"),
 ])
 def test_bad_config_raises_value_error_naming_the_field(kwargs, message):
     with pytest.raises(ValueError) as exc:

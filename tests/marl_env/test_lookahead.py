@@ -113,6 +113,8 @@ def test_the_lookahead_decides_a_cell_drawn_from_a_varying_env():
     ({"powers": (0.0,)}, "powers = (0.0,) must be fractions"),
     ({"rounds": 0}, "rounds = 0 must be an integer >= 1"),
     ({"max_frames": 0}, "max_frames = 0 must be an integer >= 1"),
+    ({"budget_s": 0}, "budget_s = 0 must be a number of seconds > 0"),
+    ({"budget_s": float("inf")}, "budget_s = inf must be"),
 ])
 def test_bad_lookahead_settings_are_rejected_by_name(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -172,6 +174,41 @@ def test_evaluate_lookahead_on_a_policy_that_never_finishes_stops_at_the_cap_qui
     assert main(["evaluate", "--policy", "fixed:0,0,1e-9", "--num-ues", "2", "--lookahead", "--json"]) == 0
     assert time.perf_counter() - t0 < 60
     assert json.loads(capsys.readouterr().out)["truncated_episodes"] == 1
+
+
+def test_a_spent_time_budget_gives_the_base_policy_s_own_decisions_and_says_so():
+    cfg = EnvConfig.from_kwargs(num_ues=3, scenario="test")
+    base = evaluate(make_baseline("static-search"), cfg)
+    la = Lookahead(make_baseline("static-search"), budget_s=1e-9)
+    assert evaluate(la, cfg) == base
+    assert la.fallbacks == la.frames > 0 and "time budget of 1e-09 s" in la.last_fallback
+
+
+def test_a_cancelled_search_stops_at_once_with_the_base_policy_s_decisions():
+    import threading
+
+    env = marl_env.parallel_env(num_ues=3, scenario="test")
+    env.reset(seed=0)
+    la = Lookahead(make_baseline("static-search"))
+    la.cancel = threading.Event()
+    la.cancel.set()
+    la.reset(env.view(), seed=0)
+    want = make_baseline("static-search")
+    want.reset(env.view(), seed=0)
+    for got, base in zip(la.act(env.view()), want.act(env.view()), strict=True):
+        np.testing.assert_array_equal(got, base)
+    assert la.rollouts == 1 and la.last_fallback == "cancelled"  # stopped inside the base's own rollout
+
+
+def test_evaluate_lookahead_shows_progress_and_the_frames_past_their_budget(capsys):
+    from mahppo.cli import main
+
+    assert main(["evaluate", "--policy", "static-search", "--num-ues", "3", "--lookahead",
+                 "--lookahead-budget", "1e-9"]) == 0
+    err = capsys.readouterr().err
+    assert "frame" in err and "it/s" not in err  # tqdm's bar, counted in frames
+    assert re.search(r"note: (\d+) of \1 frames got static-search's own decisions", err)
+    assert "--lookahead-budget" in err
 
 
 def _busy_env(seed=5):

@@ -130,10 +130,14 @@ def _load_example(champion) -> dict:
 
 
 def test_signature_is_the_decide_request_and_response(pyfunc):
+    from mlflow.types.schema import Schema
+
     sig = pyfunc.metadata.signature
-    assert sig.inputs.input_names() == ["ues", "deterministic", "lookahead"]
-    assert sig.outputs.input_names() == ["decisions", "policy_id", "lookahead"]
-    ue = sig.inputs.inputs[0].type.dtype
+    assert sig.inputs is None  # not enforced by MLflow (it would drop unknown keys): predict checks the body
+    inputs = Schema.from_json(json.dumps(pyfunc.metadata.metadata["decide_request"]))
+    assert inputs.input_names() == ["ues", "deterministic", "lookahead"]
+    assert sig.outputs.input_names() == ["decisions", "policy_id", "lookahead", "lookahead_fallback"]
+    ue = inputs.inputs[0].type.dtype
     props = {p.name: p.required for p in ue.properties}
     assert props == {"ue_id": True, "dnn": False, "tasks_left": True, "local_time_left_s": True, "bits_left": True,
                      "distance_m": True, "total_tasks": False, "fading": False, "point_in_flight": False,

@@ -96,3 +96,34 @@ def test_a_cell_beyond_the_planning_horizon_gets_the_policy_s_own_decisions_quic
     assert planner.lookahead.rollouts == 1 and PLAN_FRAMES == planner.lookahead.max_frames  # only the policy's
     want = decide(policy, normalizer_for(policy), DecideRequest.model_validate({"ues": ues}), 1.0)["decisions"]
     assert [d["partition_point"] for d in want] == list(got[0])
+
+
+def test_a_spent_budget_gives_the_policy_s_own_decisions_marked_so(policy):
+    _, ues = _busy_cell()
+    request = DecideRequest.model_validate({"ues": ues, "lookahead": True})
+    body = decide(policy, normalizer_for(policy), request, 1.0, budget_s=1e-9)
+    plain = decide(policy, normalizer_for(policy), DecideRequest.model_validate({"ues": ues}), 1.0)
+    assert body["decisions"] == plain["decisions"]
+    assert body["lookahead"] is False and "time budget" in body["lookahead_fallback"]
+    assert "policy's own decisions" in body["lookahead_fallback"]
+
+
+def test_a_budget_spent_waiting_for_the_planner_counts(policy):
+    import time
+
+    _, ues = _busy_cell()
+    request = DecideRequest.model_validate({"ues": ues, "lookahead": True})
+    _, fallback = planner_for(policy).plan(request, budget_s=5.0, started=time.monotonic() - 10)
+    assert fallback is not None and "time budget" in fallback
+
+
+def test_a_cancelled_plan_stops_with_the_policy_s_own_decisions(policy):
+    import threading
+
+    _, ues = _busy_cell()
+    cancel = threading.Event()
+    cancel.set()
+    actions, fallback = planner_for(policy).plan(DecideRequest.model_validate({"ues": ues, "lookahead": True}),
+                                                 cancel=cancel)
+    plain = decide(policy, normalizer_for(policy), DecideRequest.model_validate({"ues": ues}), 1.0)["decisions"]
+    assert fallback == "cancelled" and list(actions[0]) == [d["partition_point"] for d in plain]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from pathlib import Path
 
 import httpx
@@ -271,3 +273,85 @@ def test_decisions_never_take_every_replica_slot():
     app = yaml.safe_load((ROOT / "serve" / "config.yaml").read_text())["applications"][0]
     args = AppArgs.model_validate(app["args"])
     assert args.max_batch_size <= args.max_concurrent_decisions < app["deployments"][0]["max_ongoing_requests"]
+
+
+def test_a_declared_body_over_the_limit_gets_413_before_any_byte_is_read():
+    from mahppo.serve.proxy import BufferedBodyMiddleware
+
+    sent: list = []
+
+    async def app(scope, receive, send):  # pragma: no cover - must not be reached
+        raise AssertionError("forwarded")
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [(b"content-length", str(100 * 10**6).encode())]}
+    asyncio.run(BufferedBodyMiddleware(app, limit=(1 << 20) + 1, max_body=1 << 20)(scope, receive, send))
+    start, body = sent
+    assert start["status"] == 413 and (b"connection", b"close") in start["headers"]
+    assert json.loads(body["body"])["field"] == "body" and b"1048576 bytes" in body["body"]
+
+
+def test_the_lookahead_gate_admits_its_limit_and_counts_the_rest():
+    from mahppo.serve.guards import LookaheadGate
+
+    gate = LookaheadGate(limit=2, budget_s=1.5)
+    assert gate.try_enter() and gate.try_enter() and not gate.try_enter()
+    assert gate.health()["in_flight"] == 2 and gate.rejected == 1 and gate.retry_after_s == 2
+    gate.leave("the lookahead's time budget of 1.5 s was spent")
+    gate.leave(None, cancelled=True)  # a worker counts in flight until it has stopped, even after its client left
+    assert gate.health() == {"in_flight": 0, "limit": 2, "budget_s": 1.5, "answered": 1, "fallbacks": 1,
+                             "cancelled": 1, "rejected": 1}
+    assert gate.try_enter()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_the_reaper_kills_the_marked_processes_of_a_sigkilled_parent_even_respawned_ones(tmp_path):
+    """A parent that started the reaper, then marked children (one of which respawns a child when it loses
+    it, as Ray does with its agents), is SIGKILLed: nothing marked is left after a few seconds."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    parent_code = f"""
+import subprocess, sys, time
+from mahppo.serve.lifecycle import start_reaper
+start_reaper()
+respawner = "import subprocess, time\\nwhile True:\\n    p = subprocess.Popen(['sleep', '600'])\\n    p.wait()"
+subprocess.Popen([sys.executable, "-c", respawner])
+subprocess.Popen(["sleep", "600"])
+open({str(tmp_path / "ready")!r}, "w").close()
+time.sleep(600)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", parent_code])
+    marker = f"MAHPPO_RAY_OWNER={parent.pid}".encode()
+
+    def marked() -> list[int]:
+        out = []
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if marker in f.read().split(b"\0") and int(pid) != parent.pid:
+                        out.append(int(pid))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert len(marked()) >= 4  # the reaper, the respawner, its sleep, the other sleep
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    t0 = time.monotonic()
+    while marked() and time.monotonic() - t0 < 10:
+        time.sleep(0.2)
+    assert marked() == [] and time.monotonic() - t0 < 6

@@ -1,0 +1,151 @@
+"""Lookahead isolation under load: many concurrent worst-case ``"lookahead": true`` requests against one
+replica, while a plain client measures ``/v1/decide`` latency (issue 27's target: plain p99 < 100 ms and no
+503 for plain requests; every admitted lookahead request answered within its budget).
+
+    flock /work/bench.lock .venv/bin/python benchmarks/lookahead_isolation.py --lookahead 230 --seconds 30
+
+The worst-case request: 16 idle UEs 50 m away with 150 tasks each (a cell that finishes just inside the
+planner's horizon), on a shared policy (untrained weights of the trained shape; the cost per request is
+what matters here). Prints one JSON line and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MAX_UES = 16
+
+
+def shared_checkpoint(out: Path, max_ues: int = MAX_UES) -> Path:
+    """A checkpoint of a freshly initialised shared actor (``--actor shared``, ``max_ues`` UEs at most)."""
+    from mahppo.algorithms.experiment import Experiment
+    from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
+
+    experiment = Experiment().with_flat({"num_ues": 3, "max_ues": max_ues, "actor": "shared"})
+    return write_untrained_checkpoint(experiment, out / f"untrained-shared-{max_ues}",
+                                      {"policy_id": f"untrained-shared-{max_ues}"})
+
+
+def worst_case_body(n: int = MAX_UES) -> bytes:
+    return json.dumps({"ues": [{"ue_id": f"ue_{i}", "tasks_left": 150, "total_tasks": 150, "local_time_left_s": 0.0,
+                                "bits_left": 0.0, "distance_m": 50.0} for i in range(n)],
+                       "lookahead": True}).encode()
+
+
+def plain_body(n: int = 3) -> bytes:
+    return json.dumps({"ues": [{"ue_id": f"ue_{i}", "tasks_left": 120, "total_tasks": 200,
+                                "local_time_left_s": 0.0, "bits_left": 0.0, "distance_m": 50.0}
+                               for i in range(n)]}).encode()
+
+
+async def post(host: str, port: int, body: bytes, timeout_s: float = 120.0) -> tuple[int, dict, float, dict]:
+    """One request on a fresh connection: (status, headers, seconds, JSON reply)."""
+    t0 = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(b"POST /v1/decide HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), timeout_s)
+    finally:
+        writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    try:
+        reply = json.loads(payload)
+    except ValueError:
+        reply = {}
+    return status, headers, time.perf_counter() - t0, reply
+
+
+async def load(host: str, port: int, lookahead: int, seconds: float, plain_rate: float) -> dict:
+    """``lookahead`` clients posting the worst case in a loop (honouring Retry-After), one plain client at
+    ``plain_rate`` requests/s, for ``seconds``."""
+    stop = time.monotonic() + seconds
+    la: list[tuple[int, float, bool]] = []  # status, seconds, fell back
+    plain: list[tuple[int, float]] = []
+    body_la, body_plain = worst_case_body(), plain_body()
+
+    async def looker():
+        while time.monotonic() < stop:
+            status, headers, dt, reply = await post(host, port, body_la)
+            la.append((status, dt, "lookahead_fallback" in reply))
+            if status == 503:
+                await asyncio.sleep(float(headers.get("retry-after", 1)))
+
+    async def plain_client():
+        while time.monotonic() < stop:
+            t0 = time.monotonic()
+            status, _, dt, _ = await post(host, port, body_plain)
+            plain.append((status, dt))
+            await asyncio.sleep(max(0.0, 1 / plain_rate - (time.monotonic() - t0)))
+
+    await asyncio.gather(plain_client(), *(looker() for _ in range(lookahead)))
+    ok = np.array([dt for s, dt in plain if s == 200]) * 1000
+    admitted = [(dt, fb) for s, dt, fb in la if s == 200]
+    return {"plain_requests": len(plain), "plain_503": sum(s == 503 for s, _ in plain),
+            "plain_other_errors": sum(s not in (200, 503) for s, _ in plain),
+            "plain_p50_ms": float(np.percentile(ok, 50)) if len(ok) else None,
+            "plain_p99_ms": float(np.percentile(ok, 99)) if len(ok) else None,
+            "plain_max_ms": float(ok.max()) if len(ok) else None,
+            "lookahead_requests": len(la), "lookahead_answered": len(admitted),
+            "lookahead_503": sum(s == 503 for s, _, _ in la),
+            "lookahead_other": sum(s not in (200, 503) for s, _, _ in la),
+            "lookahead_fell_back": sum(fb for _, fb in admitted),
+            "lookahead_max_s": max((dt for dt, _ in admitted), default=None)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lookahead", type=int, default=230, help="concurrent worst-case lookahead clients")
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--plain-rate", type=float, default=20.0, help="plain requests per second")
+    ap.add_argument("--budget", type=float, default=2.0, help="the server's lookahead budget, seconds")
+    ap.add_argument("--out", default="/tmp/lookahead_isolation")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import ray
+    from ray import serve
+
+    from mahppo.serve.app import QUIET_LOGGING, build_app
+    from mahppo.serve.client import free_port
+    from mahppo.serve.lifecycle import run_app
+    from mahppo.serve.proxy import enable_for_local_ray
+
+    enable_for_local_ray(10.0)
+    ckpt = shared_checkpoint(Path(args.out))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
+        run_app(build_app({"checkpoint": str(ckpt), "lookahead_budget_s": args.budget}), name="mahppo",
+                route_prefix="/", logging_config=QUIET_LOGGING)
+        t0 = time.perf_counter()
+        one = asyncio.run(post("127.0.0.1", port, worst_case_body()))
+        print(f"one worst-case lookahead request alone: {one[0]} in {time.perf_counter() - t0:.2f} s "
+              f"(fell back: {'lookahead_fallback' in one[3]})", file=sys.stderr)
+        result = asyncio.run(load("127.0.0.1", port, args.lookahead, args.seconds, args.plain_rate))
+        from mahppo.serve.client import DecisionClient
+
+        result["healthz_lookahead"] = DecisionClient(f"http://127.0.0.1:{port}").health()["lookahead"]
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    result.update(budget_s=args.budget, clients=args.lookahead, seconds=args.seconds,
+                  loadavg=[round(x, 2) for x in os.getloadavg()])
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
