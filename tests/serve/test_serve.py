@@ -268,8 +268,10 @@ def test_a_shared_policy_decides_a_cell_of_any_size_and_dnn_mix(served):
     with pytest.raises(DecisionError) as exc:  # a DNN the policy's profile file does not hold
         client.decide([dict(ues[0], dnn="alexnet")])
     assert exc.value.status == 422 and exc.value.field == "ues[0].dnn"
-    with pytest.raises(DecisionError) as exc:  # more UEs than the policy observes
-        client.decide([dict(ues[0], ue_id=f"u{i}") for i in range(17)])
+    big = client.decide([dict(ues[0], ue_id=f"u{i}") for i in range(40)])  # no max_ues: 40 UEs are decided
+    assert len(big) == 40
+    with pytest.raises(DecisionError) as exc:  # more UEs than any cell has (MAX_UES = 256)
+        client.decide([dict(ues[0], ue_id=f"u{i}") for i in range(257)])
     assert exc.value.status == 422 and exc.value.field == "ues"
     client.close()
 
@@ -297,16 +299,16 @@ def test_the_served_lookahead_decides_as_the_env_s_lookahead_and_survives_bad_re
     in flight) gets the decisions ``Lookahead`` gives on the env itself; a per-UE policy and a busy UE with
     no point in flight are 422s naming the field, and the server keeps serving."""
     from mahppo.algorithms.acting.policy import load_policy
-    from mahppo.marl_env import parallel_env
     from mahppo.marl_env.lookahead import Lookahead
     from mahppo.marl_env.observations import tokens_for
+    from mahppo.marl_env.parallel import CollabInferenceEnv
     from mahppo.marl_env.policies import rotate_actions
     from mahppo.serve.client import DecisionClient, DecisionError
 
     url, _, _, shared = served
     policy = load_policy(shared)
     ids = ["phone-a", "cam-7", "phone-b"]
-    env = parallel_env(policy.env, ue_specs=["resnet18", "vgg11", "resnet18"], scenario="test")
+    env = CollabInferenceEnv(policy.env, ue_specs=["resnet18", "vgg11", "resnet18"], scenario="test")
     env.reset(seed=0)
     for _ in range(2):
         env.step_arrays(*rotate_actions(env.work_left_s(), env.system.num_actions, 2, 1, 0.5))
