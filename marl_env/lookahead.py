@@ -37,6 +37,14 @@ search: the frame then gets the base policy's own decisions, counted in ``fallba
 improves. Cost: up to ``rounds (min(N, deviators) (B + 1 + C - 1 + len(powers)))`` rollouts per frame,
 each to the end of the episode; all rollouts of a round advance together, with one batched decision per simulated frame
 when the base policy has ``act_many`` (a trained policy). Measured time per frame: ``benchmarks/lookahead.py``.
+
+**Sampled futures** (a cell with ``EnvConfig.dynamics``: arrivals, fading or mobility). The future is not
+known, so each candidate is scored by the mean over ``samples`` (K, default ``SAMPLES`` = 4) sampled futures
+of arrivals, gains and moves, drawn afresh every frame: every candidate sees the same K futures (common
+random numbers: the simulator's dynamics reseeded with the same K seeds), so the comparison is between
+decisions, not draws. Each rollout looks ``depth`` frames ahead (default ``DEPTH`` = 5, or to the episode's
+end) and is then charged its backlog as at the horizon (``core.backlog_charge``); one round of deviations.
+The current frame's gains are the observed ones; only later frames are sampled.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mahppo.marl_env.core import backlog_charge
 from mahppo.marl_env.parallel import CollabInferenceEnv
 from mahppo.marl_env.policies import Actions, Policy
 
@@ -66,6 +75,8 @@ class _Stop(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+SAMPLES = 4  # sampled futures per candidate on a dynamic cell (module doc)
+DEPTH = 5  # frames a sampled rollout looks ahead
 
 
 class Lookahead:
@@ -73,7 +84,7 @@ class Lookahead:
 
     def __init__(self, base: Policy, powers: tuple[float, ...] = POWERS, rounds: int = 3,
                  max_frames: int = MAX_FRAMES, deviators: int | None = DEVIATORS,
-                 budget_s: float | None = None):
+                 budget_s: float | None = None, samples: int = SAMPLES, depth: int = DEPTH):
         if not powers or any(isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q <= 1
                              for q in powers):
             raise ValueError(f"lookahead: powers = {powers!r} must be fractions of p_max in (0, 1]")
@@ -93,6 +104,11 @@ class Lookahead:
         self._deadline: float | None = None
         self.fallbacks = 0  # frames whose search was stopped (budget, cancel): the base's own decisions
         self.last_fallback: str | None = None  # why the last frame got the base's own decisions, or None
+        for name, v in (("samples", samples), ("depth", depth)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"lookahead: {name} = {v!r} must be an integer >= 1")
+        self.samples, self.depth = samples, depth
+        self._rng = np.random.default_rng(0)
         self.name = f"{base.name}+lookahead"
         self._cell: EnvConfig | None = None  # the cell the simulators below are of
         self._sims: list[CollabInferenceEnv] = []  # one per rollout of a batch, reused frame to frame
@@ -110,6 +126,13 @@ class Lookahead:
         self.frames = self.rollouts = self.deviations = self.fallbacks = 0
         self.gave_up = False
         self.last_fallback = None
+        self._rng = np.random.default_rng(seed)  # the sampled futures' seeds (a dynamic cell)
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the cell's future is random (arrivals, fading or mobility): sampled futures (module doc)."""
+        d = self._cell.dynamics if self._cell is not None else None
+        return bool(d and (d.arrivals or d.fading or d.mobility))
 
     def act(self, view: SystemView) -> Actions:
         if self._cell is None:
@@ -118,6 +141,8 @@ class Lookahead:
         base = tuple(np.array(a, copy=True) for a in self.base.act(view))
         self.frames += 1
         self.last_fallback = None
+        if self.sampled:
+            return self._act_sampled(view, base)  # type: ignore[arg-type]
         if self.gave_up:
             self.last_fallback = f"the base policy does not finish within {self.max_frames} frames"
             return base  # type: ignore[return-value]
@@ -148,6 +173,48 @@ class Lookahead:
                 break
         self.deviations += best is not base
         return best  # type: ignore[return-value]
+
+    def _act_sampled(self, view: SystemView, base: Actions) -> Actions:
+        snap = view.snapshot()
+        seeds = [int(x) for x in self._rng.integers(0, 2**63, size=self.samples)]
+        cands = [base, *self.candidates(view, base)]
+        vals = self.sampled_returns(snap, cands, seeds)
+        j = int(np.argmax(vals))
+        if vals[j] <= vals[0] + 1e-9:
+            return base
+        self.deviations += 1
+        return cands[j]
+
+    def sampled_returns(self, snap: dict, firsts: list[Actions], seeds: list[int]) -> np.ndarray:
+        """Each first decision's mean return over the sampled futures ``seeds`` (the same for every candidate):
+        that decision this frame, the base policy's for up to ``depth - 1`` more frames, then the backlog charge."""
+        k = len(seeds)
+        sims = self._pool(len(firsts) * k)
+        actions: list[Actions] = []
+        for j, first in enumerate(firsts):
+            for s, seed in enumerate(seeds):
+                sim = sims[j * k + s]
+                sim.restore(snap)
+                sim.system.reseed(seed)
+                actions.append(first)
+        self.rollouts += len(sims)
+        totals = np.zeros(len(sims))
+        live = list(range(len(sims)))
+        for step in range(self.depth):
+            still = []
+            for r, action in zip(live, actions, strict=True):
+                sys_ = sims[r].system
+                totals[r] += sims[r].advance(*action)
+                if not sys_.episode_over:
+                    still.append(r)
+            live = still
+            if not live or step == self.depth - 1:
+                break
+            actions = self._decide([self._views[r] for r in live])
+        for r in live:  # cut before the episode's end: charged as at the horizon
+            s = sims[r].system
+            totals[r] += _charge(s)
+        return totals.reshape(len(firsts), k).mean(axis=1)
 
     def candidates(self, view: SystemView, base: Actions) -> Iterator[Actions]:
         """Every single-UE deviation from ``base`` (module doc), UE by UE, of the ``deviators`` UEs that matter
@@ -223,6 +290,11 @@ class Lookahead:
             self._sims.append(sim)
             self._views.append(sim.view())
         return self._sims[:k]
+
+
+def _charge(system) -> float:
+    cfg = system.config
+    return backlog_charge(system.tasks_left, system.l_scale, system.local_energy_j, cfg.frame_s, cfg.beta)
 
 
 def _with(base: Actions, i: int, point: int | None = None, channel: int | None = None,

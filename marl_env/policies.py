@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mahppo.marl_env.core import frame_reward
+from mahppo.marl_env.rules import MaxWeightPolicy, MyopicPolicy
 
 if TYPE_CHECKING:
     from mahppo.marl_env.config import EnvConfig
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mahppo.marl_env.view import SystemView
 
 Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
-BASELINES = ("local", "edge", "random", "greedy", "static-search", "rotate")
+BASELINES = ("local", "edge", "random", "greedy", "static-search", "rotate", "maxweight", "myopic")
 
 
 class Policy(Protocol):
@@ -312,7 +313,8 @@ def _episode_return(env: CollabInferenceEnv, decide: Callable[[Any], Actions], s
         sys_.set_actions(*decide(sys_))
         sys_.step()
         total += frame_reward(cfg.frame_s, cfg.beta, sys_.n, sys_.frame_completed, sys_.frame_energy)
-        if sys_.all_done or total < floor:
+        total += sys_.backlog_charge()  # a dynamic cell's horizon (0 otherwise)
+        if sys_.episode_over or total < floor:
             return total
     return -np.inf  # never finishes: worst possible
 
@@ -332,11 +334,13 @@ def parse_fixed(spec: str) -> FixedPolicy:
 
 
 def make_baseline(name: str) -> Policy:
-    """Build a baseline by name: local, edge, random, greedy, static-search, rotate, fixed:B,C,P[;...]."""
+    """Build a baseline by name: local, edge, random, greedy, static-search, rotate, maxweight, myopic,
+    fixed:B,C,P[;...]."""
     if name.startswith("fixed:"):
         return parse_fixed(name[len("fixed:"):])
     table = {"local": LocalPolicy, "edge": EdgePolicy, "random": RandomPolicy, "greedy": GreedyPolicy,
-             "static-search": StaticSearchPolicy, "rotate": RotatePolicy}
+             "static-search": StaticSearchPolicy, "rotate": RotatePolicy, "maxweight": MaxWeightPolicy,
+             "myopic": MyopicPolicy}
     if name not in table:
         raise ValueError(f"policy = {name!r} is not a baseline ({', '.join(BASELINES)}, fixed:B,C,P)")
     return table[name]()
