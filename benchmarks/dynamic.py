@@ -91,7 +91,12 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     ap.add_argument("--lookahead", action="store_true", help="add maxweight + the sampled lookahead at N <= 5")
     ap.add_argument("--no-static-search", action="store_true", help="leave static-search out (its search is slow)")
+    ap.add_argument("--redraw", action="store_true", help="rewrite the page and the PNG from OUT/dynamic.json")
     args = bench.parse(ap)
+    if args.redraw:
+        data = json.loads((Path(args.out) / "dynamic.json").read_text())
+        write(args, data["results"], data["context"])
+        return 0
     from mahppo.marl_env.config import EnvConfig
     from mahppo.marl_env.evaluation import episode_metrics
 
@@ -117,8 +122,8 @@ def main() -> int:
     return 0
 
 
-def write(args, results: dict[str, dict]) -> None:
-    ctx = bench.context()
+def write(args, results: dict[str, dict], ctx: dict | None = None) -> None:
+    ctx = ctx or {**bench.context(), "episodes": args.episodes}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "dynamic.json").write_text(json.dumps({"context": ctx, "results": results}, indent=1))
@@ -134,8 +139,9 @@ def write(args, results: dict[str, dict]) -> None:
     table = bench.markdown_table(["cell", "policy", "mean cost", "cost below the best rule", "IQM [95 % CI]",
                                   "P(better than best rule)", "tasks left at the horizon"], rows)
     text = (f"# Dynamic cells: every policy on the same evaluation episodes\n\n`{ctx['command']}` (load average "
-            f"{ctx['load_average']}, {ctx['cpus']} CPUs, {ctx['time_utc']}; {args.episodes} evaluation episodes "
-            f"per cell, seeds 1000000 + e)\n\n"
+            f"{ctx['load_average']}, {ctx['cpus']} CPUs, {ctx['time_utc']}; {ctx['episodes']} evaluation episodes "
+            f"per cell, seeds 1000000 + e). The full table (N = 5, 10, 20; 32 episodes): `flock /work/bench.lock "
+            f".venv/bin/python benchmarks/dynamic.py`; with learned runs: `--runs NAME=DIR,DIR,...`.\n\n"
             "The dynamic scenario (docs/environment-dynamics.md): Poisson arrivals at 1.3 x each UE's local "
             "capacity, i.i.d. Rayleigh fading, a 2 m random walk per frame, 60-frame episodes, C = 2, "
             "beta = 0.47. Cost: minus the episode return (Eq. 12 summed over the frames, plus the backlog "
