@@ -92,6 +92,19 @@ def test_vector_sampler_gives_rllibs_episodes_draw_for_draw(layout):
             tree.map_structure(lambda s: s.peek(), theirs_m[key]), key
 
 
+def test_vector_sampler_gives_rllibs_episodes_on_a_dynamic_cell():
+    # arrivals, fading and moving UEs (docs/environment-dynamics.md) with a 5-frame horizon: episodes end
+    # terminated at the horizon (the backlog charged), before the 7-frame cut
+    dyn = {"arrivals": "poisson", "load": 1.3, "fading": "rayleigh", "mobility": "walk", "horizon_frames": 5}
+    cfg = build_config(Experiment().with_flat({"num_ues": 3, "max_frames": 7, "memory_size": 128, "batch_size": 32,
+                                               "reuse_time": 3, "num_envs_per_env_runner": 4, "seed": 5,
+                                               "actor": "per-ue", "dynamics": dyn}))
+    rollouts, _, _ = _sample_both(cfg, rollouts=3)
+    for ours, theirs in rollouts:
+        _assert_same_episodes(ours, theirs)
+    assert any(e.is_terminated for ours, _ in rollouts for e in ours)
+
+
 def test_vector_sampler_serves_rllibs_stock_ppo_modules_too():
     rollouts, _, _ = _sample_both(_config(algo="ippo", num_ues=2), rollouts=2)
     for ours, theirs in rollouts:
