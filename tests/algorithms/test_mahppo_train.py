@@ -32,7 +32,7 @@ def test_training_writes_checkpoints_curve_evaluation_and_plot(trained):
     assert (ckpt / "mahppo_policy.json").is_file()
     assert (out / "training_curve.png").stat().st_size > 1000
     table = json.loads((out / "evaluation.json").read_text())
-    baselines = {"local", "edge", "random", "greedy", "static-search", "rotate"}
+    baselines = {"local", "edge", "random", "greedy", "static-search", "rotate", "maxweight", "myopic"}
     if table["trained"]["truncated_episodes"]:  # no lookahead for a policy that does not finish the episode
         assert set(table) == {"trained"} | baselines
     else:
