@@ -67,7 +67,9 @@ def run_episode(env: CollabInferenceEnv, policy: Policy, seed: int | None = None
         if next(iter(truncs.values())) or m.frames >= limit:
             truncated = True
             break
-    out = m.finish(None if truncated else float(env.system.finish_time.max()))
+    # with arrivals the queues empty and refill: the episode's span is its horizon, not the last emptying
+    done_at = None if truncated or env.config.dynamics.arrivals else float(env.system.finish_time.max())
+    out = m.finish(done_at)
     out["truncated"] = float(truncated)
     out["tasks_left"] = float(env.system.tasks_left.sum())
     return out

@@ -34,7 +34,11 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | No
     config = test_scenario(experiment.env)
     policy = load_policy(out)
     rows: dict[str, dict[str, float]] = {"trained": evaluate(policy, config, episodes=episodes)}
-    if rows["trained"]["truncated_episodes"]:  # rollouts need a policy that finishes (marl_env.lookahead)
+    dynamic = config.dynamics.active
+    if dynamic:  # sampled futures: about 40 s per 60-frame episode at N = 5 (docs/environment-dynamics.md)
+        print(f"no lookahead row on a dynamic cell (its sampled rollouts take minutes over the evaluation episodes): "
+              f"`mahppo evaluate --policy {out} --scenario dynamic --lookahead`")
+    elif rows["trained"]["truncated_episodes"]:  # rollouts need a policy that finishes (marl_env.lookahead)
         print("no lookahead row: the policy does not finish the test episode alone")
     elif config.num_ues > LOOKAHEAD_MAX_UES:
         print(f"no lookahead row: N = {config.num_ues} > {LOOKAHEAD_MAX_UES} (run `mahppo evaluate --policy "
@@ -42,6 +46,10 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | No
     else:
         rows[LOOKAHEAD_ROW] = evaluate(Lookahead(policy), config, episodes=episodes)
     for name in BASELINES:
+        if name == "static-search" and dynamic:
+            print("no static-search row on a dynamic cell (fixed decisions cannot follow the queues: worse than "
+                  "Local there, docs/dynamic.md)")
+            continue
         if name == "static-search" and config.num_ues > SEARCH_MAX_UES:
             print(f"no static-search row: N = {config.num_ues} > {SEARCH_MAX_UES} (its search grows faster than N^2)")
             continue
