@@ -83,8 +83,8 @@ def draw_panel(panel: str, done: dict[str, dict], out: Path, budget: Budget) -> 
 
         r = _res(done, p.pieces[0])
         return plot_rates(r["points"], r["ours_rate"], r["jalad_rate"], path,
-                          title=f"{p.figure}: {p.title}\n{tag.strip()}; authors' profile: "
-                                f"{[f'{x:g}' for x in r['authors_rate']]}; ours on the {r['data']} data")
+                          title=f"{p.figure}: {p.title}\n{tag.strip()}\nthe authors' profile: R = "
+                                f"{', '.join(f'{x:g}' for x in r['authors_rate'])}; ours on the {r['data']} data")
     two = p.kind in ("overhead", "tradeoff")
     fig, axes = plt.subplots(1, 2 if two else 1, figsize=(10.4 if two else 6.2, 4.0))
     axes = list(np.atleast_1d(axes))
@@ -301,15 +301,19 @@ def paper_estimate(done: dict[str, dict], panels: list[str]) -> str:
 
 
 def write_table(panels: list[str], done: dict[str, dict], out: Path, budget: Budget,
-                overrides: dict[str, Any], command: str = "", machine: str = "") -> Path:
+                overrides: dict[str, Any], command: str = "", machine: list[str] | None = None) -> Path:
     lines = ["# The paper's Sec. 6 evaluation, reproduced", "",
              f"Made by `{command or 'mahppo reproduce --budget ' + budget.name}`.", ""]
     if budget.smoke:
         lines += [f"**SMOKE RUN (`--budget {budget.name}`)**: {budget.seeds} seed(s), {budget.steps} env steps per "
-                  f"trial, N in {list(budget.ues)}; the paper trains 5 seeds x 50K steps. These numbers check that "
-                  "the pipeline runs end to end; they are not results and are not comparable with the paper's.", ""]
+                  f"trial, N in {list(budget.ues)}; the paper trains 5 seeds x 50K steps. The compressors train on a "
+                  f"few batches ({budget.compress['max_batches']} per epoch, {budget.compress['base_epochs']} base "
+                  "epoch), so the base models are near chance and the chosen rates mean "
+                  "nothing. These numbers check that the pipeline runs end to end; they are not results and are "
+                  "not comparable with the paper's.", ""]
     if machine:
-        lines += [machine, ""]
+        lines += ["Invocations that ran pieces (the record in `invocations.json`):", "",
+                  *(f"- {m}" for m in machine), ""]
     lines += ["Columns: **paper** = what Sec. 6's text states (its plots' values are not printed); **authors' code** "
               "= the authors' implementation (github.com/Hao840/MAHPPO): not run here (no network access, and "
               "it is not part of this project), so every cell says so; **ours** = this project with the paper's "

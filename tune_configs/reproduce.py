@@ -242,11 +242,17 @@ def run_plan(panels: list[str], budget: Budget, out: Path, work: Path, uri: str,
 
     drawn = [p for p in panels if PANELS[p].pieces[0] in done]  # a panel without its main piece is not drawn
     pngs = [draw_panel(p, done, out, budget) for p in drawn]
-    machine = (f"This invocation: {len(ran)} piece(s) run, {len(skipped)} recorded earlier, {len(failed)} not run "
+    machine = (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC: {len(ran)} piece(s) run, "
+               f"{len(skipped)} recorded earlier, {len(failed)} not run "
                f"({', '.join(failed) or 'none'}); {time.perf_counter() - t_start:.0f} s of wall time on "
                f"{os.cpu_count()} CPU(s), 1-min load average {load_start:.1f} at the start and "
                f"{os.getloadavg()[0]:.1f} at the end.")
-    table = write_table(panels, done, out, budget, overrides, command, machine)
+    history_file = out / "invocations.json"
+    history = json.loads(history_file.read_text()) if history_file.is_file() else []
+    if ran:
+        history.append(machine)
+        history_file.write_text(json.dumps(history, indent=1) + "\n")
+    table = write_table(panels, done, out, budget, overrides, command, history)
     from mahppo.algorithms.runs.tracking import Tracker
 
     t = Tracker.start(uri, MLFLOW_EXPERIMENT, f"reproduce {budget.name}",
