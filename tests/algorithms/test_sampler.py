@@ -179,6 +179,7 @@ def test_lean_minibatches_are_rllibs_minibatches():
                     assert torch.equal(x, y), (mid, col)
 
 
+@pytest.mark.slow  # learner updates
 @pytest.mark.parametrize("unit", ["rows", "frames"])
 def test_minibatch_unit_sets_how_many_updates_the_shared_actor_makes(unit):
     # rows (default): 32 rows of the shared actor per minibatch, so it (2-4 UEs' rows per frame) makes N
@@ -209,6 +210,7 @@ def test_minibatch_unit_sets_how_many_updates_the_shared_actor_makes(unit):
     assert sorted(frame_ids(seen.numpy())) == sorted(frames["shared"])  # the first pass takes every frame once
 
 
+@pytest.mark.slow  # learner updates
 def test_lean_update_matches_rllibs_update():
     # Step by step: from the lean learner's weights before each of its minibatch steps, RLlib's own step
     # (its Adam loop, NaN checks) on the same minibatch lands on the same weights. Over a whole update

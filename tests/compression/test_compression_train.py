@@ -33,6 +33,7 @@ def _change(out: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     return float((out - ref).norm() / ref.norm()), float((out.argmax(1) == ref.argmax(1)).float().mean())
 
 
+@pytest.mark.slow  # the trained fixture
 def test_base_training_learns(trained):
     model, _, _, _, _, _, losses, acc = trained
     assert losses[-1] < losses[0]
@@ -40,6 +41,7 @@ def test_base_training_learns(trained):
     assert not model.training
 
 
+@pytest.mark.slow  # the trained fixture
 @pytest.mark.parametrize("point", [1, 4])
 def test_quantization_only_path_changes_logits_slightly(trained, point):
     """R = 4 (R_c = 1) with identity 1x1 convs: only the 8-bit rounding of Eqs. 1-2 remains."""
@@ -63,6 +65,7 @@ def test_quantization_only_path_changes_logits_slightly(trained, point):
     assert agree >= 0.95
 
 
+@pytest.mark.slow  # the trained fixture
 def test_two_stage_training_brings_compressed_logits_close(trained):
     model, state, train_ds, test_ds, x, logits, _, base_acc = trained
     model.load_state_dict(state)
