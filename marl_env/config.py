@@ -331,8 +331,7 @@ class EnvConfig:
         return self
 
     def with_updates(self, **changes: object) -> EnvConfig:
-        """This config with ``changes`` (by field name; JSON-like values accepted), validated; unknown names
-        raise ``ValueError`` naming them."""
+        """This config with ``changes`` by field name (JSON-like values accepted), validated."""
         known = {f.name for f in fields(self) if not f.name.startswith("_")}
         for key in changes:
             if key not in known:
@@ -359,9 +358,8 @@ class EnvConfig:
         return replace(self, **changes).validated()  # type: ignore[arg-type]
 
     def cell(self) -> EnvConfig:
-        """The fixed cell this config trains on, without the training-only options (scenario, dynamics, episode
-        cut, per-episode draws: a varying config gives its nominal N and its ``dnn``): what a trained policy
-        decides, and what serving and evaluation start from."""
+        """The fixed cell a policy trained on this config decides (no scenario, dynamics, episode cut or per-episode
+        draws: a varying config gives its nominal N and its ``dnn``); serving and evaluation start from it."""
         return self.with_updates(scenario="train", dynamics=None, max_frames=None, render_mode=None,
                                  num_ues_range=None, dnn_pool=None, one_dnn_share=0.0)
 

@@ -426,9 +426,8 @@ class MECSystem:
             self.dyn_rng.bit_generator.state = state
 
     def set_state(self, **per_ue: np.ndarray) -> None:
-        """Put every UE in a given state at the end of a frame (checked by the caller: ``CollabInferenceEnv.
-        load_state``): ``phase``, ``tasks_left`` of ``total_tasks``, the ``point`` and ``channel`` of its task in
-        flight, ``distance`` and ``fade`` (so the gain of Eq. 5), ``time_left`` and ``bits_left``; frame 0."""
+        """Every UE's state at a frame's end, frame 0 (checked by ``CollabInferenceEnv.load_state``): the arrays
+        named below (the gain of Eq. 5 follows from ``distance`` and ``fade``)."""
         for name in ("phase", "tasks_left", "total_tasks", "point", "channel", "distance", "fade", "time_left",
                      "bits_left"):
             np.copyto(getattr(self, name), per_ue[name], casting="unsafe")

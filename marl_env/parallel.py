@@ -203,10 +203,9 @@ class CollabInferenceEnv(ParallelEnv):
 
         Per UE (the names of a Serve request's ``UEState``): ``tasks_left`` (k), ``local_time_left_s`` (l: the
         front part still to run) and ``bits_left`` (n: the feature or input still to send) of the task in
-        flight, and the partition point and channel that task runs with (``point_in_flight``,
-        ``channel_in_flight``: needed for a UE with a task in flight). The phase
-        follows (the kernel's own states at a frame's end): no task left, done; front time left, running
-        its front part; else bits left, sending; else its first task starts with the next decision.
+        flight, and the partition point and channel that task runs with (``point_in_flight``, ``channel_in_flight``:
+        needed for a UE with a task in flight). The phase follows (the kernel's own states at a frame's end): no
+        task left, done; front time left, running its front part; else bits left, sending; else idle.
         Optionally ``distance_m``, ``total_tasks`` (K_n) and the rank ``tokens``' tie-break (default: by
         distance, then by index), and ``fading``: each UE's current fading power gain h (gain = d^-l h; default
         1, no fading). A bad value raises ``StateError`` naming the UE and the field."""

@@ -68,11 +68,8 @@ class FusedActors:
 
 
 class TrainedPolicy:
-    """A checkpoint's actors; ``act(view)`` for one frame, ``act_batch`` for many cells at once.
-
-    ``env`` is the cell the policy was trained for (``EnvConfig.cell()`` of its experiment's env: N, C, DNNs,
-    beta, profile; no training-only options), read once from the checkpoint's sidecar; evaluation, Serve, the
-    planner and the MLflow model start from it (``policy.env.with_updates(...)``)."""
+    """A checkpoint's actors; ``act(view)`` for one frame, ``act_batch`` for many cells at once. ``env``: the cell
+    it was trained for (``EnvConfig.cell()``), read once from the sidecar; evaluation and Serve start from it."""
 
     def __init__(self, modules: dict[str, RLModule], meta: dict[str, Any] | None = None, env: EnvConfig | None = None):
         self.meta = dict(meta or {})

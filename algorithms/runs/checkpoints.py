@@ -409,17 +409,16 @@ def write_acting_checkpoint(modules: dict[str, Any], ckpt: str | Path, meta: dic
     return ckpt
 
 
-def write_untrained_checkpoint(experiment: Any, ckpt: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """An acting-only checkpoint of ``experiment``'s freshly initialised actors (the trained shapes; serving
+def write_untrained_checkpoint(experiment: Any, ckpt: str | Path) -> Path:
+    """An acting-only checkpoint of ``experiment``'s freshly initialised actors (the trained shapes: serving
     latency and tests of the service do not depend on the weights)."""
     from mahppo.algorithms.rllib.mahppo import build_config
     from mahppo.algorithms.rllib.modules import CRITIC_ID
 
     specs = build_config(experiment).rl_module_spec.rl_module_specs
-    modules = {mid: spec.build() for mid, spec in specs.items() if mid != CRITIC_ID}
-    meta = {"policy_id": f"untrained-n{experiment.env.num_ues}", "iteration": 0, "env_steps": 0,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"), **(meta or {})}
-    return write_acting_checkpoint(modules, ckpt, {**meta, "experiment": experiment.to_dict()})
+    return write_acting_checkpoint({m: s.build() for m, s in specs.items() if m != CRITIC_ID}, ckpt, {
+        "policy_id": f"untrained-n{experiment.env.num_ues}", "iteration": 0, "env_steps": 0,
+        "experiment": experiment.to_dict()})
 
 
 def copy_for_acting(ckpt: str | Path, dest: str | Path) -> Path:
