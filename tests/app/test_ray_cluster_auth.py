@@ -164,6 +164,7 @@ def test_auth_mode_disabled_is_named(token_cluster, tmp_path):
     assert rc == 2 and "RAY_AUTH_MODE is set to disabled here" in out, out
 
 
+@pytest.mark.slow  # a Ray driver process (about 9 s)
 def test_nothing_at_the_address_fails_in_seconds(tmp_path):
     rc, out = _client(f"127.0.0.1:{_free_port()}", tmp_path / "home")
     assert rc == 2 and "no Ray cluster answers there" in out, out
