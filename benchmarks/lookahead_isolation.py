@@ -4,9 +4,12 @@ replica, while a plain client measures ``/v1/decide`` latency (issue 27's target
 
     flock /work/bench.lock .venv/bin/python benchmarks/lookahead_isolation.py --lookahead 230 --seconds 30
 
-The worst-case request: 16 idle UEs 50 m away with 150 tasks each (a cell that finishes just inside the
-planner's horizon), on a shared policy (untrained weights of the trained shape; the cost per request is
-what matters here). Prints one JSON line and the load average.
+The worst-case request: 16 idle UEs 50 m away with ``--tasks`` tasks each, on a shared policy (untrained
+weights of the trained shape; the cost per request is what matters here). The worst case is a cell that
+finishes just inside the planner's horizon (100 frames): the issue's trained policy did at 150 tasks; this
+untrained policy does not finish 150 within the horizon (one rollout, then its own decisions) but does at 30,
+the default. ``--lookahead 0`` measures the plain client alone (the control). Prints one JSON line and the
+load average.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ def shared_checkpoint(out: Path, max_ues: int = MAX_UES) -> Path:
                                       {"policy_id": f"untrained-shared-{max_ues}"})
 
 
-def worst_case_body(n: int = MAX_UES) -> bytes:
-    return json.dumps({"ues": [{"ue_id": f"ue_{i}", "tasks_left": 150, "total_tasks": 150, "local_time_left_s": 0.0,
+WORST_TASKS = 30
+
+
+def worst_case_body(n: int = MAX_UES, tasks: int = WORST_TASKS) -> bytes:
+    return json.dumps({"ues": [{"ue_id": f"ue_{i}", "tasks_left": tasks, "total_tasks": 150, "local_time_left_s": 0.0,
                                 "bits_left": 0.0, "distance_m": 50.0} for i in range(n)],
                        "lookahead": True}).encode()
 
@@ -68,13 +74,14 @@ async def post(host: str, port: int, body: bytes, timeout_s: float = 120.0) -> t
     return status, headers, time.perf_counter() - t0, reply
 
 
-async def load(host: str, port: int, lookahead: int, seconds: float, plain_rate: float) -> dict:
+async def load(host: str, port: int, lookahead: int, seconds: float, plain_rate: float,
+               tasks: int = WORST_TASKS) -> dict:
     """``lookahead`` clients posting the worst case in a loop (honouring Retry-After), one plain client at
     ``plain_rate`` requests/s, for ``seconds``."""
     stop = time.monotonic() + seconds
     la: list[tuple[int, float, bool]] = []  # status, seconds, fell back
     plain: list[tuple[int, float]] = []
-    body_la, body_plain = worst_case_body(), plain_body()
+    body_la, body_plain = worst_case_body(tasks=tasks), plain_body()
 
     async def looker():
         while time.monotonic() < stop:
@@ -111,6 +118,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--plain-rate", type=float, default=20.0, help="plain requests per second")
     ap.add_argument("--budget", type=float, default=2.0, help="the server's lookahead budget, seconds")
+    ap.add_argument("--tasks", type=int, default=WORST_TASKS, help="tasks per UE of the lookahead request")
     ap.add_argument("--out", default="/tmp/lookahead_isolation")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -131,17 +139,17 @@ def main() -> int:
         run_app(build_app({"checkpoint": str(ckpt), "lookahead_budget_s": args.budget}), name="mahppo",
                 route_prefix="/", logging_config=QUIET_LOGGING)
         t0 = time.perf_counter()
-        one = asyncio.run(post("127.0.0.1", port, worst_case_body()))
+        one = asyncio.run(post("127.0.0.1", port, worst_case_body(tasks=args.tasks)))
         print(f"one worst-case lookahead request alone: {one[0]} in {time.perf_counter() - t0:.2f} s "
-              f"(fell back: {'lookahead_fallback' in one[3]})", file=sys.stderr)
-        result = asyncio.run(load("127.0.0.1", port, args.lookahead, args.seconds, args.plain_rate))
+              f"({one[3].get('lookahead_fallback', 'the lookahead chose')})", file=sys.stderr)
+        result = asyncio.run(load("127.0.0.1", port, args.lookahead, args.seconds, args.plain_rate, args.tasks))
         from mahppo.serve.client import DecisionClient
 
         result["healthz_lookahead"] = DecisionClient(f"http://127.0.0.1:{port}").health()["lookahead"]
     finally:
         serve.shutdown()
         ray.shutdown()
-    result.update(budget_s=args.budget, clients=args.lookahead, seconds=args.seconds,
+    result.update(budget_s=args.budget, clients=args.lookahead, tasks=args.tasks, seconds=args.seconds,
                   loadavg=[round(x, 2) for x in os.getloadavg()])
     print(json.dumps(result))
     return 0

@@ -141,12 +141,12 @@ class Lookahead:
         base = tuple(np.array(a, copy=True) for a in self.base.act(view))
         self.frames += 1
         self.last_fallback = None
-        if self.sampled:
-            return self._act_sampled(view, base)  # type: ignore[arg-type]
-        if self.gave_up:
+        if self.gave_up and not self.sampled:
             self.last_fallback = f"the base policy does not finish within {self.max_frames} frames"
             return base  # type: ignore[return-value]
         try:
+            if self.sampled:
+                return self._act_sampled(view, base)  # type: ignore[arg-type]
             return self._search(view, base)  # type: ignore[arg-type]
         except _Stop as stop:
             self.fallbacks += 1
@@ -201,6 +201,7 @@ class Lookahead:
         totals = np.zeros(len(sims))
         live = list(range(len(sims)))
         for step in range(self.depth):
+            self._check()
             still = []
             for r, action in zip(live, actions, strict=True):
                 sys_ = sims[r].system

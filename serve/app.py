@@ -290,6 +290,8 @@ class DecisionMaker:
     async def decide(self, request: DecideRequest) -> Response:
         """The next frame's decision for every UE of the state pool."""
         started = time.monotonic()
+        if request.lookahead:  # a full lookahead gate turns it away before any work on the state
+            self._lookahead_admissible()
         state, pos = self.normalizer.inputs(request.ues)
         fallback = None
         if request.lookahead:
@@ -317,11 +319,8 @@ class DecisionMaker:
         goes away (Serve cancels this coroutine); counted in flight until the worker has stopped."""
         planner = planner_for(self.policy)  # 422 for a per-UE policy
         gate = self.lookahead_gate
-        if gate.limit == 0:
-            raise RequestError("lookahead", "true: the lookahead is off on this server (max_concurrent_lookahead = 0)")
         if not gate.try_enter():
-            raise _Busy(f"lookahead: {gate.in_flight} lookahead requests in flight, the replica's limit "
-                        f"(plain decisions are not limited by it); retry", gate.retry_after_s)
+            self._lookahead_admissible(full=True)
         cancel = threading.Event()
 
         def work() -> tuple[Any, str | None]:
@@ -338,6 +337,19 @@ class DecisionMaker:
             cancel.set()  # the client went away: the worker stops at its next simulated frame
             raise
         return pts, chs, pws, fallback
+
+    def _lookahead_admissible(self, full: bool = False) -> None:
+        """422 for a per-UE policy or when the lookahead is off; 503 + Retry-After when the gate is full
+        (``full``: it just was)."""
+        planner_for(self.policy)  # 422 for a per-UE policy (made once, then cached)
+        gate = self.lookahead_gate
+        if gate.limit == 0:
+            raise RequestError("lookahead", "true: the lookahead is off on this server (max_concurrent_lookahead = 0)")
+        if full or gate.in_flight >= gate.limit:
+            if not full:
+                gate.reject()
+            raise _Busy(f"lookahead: {gate.in_flight} lookahead requests in flight, the replica's limit "
+                        f"(plain decisions are not limited by it); retry", gate.retry_after_s)
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S)
     async def _act(self, items: list[tuple[np.ndarray, bool]]) -> list[tuple[np.ndarray, ...]]:

@@ -113,6 +113,11 @@ class LookaheadGate:
             self.in_flight += 1
             return True
 
+    def reject(self) -> None:
+        """Count a request turned away before ``try_enter`` (the replica's early check)."""
+        with self._lock:
+            self.rejected += 1
+
     def leave(self, fallback: str | None = None, cancelled: bool = False) -> None:
         with self._lock:
             self.in_flight -= 1

@@ -94,3 +94,14 @@ def test_the_sampled_lookahead_scores_every_candidate_on_the_same_futures():
     first = la.act(view)
     vals = la.sampled_returns(snap, [base, first], [int(s) for s in np.random.default_rng(0).integers(0, 2**63, 3)])
     assert vals[1] >= vals[0]  # it plays the base's decisions or a better one on its futures
+
+
+def test_the_sampled_lookahead_keeps_its_time_budget_too():
+    env = _cell([40, 40], [10.0, 20.0], channels=1, arrivals="poisson", arrival_rate=12.0, fading="rayleigh",
+                horizon_frames=60)
+    view = env.view()
+    la = Lookahead(RotatePolicy(point=1, power_w=0.3), samples=3, depth=4, budget_s=1e-9)
+    la.reset(view, seed=0)
+    for got, want in zip(la.act(view), la.base.act(view), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert la.fallbacks == 1 and "time budget" in la.last_fallback
