@@ -53,16 +53,28 @@ def build_parser() -> argparse.ArgumentParser:
 SEEDED_COMMANDS = ("train", "tune", "reproduce", "demo")
 
 
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not a global option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and command_of(sys.argv[1:]) in SEEDED_COMMANDS:  # run as a command, not called from Python
+        from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
+
+        # before the parser is built: building it imports the env (numba, PettingZoo), which the restart repeats
+        restart_with_fixed_hash_seed(["-m", "mahppo", *sys.argv[1:]])
     from mahppo.commands._args import apply_signing_key, json_output
     from mahppo.runtime.logs import configure
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and args.command in SEEDED_COMMANDS:  # run as a command, not called from Python
-        from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
-
-        restart_with_fixed_hash_seed(["-m", "mahppo", *sys.argv[1:]])
     try:  # our level and Ray's, Serve's, MLflow's; known-harmless messages dropped (runtime/logs.py)
         configure(args.log_level, handler=True)
     except ValueError as exc:  # a bad $MAHPPO_LOG_LEVEL
