@@ -13,7 +13,7 @@ from typing import Any
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
-from mahppo.marl_env.config import EnvConfig, UESpec
+from mahppo.marl_env.config import Dynamics, EnvConfig, UESpec
 from mahppo.marl_env.parallel import CollabInferenceEnv
 
 _D = EnvConfig  # the dataclass's field defaults
@@ -27,6 +27,7 @@ def parallel_env(
     ue_specs: list[UESpec | dict | str] | None = _D.ue_specs,
     beta: float = _D.beta,
     scenario: str = _D.scenario,
+    dynamics: Dynamics | dict | None = _D.dynamics,
     max_frames: int | None = _D.max_frames,
     obs_mode: str = _D.obs_mode,
     max_ues: int = _D.max_ues,
@@ -54,7 +55,10 @@ def parallel_env(
         dnn: the DNN every UE runs (a profile name), or one per UE (``"resnet18,vgg11,mobilenetv2"``).
         ue_specs: one entry per UE (a DNN name, a ``UESpec`` or ``{"dnn", "distance_m", "num_tasks"}``).
         beta: the latency/energy weight of the reward (Eq. 12).
-        scenario: ``"train"`` (random distances and task counts) or ``"test"`` (d = 50 m, K = 200).
+        scenario: ``"train"`` (random distances and task counts), ``"test"`` (d = 50 m, K = 200) or ``"dynamic"``
+            (the ``DYNAMIC`` preset's arrivals, fading and mobility).
+        dynamics: what changes from frame to frame (``Dynamics`` or its dict: arrivals, fading, mobility); all
+            off by default (the paper's static cell).
         max_frames: truncate episodes after so many frames (``None``: run until every task is done).
         obs_mode: ``"global"`` (every agent sees the global state, the paper) or ``"agent"`` (own row plus
             the others as a padded set: what the shared actor takes).

@@ -80,7 +80,8 @@ def test_parallel_env_names_its_keywords_and_defaults_to_the_env_config_defaults
     import inspect
 
     params = inspect.signature(parallel_env).parameters
-    for name in ("num_ues", "num_channels", "dnn", "ue_specs", "beta", "scenario", "max_frames", "obs_mode"):
+    for name in ("num_ues", "num_channels", "dnn", "ue_specs", "beta", "scenario", "dynamics", "max_frames",
+                 "obs_mode"):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
         assert params[name].default == getattr(EnvConfig, name)
         assert f"{name}:" in parallel_env.__doc__
