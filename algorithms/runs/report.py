@@ -54,7 +54,8 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | No
                      "Local there, docs/dynamic.md)")
             continue
         if name == "static-search" and config.num_ues > SEARCH_MAX_UES:
-            print(f"no static-search row: N = {config.num_ues} > {SEARCH_MAX_UES} (its search grows faster than N^2)")
+            log.info(f"no static-search row: N = {config.num_ues} > {SEARCH_MAX_UES} (its search grows faster than "
+                     "N^2)")
             continue
         rows[name] = evaluate(make_baseline(name), config, episodes=episodes)
     local = rows["local"]
