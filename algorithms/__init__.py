@@ -20,6 +20,7 @@ _PUBLIC = {
     "RunSettings": "mahppo.algorithms.experiment",
     "MAHPPOParams": "mahppo.algorithms.params",
     "MAHPPOConfig": "mahppo.algorithms.rllib.mahppo",
+    "module_setup": "mahppo.algorithms.rllib.mahppo",
     "MAHPPO": "mahppo.algorithms.rllib.mahppo",
     "RLlibCollabEnv": "mahppo.algorithms.rllib.mahppo",
     "build_config": "mahppo.algorithms.rllib.mahppo",

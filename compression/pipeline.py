@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,9 +24,11 @@ from mahppo.compression.profiles import (
 from mahppo.compression.runner import run_sweep, select_rates, state_from_bytes, validate_sweep, write_table
 from mahppo.compression.train import TrainConfig, evaluate, make_loader, set_threads, train_base
 
+log = logging.getLogger(__name__)
+
 
 def _log(msg: str) -> None:
-    print(msg, flush=True)
+    log.info(msg)
 
 
 def data_spec_for(data: str | None, image_size: int | None = None, seed: int = 0) -> DataSpec:

@@ -119,12 +119,15 @@ def run_sweep(model_name: str, points: Iterable[int], rates: Iterable[float], da
     name, pts, rts = validate_sweep(model_name, points, rates, cfg.bits)
     started = False
     if not ray.is_initialized():
+        from mahppo.runtime.logs import ensure_configured, ray_init_kwargs
+
+        ensure_configured()
         if address:
             from mahppo.runtime.cluster import connect
 
-            connect(address, log_to_driver=False)  # token authentication handled
+            connect(address, **ray_init_kwargs())  # token authentication handled
         else:
-            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **ray_init_kwargs())
         started = True
     try:
         remote = ray.remote(compress_task).options(

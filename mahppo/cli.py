@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "mahppo.commands.tune",
     "mahppo.commands.reproduce",
     "mahppo.commands.serve",
+    "mahppo.commands.deploy",
     "mahppo.commands.demo",
 )
 
@@ -29,6 +30,7 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     from mahppo import __version__
+    from mahppo.runtime.logs import DEFAULT_LEVEL, LEVEL_ENV, LEVELS
 
     parser = argparse.ArgumentParser(
         prog="mahppo",
@@ -36,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mahppo {__version__}",
                         help="print the version and exit")
+    parser.add_argument("--log-level", default=None, type=str.upper, choices=LEVELS,
+                        help="our messages' level, and Ray's, Serve's and MLflow's (at least WARNING unless DEBUG); "
+                        f"default ${LEVEL_ENV} or {DEFAULT_LEVEL}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
@@ -48,17 +53,32 @@ def build_parser() -> argparse.ArgumentParser:
 SEEDED_COMMANDS = ("train", "tune", "reproduce", "demo")
 
 
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not a global option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from mahppo import quiet
+    if argv is None and command_of(sys.argv[1:]) in SEEDED_COMMANDS:  # run as a command, not called from Python
+        from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
+
+        # before the parser is built: building it imports the env (numba, PettingZoo), which the restart repeats
+        restart_with_fixed_hash_seed(["-m", "mahppo", *sys.argv[1:]])
     from mahppo.commands._args import apply_signing_key, json_output
+    from mahppo.runtime.logs import configure
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and args.command in SEEDED_COMMANDS:  # run as a command, not called from Python
-        from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
-
-        restart_with_fixed_hash_seed(["-m", "mahppo", *sys.argv[1:]])
-    quiet.install()  # known-harmless Ray/RLlib/MLflow messages (listed in mahppo/quiet.py)
+    try:  # our level and Ray's, Serve's, MLflow's; known-harmless messages dropped (runtime/logs.py)
+        configure(args.log_level, handler=True)
+    except ValueError as exc:  # a bad $MAHPPO_LOG_LEVEL
+        parser.error(str(exc))
     try:
         with json_output(getattr(args, "json", False)):  # --json: stdout holds the one JSON document
             apply_signing_key(getattr(args, "signing_key_file", None))  # a bad key file: an error before any work

@@ -189,6 +189,11 @@ class EnvConfig:
     _profiles: tuple[DNNProfile, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
+    def option_names(cls) -> set[str]:
+        """Every option a user may set (the dataclass fields, without the private ones)."""
+        return {f.name for f in fields(cls) if not f.name.startswith("_")}
+
+    @classmethod
     def from_kwargs(cls, **kwargs: object) -> EnvConfig:
         """The defaults with ``kwargs`` (JSON-like values: lists, spec dicts, DNN names), validated; a ``dnn``
         list without ``num_ues`` sets N (one UE per name)."""
@@ -331,8 +336,9 @@ class EnvConfig:
         return self
 
     def with_updates(self, **changes: object) -> EnvConfig:
-        """This config with ``changes`` by field name (JSON-like values accepted), validated."""
-        known = {f.name for f in fields(self) if not f.name.startswith("_")}
+        """This config with ``changes`` (by field name; JSON-like values accepted), validated; unknown names
+        raise ``ValueError`` naming them."""
+        known = self.option_names()
         for key in changes:
             if key not in known:
                 raise ValueError(f"unknown env option {key!r} (known: {', '.join(sorted(known))})")

@@ -265,8 +265,12 @@ class CollabInferenceEnv(ParallelEnv):
         return SystemView(self)
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        """Start an episode. The cell is fixed when the env is built: ``options`` naming an env option (such as
+        ``ue_specs`` or ``num_ues``) raise ``ValueError`` (build a new env with ``parallel_env(...)``); other keys
+        are ignored, as Gymnasium does (PettingZoo's ``api_test`` passes one)."""
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise ValueError(f"reset: seed = {seed!r} must be an integer >= 0 or None")
+        _check_reset_options(options)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
             self._key_rng = np.random.default_rng([seed, KEY_STREAM])
@@ -469,6 +473,12 @@ def _as_float(agent: str, p: Any) -> float:
     return float(p)
 
 
-def parallel_env(**config: Any) -> CollabInferenceEnv:
-    """Build the env from keyword options (see ``marl_env.config.EnvConfig``)."""
-    return CollabInferenceEnv(**config)
+def _check_reset_options(options: dict | None) -> None:
+    if not options:
+        return
+    if not isinstance(options, dict):
+        raise ValueError(f"reset options = {options!r} must be a dict")
+    fixed = sorted(set(options) & EnvConfig.option_names())
+    if fixed:
+        raise ValueError(f"reset(options={{{fixed[0]!r}: ...}}): {fixed[0]} is fixed when the env is built; build a "
+                         f"new env with parallel_env({fixed[0]}=...)")

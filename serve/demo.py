@@ -23,7 +23,10 @@ def serve_and_query(checkpoint: str, port: int = 8765, host: str = "127.0.0.1",
         from mahppo.serve.proxy import enable_for_local_ray
 
         enable_for_local_ray()  # the proxy's read deadline and body buffering (slow clients)
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        from mahppo.runtime.logs import ensure_configured, ray_init_kwargs
+
+        ensure_configured()
+        ray.init(address="local", include_dashboard=False, **ray_init_kwargs())
         started = True
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGGING)

@@ -3,7 +3,14 @@
 ``predict({"ues": [...], "deterministic": true})`` returns ``{"decisions": [...], "policy_id": ...}``,
 the very reply of the Serve app for the same body: the same schema (``serve.schema.DecideRequest``),
 the same normalisation (``StateNormalizer``) and the same reply builder (``decision_body``). A list of
-bodies (or a DataFrame of several rows) gives a list of replies.
+bodies (or a DataFrame of several rows with a ``ues`` column) gives a list of replies; a DataFrame of UE rows
+(``pd.DataFrame(ues)``: columns ``ue_id``, ``tasks_left``, ...) is one state pool.
+
+The model's ``requirements.txt`` pins mahppo and every run-time dependency at the versions installed when it
+was saved (``runtime.pinned_requirements``), so ``mlflow models serve`` with the default (virtualenv) env manager
+can rebuild the environment wherever ``pip install mahppo==V`` resolves (a package index holding the project);
+``wheel=True`` puts a wheel of the project in the model (``wheels/``) and names it there instead, so no index
+needs the project (built from the source tree; the build needs setuptools >= 77, from the index if older here).
 
 The model directory holds the policy's acting checkpoint (weights-only export and sidecar, no pickles)
 under ``artifacts/checkpoint`` (so ``load_policy`` and ``mahppo serve --model-uri`` read it too), an output
@@ -103,6 +110,8 @@ def _bodies(model_input: Any) -> tuple[list[Any], bool]:
 
     if isinstance(model_input, pd.DataFrame):
         rows = [_row(_plain(r)) for r in model_input.to_dict(orient="records")]
+        if "ues" not in model_input.columns:  # pd.DataFrame(ues): one state pool, one UE per row
+            return [{"ues": rows}], False
         return rows, len(rows) != 1
     if isinstance(model_input, list):
         return [_plain(b) for b in model_input], True
@@ -162,11 +171,29 @@ def input_example(checkpoint: str | Path) -> dict[str, Any]:
     return {"ues": example_pool({"agents": agents}), "deterministic": True}
 
 
-def save_decision_model(checkpoint: str | Path, path: str | Path) -> Path:
-    """Write the pyfunc model of ``checkpoint`` (a checkpoint or ``mahppo train --out`` dir) to ``path``."""
+def project_wheel(dest: Path) -> Path:
+    """Build a wheel of this project (its source tree: an editable install) into ``dest``."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"{root}: no pyproject.toml (mahppo is not installed from a source tree)")
+    for isolation in (["--no-build-isolation"], []):  # the local setuptools if new enough, else the index's
+        r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation, "-w", str(dest),
+                            str(root)], capture_output=True, text=True)
+        found = sorted(dest.glob("mahppo-*.whl"))
+        if r.returncode == 0 and found:
+            return found[-1]
+    raise RuntimeError(f"pip wheel {root} failed: {r.stderr.strip().splitlines()[-1:]}")
+
+
+def save_decision_model(checkpoint: str | Path, path: str | Path, *, wheel: bool = False) -> Path:
+    """Write the pyfunc model of ``checkpoint`` (a checkpoint or ``mahppo train --out`` dir) to ``path``;
+    ``wheel=True``: with a wheel of the project that ``requirements.txt`` names (see the module's doc)."""
     from mahppo.algorithms.acting.policy import find_checkpoint
     from mahppo.algorithms.runs.checkpoints import copy_for_acting
-    from mahppo.runtime import package_version
+    from mahppo.runtime import pinned_requirements
 
     ckpt = find_checkpoint(Path(checkpoint).expanduser().resolve())
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,7 +205,12 @@ def save_decision_model(checkpoint: str | Path, path: str | Path) -> Path:
             signature=model_signature(), input_example=input_example(ckpt),
             metadata={"decide_request": input_schema().to_dict(),
                       "decide_request_json_schema": DecideRequest.model_json_schema()},
-            pip_requirements=[f"mahppo=={package_version()}", f"mlflow=={mlflow.__version__}"])
+            pip_requirements=pinned_requirements())
+    if wheel:
+        built = project_wheel(Path(path) / "wheels")
+        req = Path(path) / "requirements.txt"
+        lines = [f"wheels/{built.name}" if ln.startswith("mahppo==") else ln for ln in req.read_text().splitlines()]
+        req.write_text("\n".join(lines) + "\n")
     return Path(path)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -42,8 +43,11 @@ FINAL_KEYS = ("test_reward", "test_frame_latency_per_task_s", "test_energy_per_t
 CURVE_KEYS = ("test_reward", "vf_loss")
 
 
+log = logging.getLogger(__name__)
+
+
 def _log(msg: str) -> None:
-    print(msg, flush=True)
+    log.info(msg)
 
 
 def spec_hash(spec: dict[str, Any]) -> str:

@@ -138,13 +138,48 @@ class TrainedPolicy:
                     f"profile ({config.profile_file or 'the shipped Jetson Nano profiles'}) has other costs "
                     "per partition point (check --profile)")
 
-    def reset(self, view: Any, seed: int | None = None) -> None:
-        self.check_cell(view.config)
+    def reset(self, env: Any, seed: int | None = None) -> None:
+        """Check that the policy can decide ``env``'s cell (a ``CollabInferenceEnv`` or its ``env.view()``;
+        ``ValueError`` names what differs) and reseed the sampling of ``act(..., deterministic=False)``."""
+        self.check_cell(_view(env).config)
         if seed is not None:
             self._gen.manual_seed(seed)
 
+    def act_dict(self, observations: dict[str, Any], deterministic: bool = True) -> dict[str, tuple]:
+        """A PettingZoo action dict for one frame: ``{agent: (point, channel, np.array([power]))}`` from the
+        observations ``env.reset()`` / ``env.step()`` returned (the shared policy: each agent's agent-centric
+        observation; a per-UE policy: the global state, the same for every agent)::
+
+            obs, _ = env.reset(seed=0)
+            while env.agents:
+                obs, rewards, terms, truncs, infos = env.step(policy.act_dict(obs))
+        """
+        agents = list(observations)
+        if not agents:
+            return {}
+        if self.shared:
+            x = np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents])
+            want = self.modules[SHARED_ID].observation_space.shape[0]
+            if x.ndim != 2 or x.shape[1] != want:
+                raise ValueError(f"policy {self.name} takes agent-centric observations of {want} numbers (obs_mode = "
+                                 f"'agent'); got shape {x.shape[1:]}: build the env with "
+                                 "parallel_env(**policy.env.to_dict())")
+            pts, chs, pws = (a[:, 0] for a in self.act_batch(x, deterministic))
+            cols = range(len(agents))
+        else:
+            state = np.asarray(observations[agents[0]], dtype=np.float32)
+            if state.shape != (4 * len(self.agents),):
+                raise ValueError(f"policy {self.name} takes the global state of {4 * len(self.agents)} numbers "
+                                 f"(obs_mode = 'global', N = {len(self.agents)}); got shape {state.shape}")
+            pts, chs, pws = (a[0] for a in self.act_batch(state[None, :], deterministic))
+            cols = [_agent_index(a) for a in agents]
+        return {a: (int(pts[i]), int(chs[i]), np.array([pws[i]], dtype=np.float32))
+                for a, i in zip(agents, cols, strict=True)}
+
     def act(self, view: Any, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The next frame's decisions for every UE of ``view`` (a ``marl_env`` ``SystemView``)."""
+        """The next frame's decisions for every UE of ``view`` (a ``marl_env`` ``SystemView``, or the env itself)
+        as three arrays in agent order (points, channels, powers; ``act_dict`` gives PettingZoo's action dict)."""
+        view = _view(view)
         if self.shared:
             obs = view.observations()
             pts, chs, pws = self.act_batch(obs, deterministic)
@@ -203,6 +238,11 @@ class TrainedPolicy:
             chs[:, i] = c.reshape(m).numpy()
             pws[:, i] = p.reshape(m).numpy()
         return pts, chs, pws
+
+
+def _view(env: Any) -> Any:
+    """A ``SystemView`` from an env (``env.view()``) or the view itself."""
+    return env.view() if callable(getattr(env, "view", None)) else env
 
 
 def _sample(dist: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

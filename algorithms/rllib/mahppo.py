@@ -22,7 +22,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
-from mahppo.algorithms.params import CLIP_MODES, MAHPPOParams  # noqa: F401 (re-exported)
+from mahppo.algorithms.params import ACTOR_LR, CLIP_MODES, MAHPPOParams  # noqa: F401 (re-exported)
 from mahppo.algorithms.rllib.learner import MAHPPOTorchLearner
 from mahppo.algorithms.rllib.modules import (
     CRITIC_ID,
@@ -64,6 +64,9 @@ class MAHPPOConfig(PPOConfig):
         super().__init__(algo_class=algo_class or MAHPPO)
         self.mahppo_params = MAHPPOParams()
         self.mahppo()
+        # the simulator clips the power itself (marl_env.core.clip_power); sample in the driver (2-core default)
+        self.environment(normalize_actions=False, clip_actions=False)
+        self.env_runners(num_env_runners=0)
 
     def get_default_learner_class(self):
         return MAHPPOTorchLearner
@@ -88,7 +91,23 @@ class MAHPPOConfig(PPOConfig):
 
     def validate(self) -> None:
         self.mahppo_params.validate()
+        self._derive_modules()
         super().validate()
+
+    def _derive_modules(self) -> None:
+        """``.environment(RLlibCollabEnv, env_config=...)`` alone: the modules, module ids and the agent -> module
+        mapping follow from the env config and ``mahppo_params.actor`` (``module_setup``, as ``build_config``);
+        the learning rate, unless set, is ``lr`` or the actor's constant default (``ACTOR_LR``)."""
+        if self._rl_module_spec is not None or self.env is not RLlibCollabEnv or self.is_multi_agent:
+            return
+        p = self.mahppo_params
+        env_config = env_config_for(p.actor, self.env_config)
+        spec, modules, mapping = module_setup(env_config, p)
+        self.environment(env_config=env_config.to_dict())
+        self.rl_module(rl_module_spec=spec)
+        self.multi_agent(policies=modules, policy_mapping_fn=mapping)
+        if self.lr == PPOConfig().lr:
+            self.training(lr=p.lr if p.lr is not None else ACTOR_LR[p.actor])
 
 
 def ppo_training(p: MAHPPOParams) -> dict[str, Any]:
@@ -113,6 +132,58 @@ def env_spaces(env_config: EnvConfig):
     return env, agents, env.observation_space(agents[0]), {a: env.action_space(a) for a in agents}
 
 
+def module_setup(env_config: EnvConfig, params: MAHPPOParams | None = None, algo: str = "mahppo"):
+    """The modules and the agent -> module mapping for ``env_config``: ``(MultiRLModuleSpec, module ids, mapping)``.
+
+    ``algo = "mahppo"`` with ``params.actor = "shared"``: one ``SharedActorModule`` (id ``"shared"``, every
+    agent maps to it) and the learner-only ``SetCriticModule`` (id ``"critic"``); with ``"per-ue"``: one
+    ``HybridActorModule`` per UE (ids ``"ue_0"``, ``"ue_1"``, ...) and the ``CentralCriticModule``
+    (Sec. 5.1, Fig. 3). ``algo = "ippo"``: RLlib's stock PPO modules, one per UE (the ablation). Used by
+    ``build_config`` and by ``MAHPPOConfig`` when only the environment is given. Each actor's
+    ``model_config["env"]`` is ``env_config``: ``parallel_env(**model_config["env"])`` makes its observations.
+    """
+    params = params or MAHPPOParams()
+    _, agents, obs_space, act_spaces = env_spaces(env_config)
+    env = {"env": env_config.to_dict()}
+    if algo == "mahppo" and params.actor == "shared":
+        space = shared_action_space(env_config)
+        sizes = {"embed": 128}
+        spec = MultiRLModuleSpec(rl_module_specs={
+            SHARED_ID: RLModuleSpec(module_class=SharedActorModule, observation_space=obs_space, action_space=space,
+                                    model_config={**sizes, **env, "trunk": [256, 128], "branch": 64,
+                                                  "token_freqs": 8}),
+            CRITIC_ID: RLModuleSpec(module_class=SetCriticModule, observation_space=obs_space, action_space=space,
+                                    learner_only=True, model_config={**sizes, "hidden": [256, 128, 64]}),
+        })
+        return spec, [SHARED_ID], _every_agent_is_shared
+    if algo == "mahppo":
+        specs: dict[str, RLModuleSpec] = {
+            a: RLModuleSpec(module_class=HybridActorModule, observation_space=obs_space,
+                            action_space=act_spaces[a], model_config={**env, "trunk": [256, 128], "branch": 64})
+            for a in agents
+        }
+        specs[CRITIC_ID] = RLModuleSpec(module_class=CentralCriticModule, observation_space=obs_space,
+                                        action_space=act_spaces[agents[0]], learner_only=True,
+                                        model_config={"hidden": [256, 128, 64]})
+        return MultiRLModuleSpec(rl_module_specs=specs), list(agents), _agent_is_module
+    return MultiRLModuleSpec(rl_module_specs={
+        a: RLModuleSpec(observation_space=obs_space, action_space=act_spaces[a],
+                        model_config={"fcnet_hiddens": [256, 128, 64], "vf_share_layers": False})
+        for a in agents}), list(agents), _agent_is_module
+
+
+def env_config_for(actor: str, env_config: dict | None) -> EnvConfig:
+    """The ``EnvConfig`` of an RLlib ``env_config`` dict for ``actor``: the shared actor takes the agent-centric
+    observation, the per-UE actors the global state (unset ``obs_mode`` follows the actor; a contradicting one
+    raises ``ValueError`` naming it)."""
+    data = dict(env_config or {})
+    wanted = "agent" if actor == "shared" else "global"
+    data.setdefault("obs_mode", wanted)
+    if data["obs_mode"] != wanted:
+        raise ValueError(f"env_config obs_mode = {data['obs_mode']!r}: actor = {actor!r} needs obs_mode = {wanted!r}")
+    return EnvConfig.from_dict(data)
+
+
 def build_config(experiment: Experiment) -> PPOConfig:
     """The RLlib config that trains ``experiment`` on ``marl_env``.
 
@@ -120,41 +191,17 @@ def build_config(experiment: Experiment) -> PPOConfig:
     modules, one independent value function per UE (the ablation).
     """
     env_config, params, run = experiment.env, experiment.algo, experiment.run
-    _, agents, obs_space, act_spaces = env_spaces(env_config)
-    mapping = _agent_is_module
-    if run.algo == "mahppo" and params.actor == "shared":
+    if run.algo == "mahppo":
         config: PPOConfig = MAHPPOConfig().mahppo(**asdict(params))
-        space = shared_action_space(env_config)
-        sizes = {"embed": 128}
-        config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
-            SHARED_ID: RLModuleSpec(module_class=SharedActorModule, observation_space=obs_space, action_space=space,
-                                    model_config={**sizes, "trunk": [256, 128], "branch": 64, "token_freqs": 8}),
-            CRITIC_ID: RLModuleSpec(module_class=SetCriticModule, observation_space=obs_space, action_space=space,
-                                    learner_only=True, model_config={**sizes, "hidden": [256, 128, 64]}),
-        }))
-        agents, mapping = [SHARED_ID], _every_agent_is_shared
-    elif run.algo == "mahppo":
-        config = MAHPPOConfig().mahppo(**asdict(params))
-        specs: dict[str, RLModuleSpec] = {
-            a: RLModuleSpec(module_class=HybridActorModule, observation_space=obs_space,
-                            action_space=act_spaces[a], model_config={"trunk": [256, 128], "branch": 64})
-            for a in agents
-        }
-        specs[CRITIC_ID] = RLModuleSpec(module_class=CentralCriticModule, observation_space=obs_space,
-                                        action_space=act_spaces[agents[0]], learner_only=True,
-                                        model_config={"hidden": [256, 128, 64]})
-        config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
     else:
         config = PPOConfig().training(**ppo_training(params))
-        config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
-            a: RLModuleSpec(observation_space=obs_space, action_space=act_spaces[a],
-                            model_config={"fcnet_hiddens": [256, 128, 64], "vf_share_layers": False})
-            for a in agents}))
+    spec, modules, mapping = module_setup(env_config, params, run.algo)
+    config.rl_module(rl_module_spec=spec)
     # The sampled power goes to the env unchanged (and unclipped into the learner's log-probs); only the
     # simulator clips it (marl_env.core.clip_power), so RLlib's per-step clipping connector is skipped.
     config.environment(RLlibCollabEnv, env_config=env_config.to_dict(), normalize_actions=False,
                        clip_actions=False)
-    config.multi_agent(policies=list(agents), policy_mapping_fn=mapping)
+    config.multi_agent(policies=modules, policy_mapping_fn=mapping)
     config.env_runners(num_env_runners=run.num_env_runners, num_envs_per_env_runner=run.num_envs_per_env_runner,
                        rollout_fragment_length="auto", num_cpus_per_env_runner=1)
     use_sampler(config, run.sampler)  # "vector": algorithms/rllib/sampler.py; "rllib": RLlib's own loop

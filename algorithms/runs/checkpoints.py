@@ -24,8 +24,8 @@ import hmac
 import json
 import os
 import re
+import logging
 import shutil
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ from typing import Any
 
 from mahppo.algorithms.runs.export import ExportError, read_export, sha256_file, verify_export, write_export
 from mahppo.runtime.keys import SIGNING_KEY_ENV, signing_key
+
+log = logging.getLogger(__name__)
 
 POLICY_META = "mahppo_policy.json"
 RECORD_FILE = "checkpoints.json"
@@ -53,7 +55,7 @@ class CheckpointError(ValueError):
 
 
 def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    log.warning(msg)
 
 
 def checkpoint_name(iteration: int) -> str:

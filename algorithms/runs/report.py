@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from mahppo.marl_env.evaluation import evaluate
 from mahppo.marl_env.lookahead import Lookahead
 from mahppo.marl_env.metrics import format_table, ratio
 from mahppo.marl_env.policies import BASELINES, make_baseline
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mahppo.algorithms.experiment import Experiment
@@ -36,22 +39,23 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | No
     rows: dict[str, dict[str, float]] = {"trained": evaluate(policy, config, episodes=episodes)}
     dynamic = config.dynamics.active
     if dynamic:  # sampled futures: about 40 s per 60-frame episode at N = 5 (docs/environment-dynamics.md)
-        print(f"no lookahead row on a dynamic cell (its sampled rollouts take minutes over the evaluation episodes): "
-              f"`mahppo evaluate --policy {out} --scenario dynamic --lookahead`")
+        log.info(f"no lookahead row on a dynamic cell (its sampled rollouts take minutes over the evaluation episodes): "
+                 f"`mahppo evaluate --policy {out} --scenario dynamic --lookahead`")
     elif rows["trained"]["truncated_episodes"]:  # rollouts need a policy that finishes (marl_env.lookahead)
-        print("no lookahead row: the policy does not finish the test episode alone")
+        log.info("no lookahead row: the policy does not finish the test episode alone")
     elif config.num_ues > LOOKAHEAD_MAX_UES:
-        print(f"no lookahead row: N = {config.num_ues} > {LOOKAHEAD_MAX_UES} (run `mahppo evaluate --policy "
-              f"{out} --lookahead` for it)")
+        log.info(f"no lookahead row: N = {config.num_ues} > {LOOKAHEAD_MAX_UES} (run `mahppo evaluate --policy "
+                 f"{out} --lookahead` for it)")
     else:
         rows[LOOKAHEAD_ROW] = evaluate(Lookahead(policy), config, episodes=episodes)
     for name in BASELINES:
         if name == "static-search" and dynamic:
-            print("no static-search row on a dynamic cell (fixed decisions cannot follow the queues: worse than "
-                  "Local there, docs/dynamic.md)")
+            log.info("no static-search row on a dynamic cell (fixed decisions cannot follow the queues: worse than "
+                     "Local there, docs/dynamic.md)")
             continue
         if name == "static-search" and config.num_ues > SEARCH_MAX_UES:
-            print(f"no static-search row: N = {config.num_ues} > {SEARCH_MAX_UES} (its search grows faster than N^2)")
+            log.info(f"no static-search row: N = {config.num_ues} > {SEARCH_MAX_UES} (its search grows faster than "
+                     "N^2)")
             continue
         rows[name] = evaluate(make_baseline(name), config, episodes=episodes)
     local = rows["local"]
@@ -62,8 +66,7 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | No
     label = {"trained": f"{experiment.run.algo} (trained)",
              LOOKAHEAD_ROW: f"{experiment.run.algo} (trained) + lookahead"}
     table = format_table({label.get(k, k): v for k, v in rows.items()})
-    (out / "evaluation.md").write_text(table + "\n")
-    print(table)
+    (out / "evaluation.md").write_text(table + "\n")  # the command prints it (mahppo.commands.train)
     return rows
 
 

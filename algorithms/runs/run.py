@@ -34,15 +34,18 @@ def init_ray(address: str | None = None) -> None:
     """Connect to ``address`` (or ``$RAY_ADDRESS``), else start a local Ray sized to this machine."""
     import ray
 
+    from mahppo.runtime.logs import ensure_configured, ray_init_kwargs
+
+    ensure_configured()
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         from mahppo.runtime.cluster import connect
 
-        connect(address, log_to_driver=False)  # token authentication handled, bad addresses fail in seconds
+        connect(address, **ray_init_kwargs())  # token authentication handled, bad addresses fail in seconds
     else:
-        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, **ray_init_kwargs())
 
 
 def check_gpus(per_learner: float, learners: int) -> None:

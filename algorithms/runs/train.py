@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from typing import Any
 from mahppo.algorithms.runs import checkpoints as ck
 from mahppo.algorithms.experiment import Experiment
 from mahppo.algorithms.runs.run import METRICS, Run, read_meta
+from mahppo.runtime.logs import ensure_configured
+
+log = logging.getLogger(__name__)
 
 KEEP_CHECKPOINTS = ck.KEEP_CHECKPOINTS
 
@@ -102,6 +105,7 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
 
     from mahppo.algorithms.runs.tracking import Tracker
 
+    ensure_configured()
     experiment = experiment.validate()
     out = ck.claim_run_dir(out, resume=resume, overwrite=overwrite)
     run = Run(experiment)
@@ -116,7 +120,7 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
                 raise ck.CheckpointError(f"--resume {out}: curve.csv has iterations but the run has no "
                                          "checkpoint; start again with --overwrite")
             else:
-                print(f"note: {out} has no checkpoint yet; starting at iteration 1", file=sys.stderr)
+                log.info(f"note: {out} has no checkpoint yet; starting at iteration 1")
         ck.write_json_atomic(out / ck.RUN_FILE, experiment.to_dict())  # after a refusal, run.json stays as it was
         if experiment.run.tracked:
             prev = run_id_file.read_text().strip() if resume and run_id_file.exists() else None
@@ -136,8 +140,8 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
                 if run.iteration > last_ckpt:
                     _write_curve(out / "curve.csv", rows)
                     save_checkpoint(run, out)
-                print(f"interrupted: checkpoint of iteration {run.iteration} kept; continue with "
-                      f"`mahppo train --resume {out}`")
+                log.warning(f"interrupted: checkpoint of iteration {run.iteration} kept; continue with "
+                            f"`mahppo train --resume {out}`")
                 raise
             rows.append(row)
             bar.update(min(run.env_steps, total) - min(before, total))

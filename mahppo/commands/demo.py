@@ -42,6 +42,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"MLflow: {ui_command(uri).rsplit(' ', 1)[-1]}")
     resume = (out / "train" / "run.json").exists() and args.resume
     summary = train(experiment, out / "train", resume=resume, overwrite=not resume)  # the demo owns demo_out/train
+    print((out / "train" / "evaluation.md").read_text().rstrip())
     print(f"\n== 2/3 comparison written to {out / 'train' / 'evaluation.md'}; "
           f"curve: {out / 'train' / 'training_curve.png'}")
     trained = summary["evaluation"]["trained"]

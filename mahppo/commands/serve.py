@@ -77,12 +77,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.address:  # our own Ray: harden its HTTP proxy, and take it down with us even on SIGKILL
         enable_for_local_ray(args.read_timeout)
         reaper = start_reaper()
+    from mahppo.runtime.logs import ray_init_kwargs
+
+    ray_options = {**ray_init_kwargs(), "log_to_driver": args.verbose or ray_init_kwargs()["log_to_driver"]}
     if args.address:
         from mahppo.runtime.cluster import connect
 
-        connect(args.address, log_to_driver=args.verbose)  # token authentication handled
+        connect(args.address, **ray_options)  # token authentication handled
     else:
-        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=args.verbose)
+        ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, **ray_options)
     # after ray.init, which installs its own SIGTERM handler (it would kill us without a clean shutdown)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

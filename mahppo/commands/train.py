@@ -59,6 +59,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
     else:
+        if "evaluation" in summary:
+            print((out / "evaluation.md").read_text().rstrip())
         print(f"env steps: {summary['env_steps']}  wall time: {summary['wall_time_s']:.1f} s  "
               f"({summary['env_steps_per_s']:.0f} env steps/s)")
         print(f"checkpoint: {summary['checkpoint']}\ncurve: {out / 'training_curve.png'}")

@@ -144,12 +144,13 @@ def test_a_restored_run_continues_the_linear_lr_schedule_where_it_stopped(ray_se
         second.stop()
 
 
-def test_no_lookahead_row_above_its_cell_size_cap(trained, monkeypatch, capsys):
+def test_no_lookahead_row_above_its_cell_size_cap(trained, monkeypatch, caplog):
     from mahppo.algorithms.runs import report
 
     out, experiment, _ = trained
     monkeypatch.setattr(report, "LOOKAHEAD_MAX_UES", 1)  # the run's cell has 2 UEs
+    caplog.set_level("INFO", logger="mahppo")
     table = report.compare_with_baselines(out, experiment)
     assert "trained+lookahead" not in table and "trained" in table
-    printed = capsys.readouterr().out
+    printed = caplog.text
     assert ("N = 2 > 1" in printed) if not table["trained"]["truncated_episodes"] else ("does not finish" in printed)

@@ -144,6 +144,59 @@ def test_signature_is_the_decide_request_and_response(pyfunc):
                      "channel_in_flight": False}
 
 
+def test_a_dataframe_of_ue_rows_is_one_state_pool(pyfunc):
+    import pandas as pd
+
+    body = _body(8)
+    assert pyfunc.predict(pd.DataFrame(body["ues"])) == pyfunc.predict(body)
+
+
+def test_mlflow_models_serve_answers_an_inputs_body(champion):
+    """`mlflow models serve` with `--env-manager local` (the default, virtualenv, needs the network to build
+    its environment: not available in the tests)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["uri"],
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion",
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(1)
+        body = _body(9)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps({"inputs": body}).encode(),
+                                     {"content-type": "application/json"})
+        reply = json.loads(urllib.request.urlopen(req, timeout=30).read())
+        assert reply["predictions"] == _post(champion["url"], body)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+
+
+def test_a_model_saved_with_its_wheel_names_the_wheel_in_its_requirements(champion, tmp_path):
+    from mahppo.runtime import pinned_requirements
+    from mahppo.serve.mlflow_model import save_decision_model
+
+    path = save_decision_model(champion["policy"], tmp_path / "model", wheel=True)
+    lines = (path / "requirements.txt").read_text().split()
+    wheels = [ln for ln in lines if ln.startswith("wheels/mahppo-")]
+    assert len(wheels) == 1 and (path / wheels[0]).is_file()
+    pins = [p for p in pinned_requirements()[1:] if "==" in p]  # (a dependency not installed here stays unpinned)
+    assert set(pins) <= set(lines) and not any(ln.startswith("mahppo==") for ln in lines)
+
+
 def test_several_bodies_give_a_list_of_replies(pyfunc):
     a, b = _body(5), _body(6)
     assert pyfunc.predict([a, b]) == [pyfunc.predict(a), pyfunc.predict(b)]
