@@ -10,7 +10,8 @@ maker at the edge can know:
   ``bits`` / ``front_latency_s`` /
   ``front_power_w`` per UE and point (Eqs. 6-9);
 - the raw per-UE state at the end of the last frame: ``tasks_left``, ``total_tasks``,
-  ``time_left_s`` (``l``), ``bits_left`` (``n``), ``distance_m`` (``d``); and its normalised forms,
+  ``time_left_s`` (``l``), ``bits_left`` (``n``), ``distance_m`` (``d``), the point and channel of a task in
+  flight (``point_in_flight``, ``channel_in_flight``); and its normalised forms,
   ``state()`` (the global state) and ``observations()`` (agent-centric).
 - for a planner (``marl_env.lookahead``): ``snapshot()``, a copy of the whole episode state (each UE's
   task in flight included) to restore on its own simulator of the cell; the env is not touched.
@@ -121,6 +122,17 @@ class SystemView:
     @property
     def distance_m(self) -> np.ndarray:
         return _ro(self._env.system.distance)
+
+    @property
+    def point_in_flight(self) -> np.ndarray:
+        """The partition point of each UE's task in flight (the decision in force when it started): meaningful
+        while the UE runs its front part or sends (``time_left_s`` or ``bits_left`` > 0), as a cell knows it."""
+        return _ro(self._env.system.point)
+
+    @property
+    def channel_in_flight(self) -> np.ndarray:
+        """The channel of each UE's task in flight (meaningful while it sends or will send)."""
+        return _ro(self._env.system.channel)
 
     @property
     def tokens(self) -> np.ndarray:

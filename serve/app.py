@@ -37,7 +37,7 @@ from mahppo.serve.guards import (
     load_api_key,
     policy_problem,
 )
-from mahppo.serve.planner import planner_for
+from mahppo.serve.planner import BASELINE_PREFIX, ServedRule, load_served, planner_for
 from mahppo.serve.schema import (
     DecideRequest,
     DecideResponse,
@@ -196,6 +196,8 @@ def _rss_bytes() -> int:
 
 
 def _model_info(policy: Any) -> dict[str, Any]:
+    if isinstance(policy, ServedRule):
+        return policy.model_info()
     cfg = policy.env
     meta = policy.meta
     experiment = meta.get("experiment", {})
@@ -236,19 +238,19 @@ class DecisionMaker:
                  read_timeout_s: float = DEFAULT_READ_TIMEOUT_S, api_key_file: str | None = None,
                  max_concurrent_decisions: int = DEFAULT_MAX_CONCURRENT_DECISIONS,
                  max_concurrent_lookahead: int = DEFAULT_MAX_CONCURRENT_LOOKAHEAD,
-                 lookahead_budget_s: float = DEFAULT_BUDGET_S):
+                 lookahead_budget_s: float = DEFAULT_BUDGET_S, cell: dict[str, Any] | None = None):
         os.environ["OMP_NUM_THREADS"] = "1"
         if tracking_uri:
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
         import torch
 
         torch.set_num_threads(1)
-        from mahppo.algorithms.acting.policy import load_policy
-
-        self.policy = load_policy(source)
+        self.policy = load_served(source, cell)  # a trained policy, or a rule on `cell` (baseline:NAME)
+        self.rule = isinstance(self.policy, ServedRule)
         self.normalizer = normalizer_for(self.policy)
         self.model_info = _model_info(self.policy)
-        self.problem = policy_problem(self.policy, self.normalizer, self.model_info["agents"])  # None: finite
+        self.problem = None if self.rule else policy_problem(self.policy, self.normalizer,
+                                                             self.model_info["agents"])  # None: finite
         app.state.max_body_bytes = int(max_body_bytes)
         app.state.read_timeout_s = float(read_timeout_s)
         app.state.api_key = load_api_key(api_key_file) if api_key_file is not None else None
@@ -302,7 +304,10 @@ class DecisionMaker:
                 return _busy(f"the replica is deciding {self.deciding} requests, its limit; retry", 1)
             self.deciding += 1
             try:
-                pts, chs, pws = await self._act((state, request.deterministic))
+                if self.rule:  # the rule on a simulator of the cell, off the event loop
+                    pts, chs, pws = await asyncio.to_thread(self.policy.decide, request)
+                else:
+                    pts, chs, pws = await self._act((state, request.deterministic))
             finally:
                 self.deciding -= 1
         self.requests += 1
@@ -377,6 +382,10 @@ class AppArgs(BaseModel):
 
     checkpoint: str | None = Field(default=None, description="a `mahppo train --out` dir or a checkpoint dir")
     model_uri: str | None = Field(default=None, description="an MLflow URI: models:/NAME/VER, runs:/ID/checkpoint")
+    baseline: str | None = Field(default=None, description="serve a classical rule by name instead of a trained "
+                                 "policy (rotate, maxweight, myopic, static-search, local, ...) on `env`'s cell")
+    env: dict[str, Any] | None = Field(default=None, description="with baseline: the cell (EnvConfig.to_dict(); "
+                                       "default the default cell)")
     max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=DEFAULT_BATCH_WAIT_S, ge=0, le=1)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
@@ -398,13 +407,20 @@ class AppArgs(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> "AppArgs":
-        if (self.checkpoint is None) == (self.model_uri is None):
-            raise ValueError("give exactly one of checkpoint or model_uri")
+        if sum(x is not None for x in (self.checkpoint, self.model_uri, self.baseline)) != 1:
+            raise ValueError("give exactly one of checkpoint, model_uri or baseline")
+        if self.env is not None and self.baseline is None:
+            raise ValueError("env is the cell of a served baseline: give it with baseline only")
         return self
 
 
 def resolve_source(args: AppArgs) -> tuple[str, str | None]:
-    """The policy source as the replica loads it (absolute path or URI) and the tracking URI."""
+    """The policy source as the replica loads it (absolute path, URI or ``baseline:NAME``) and the tracking URI."""
+    if args.baseline is not None:
+        from mahppo.marl_env.policies import make_baseline
+
+        make_baseline(args.baseline)  # an unknown name fails here, not in the replica
+        return BASELINE_PREFIX + args.baseline, None
     if args.checkpoint is not None:
         from mahppo.algorithms.acting.policy import find_checkpoint
 
@@ -433,4 +449,4 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
                            read_timeout_s=args.read_timeout_s, api_key_file=key_file,
                            max_concurrent_decisions=args.max_concurrent_decisions,
                            max_concurrent_lookahead=args.max_concurrent_lookahead,
-                           lookahead_budget_s=args.lookahead_budget_s)
+                           lookahead_budget_s=args.lookahead_budget_s, cell=args.env)

@@ -44,6 +44,47 @@ MAX_CELLS = 16  # simulators kept per replica, one per list of DNNs (least recen
 PLAN_FRAMES = 100
 
 
+class CellSimulator:
+    """A request's state pool made simulable: a ``CollabInferenceEnv`` of ``cell`` in the pool's state
+    (``load_state``, with the rank tie-break the policy alone gets from the server). One per decider; the
+    caller holds ``lock`` from ``load`` until it is done with the view."""
+
+    def __init__(self, cell: Any):
+        self.cell = cell
+        self._envs: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def _env(self, dnns: tuple[str, ...]) -> Any:
+        from mahppo.marl_env.parallel import CollabInferenceEnv
+
+        if dnns not in self._envs:
+            own = not self.cell.varies and dnns == tuple(s.dnn for s in self.cell.specs)
+            # the cell itself when the pool is its own UEs (a rule then sees the very config `evaluate` gives it)
+            self._envs[dnns] = CollabInferenceEnv(self.cell) if own else CollabInferenceEnv(self.cell,
+                                                                                               ue_specs=list(dnns))
+            while len(self._envs) > MAX_CELLS:
+                self._envs.popitem(last=False)
+        self._envs.move_to_end(dnns)
+        return self._envs[dnns]
+
+    def load(self, request: DecideRequest) -> Any:
+        """The ``SystemView`` of the cell in the request's state (UEs in request order); ``RequestError``
+        naming ``ues[i].FIELD`` for a state the cell cannot be in. Call with ``lock`` held."""
+        from mahppo.marl_env.observations import tokens_for
+        from mahppo.marl_env.parallel import StateError
+
+        ues = request.ues
+        state = {name: [getattr(u, name) for u in ues] for name in STATE_FIELDS}
+        tokens = tokens_for([u.ue_id for u in ues], np.asarray(state["distance_m"], dtype=np.float64))
+        env = self._env(tuple(u.dnn or self.cell.dnn for u in ues))
+        env.reset(seed=0)
+        try:
+            env.load_state(**state, tokens=tokens)
+        except StateError as exc:  # named as the request names it
+            raise RequestError(f"ues[{exc.index}].{exc.field}", exc.message) from None
+        return env.view()
+
+
 class CellPlanner:
     """The lookahead for one served (shared) policy; one request at a time (a lock)."""
 
@@ -57,18 +98,7 @@ class CellPlanner:
         # the served cell on the test scenario, the shared actor's observation, no episode cut
         self.env = policy.env.with_updates(scenario="test", obs_mode="agent", max_ues=policy.max_ues, max_frames=None)
         self.lookahead = Lookahead(policy, max_frames=PLAN_FRAMES)
-        self._envs: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _env(self, dnns: tuple[str, ...]) -> Any:
-        from mahppo.marl_env.parallel import CollabInferenceEnv
-
-        if dnns not in self._envs:
-            self._envs[dnns] = CollabInferenceEnv(self.env, ue_specs=list(dnns))
-            while len(self._envs) > MAX_CELLS:
-                self._envs.popitem(last=False)
-        self._envs.move_to_end(dnns)
-        return self._envs[dnns]
+        self.cells = CellSimulator(self.env)
 
     def decide(self, request: DecideRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``plan``'s decisions without a time budget."""
@@ -80,25 +110,13 @@ class CellPlanner:
         by the normaliser: ids, N, DNNs, ranges), and why they are the policy's own (``None``: the lookahead
         chose them). ``budget_s`` counts from ``started`` (``time.monotonic()`` at the request's arrival;
         default now); ``cancel``: a ``threading.Event`` that stops the search."""
-        from mahppo.marl_env.observations import tokens_for
-        from mahppo.marl_env.parallel import StateError
-
         if not request.deterministic:
             raise RequestError("deterministic", "false: the lookahead plays the policy's deterministic "
                                "decisions; send true (the default) with lookahead")
-        ues = request.ues
-        state = {name: [getattr(u, name) for u in ues] for name in STATE_FIELDS}
-        tokens = tokens_for([u.ue_id for u in ues], np.asarray(state["distance_m"], dtype=np.float64))
         started = time.monotonic() if started is None else started
-        with self._lock:
+        with self.cells.lock:
             left = None if budget_s is None else budget_s - (time.monotonic() - started)
-            env = self._env(tuple(u.dnn or self.env.dnn for u in ues))
-            env.reset(seed=0)
-            try:
-                env.load_state(**state, tokens=tokens)
-            except StateError as exc:  # named as the request names it
-                raise RequestError(f"ues[{exc.index}].{exc.field}", exc.message) from None
-            view = env.view()
+            view = self.cells.load(request)
             self.lookahead.reset(view)
             if left is not None and left <= 0:  # spent waiting for the lock
                 left = 1e-9
@@ -111,6 +129,70 @@ class CellPlanner:
         if fallback is not None and fallback.startswith("the lookahead's time budget"):
             fallback = f"the lookahead's time budget of {budget_s:g} s from the request's arrival was spent"
         return actions, fallback
+
+
+class ServedRule:
+    """A classical decision-maker served by name (``mahppo serve --baseline NAME``): each request's state pool
+    is loaded into a simulator of ``cell`` (``CellSimulator``, as for the lookahead) and the rule decides that
+    cell as it decides the env in ``mahppo evaluate`` (``reset(view)`` then ``act(view)``; a rule's own search,
+    e.g. ``rotate``'s point and power, is cached per cell and run once at start for the served cell). Any N up
+    to ``max_ues``, any DNN of the profile file, like a shared policy; looks like one to the Serve app
+    (``shared``, ``env``, ``max_ues``, ``name``) and to ``marl_env`` (``reset``/``act``: the lookahead runs
+    around it)."""
+
+    shared = True
+
+    def __init__(self, name: str, cell: Any):
+        from mahppo.marl_env.config import MAX_UES
+        from mahppo.marl_env.parallel import CollabInferenceEnv
+        from mahppo.marl_env.policies import make_baseline
+
+        self.rule = make_baseline(name)
+        self.name = name
+        self.env = cell.validated()
+        self.max_ues = self.env.max_ues or MAX_UES
+        self.cells = CellSimulator(self.env)
+        warm = CollabInferenceEnv(self.env)
+        warm.reset(seed=0)
+        self.rule.reset(warm.view())  # the rule's search for the served cell, before the first request
+
+    def reset(self, view: Any, seed: int | None = None) -> None:
+        self.rule.reset(view, seed)
+
+    def act(self, view: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.rule.act(view)
+
+    def decide(self, request: DecideRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rule's decisions for the request's UEs, in request order (the request already checked by the
+        normaliser)."""
+        with self.cells.lock:
+            view = self.cells.load(request)
+            self.rule.reset(view)
+            return tuple(np.asarray(a).copy() for a in self.rule.act(view))  # type: ignore[return-value]
+
+    def model_info(self) -> dict[str, Any]:
+        """``GET /v1/model`` for the rule: its name and the served cell."""
+        cfg = self.env
+        return {"policy_id": self.name, "rule": self.name, "algo": None, "actor": None, "num_ues": cfg.num_ues,
+                "max_ues": self.max_ues, "num_channels": cfg.num_channels,
+                "agents": [f"ue_{i}" for i in range(cfg.num_ues)], "dnn": [s.dnn for s in cfg.specs],
+                "points_per_ue": [p.num_actions for p in cfg.profiles], "beta": cfg.beta, "p_max_w": cfg.p_max_w,
+                "env_config": cfg.to_dict()}
+
+
+BASELINE_PREFIX = "baseline:"  # a replica's source naming a rule: ``baseline:NAME``
+
+
+def load_served(source: str, cell: dict[str, Any] | None = None) -> Any:
+    """What a replica serves: ``baseline:NAME`` -> ``ServedRule`` on ``cell`` (``EnvConfig.to_dict()``; default
+    the default cell), else the trained policy at ``source`` (a checkpoint path or model URI)."""
+    if source.startswith(BASELINE_PREFIX):
+        from mahppo.marl_env.config import EnvConfig
+
+        return ServedRule(source[len(BASELINE_PREFIX):], EnvConfig.from_dict(cell) if cell else EnvConfig())
+    from mahppo.algorithms.acting.policy import load_policy
+
+    return load_policy(source)
 
 
 _PLANNERS: weakref.WeakKeyDictionary[Any, CellPlanner] = weakref.WeakKeyDictionary()
@@ -128,11 +210,13 @@ def planner_for(policy: Any) -> CellPlanner:
 def decide(policy: Any, normalizer: StateNormalizer | CellNormalizer, request: DecideRequest,
            p_max_w: float, budget_s: float | None = DEFAULT_BUDGET_S) -> dict[str, Any]:
     """One state pool -> the ``/v1/decide`` reply, in process (the MLflow pyfunc model's ``predict``): the
-    same steps as the Serve app, with a batch of one."""
+    same steps as the Serve app, with a batch of one (``policy``: a trained policy or a ``ServedRule``)."""
     inputs, pos = normalizer.inputs(request.ues)
     fallback = None
     if request.lookahead:
         actions, fallback = planner_for(policy).plan(request, budget_s=budget_s)
+    elif isinstance(policy, ServedRule):
+        actions = policy.decide(request)
     else:
         (actions,) = act_on(policy, [inputs], request.deterministic)
     return decision_body(request.ues, pos, actions, policy.name, p_max_w, lookahead=request.lookahead,

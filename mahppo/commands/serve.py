@@ -17,6 +17,7 @@ from mahppo.commands._args import (
     add_signing_key_argument,
     cell_from_args,
     emit_json,
+    env_updates,
     milliseconds,
     natural_int,
 )
@@ -24,6 +25,7 @@ from mahppo.commands._args import positive_float as _positive_float
 from mahppo.commands._args import positive_int as _positive_int
 from mahppo.marl_env.lookahead import DEFAULT_BUDGET_S
 from mahppo.marl_env.metrics import format_table
+from mahppo.marl_env.policies import BASELINES
 from mahppo.serve.client import check_port_free, example_pool
 from mahppo.serve.guards import DEFAULT_MAX_CONCURRENT_LOOKAHEAD, load_api_key
 
@@ -44,7 +46,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if key_file is not None:
         load_api_key(key_file)  # fails closed, before anything starts: '' and empty or unreadable files are errors
     source: dict[str, Any] = {}
-    if args.model_uri:
+    if args.baseline is not None:
+        source = {"baseline": _baseline_name(args.baseline), "env": cell_from_args(args).to_dict()}
+    elif env_updates(args):
+        raise ValueError(f"{', '.join(_given_cell_flags(args))}: the cell of a served rule (--baseline); a trained "
+                         "policy serves the cell it was trained on")
+    elif args.model_uri:
         from mahppo.algorithms.acting.policy import download_model
 
         if args.mlflow_uri:
@@ -58,7 +65,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                          max_concurrent_lookahead=args.max_lookahead, lookahead_budget_s=args.lookahead_budget)
     application = build_app(app_args)  # FileNotFoundError for a directory without a checkpoint
     check_port_free(args.host, args.port)
-    preflight(application._bound_deployment.init_args[0])  # the replica's load, here, in seconds
+    if args.baseline is None:
+        preflight(application._bound_deployment.init_args[0])  # the replica's load, here, in seconds
     if key_file is None and not _is_loopback(args.host):
         print(f"warning: serving on {args.host} without an API key{' (--no-auth)' if args.no_auth else ''}: anyone "
               "who reaches the port can ask for decisions", file=sys.stderr)
@@ -122,7 +130,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 # AppArgs' fields -> the flags that set them (an out-of-range value is one line naming the flag)
-_FLAGS = {"max_batch_size": "--max-batch-size", "batch_wait_timeout_s": "--batch-wait-ms", "num_replicas": "--replicas",
+_FLAGS = {"baseline": "--baseline", "max_batch_size": "--max-batch-size", "batch_wait_timeout_s": "--batch-wait-ms",
+          "num_replicas": "--replicas",
           "read_timeout_s": "--read-timeout", "max_concurrent_lookahead": "--max-lookahead",
           "lookahead_budget_s": "--lookahead-budget", "api_key_file": "--api-key-file", "no_auth": "--no-auth"}
 
@@ -142,6 +151,24 @@ def _app_args(cls: Any, **values: Any) -> Any:
             shown = shown * 1000.0
         given = f" {shown!r}" if field in values else ""
         raise ValueError(f"{flag}{given}: {first['msg']}") from None
+
+
+def _baseline_name(name: str) -> str:
+    """``--baseline``'s rule, checked: one line naming the flag and the known rules otherwise."""
+    from mahppo.marl_env.policies import BASELINES, make_baseline
+
+    if name not in BASELINES and not name.startswith("fixed:"):
+        raise ValueError(f"--baseline {name!r}: not a rule (one of {', '.join(BASELINES)}, fixed:B,C,P[;...])")
+    try:
+        make_baseline(name)
+    except ValueError as exc:
+        raise ValueError(f"--baseline {name!r}: {exc}") from None
+    return name
+
+
+def _given_cell_flags(args: argparse.Namespace) -> list[str]:
+    return [f"--{a.replace('_', '-')}" for a in ("scenario", "num_ues", "num_channels", "dnn", "one_dnn_share",
+                                                  "profile", "beta", "max_ues") if getattr(args, a, None) is not None]
 
 
 def _is_loopback(host: str) -> bool:
@@ -252,12 +279,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve a trained policy over HTTP with Ray Serve",
+    p = sub.add_parser("serve", help="serve a trained policy (or a classical rule) over HTTP with Ray Serve",
                        description="Run the edge decision-maker (POST /v1/decide, GET /v1/model, /healthz, "
                        "/docs) in the foreground until Ctrl-C or SIGTERM.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="DIR", help="a `mahppo train --out` dir or a checkpoint dir")
     src.add_argument("--model-uri", metavar="URI", help="an MLflow URI: models:/NAME/VER or runs:/ID/checkpoint")
+    src.add_argument("--baseline", metavar="NAME", help=f"a classical rule instead of a trained policy: "
+                     f"{' | '.join(BASELINES)} | fixed:B,C,P; it decides each request on a simulator of the cell "
+                     "given by the cell options below (default: the default cell) (docs/serve.md)")
     p.add_argument("--mlflow-uri", default=None, help="MLflow tracking URI for --model-uri (default ./mlflow.db)")
     p.add_argument("--host", default=DEFAULT_HOST, help="bind address (default 127.0.0.1: loopback only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
@@ -284,6 +314,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_signing_key_argument(p, writes=False)
     p.add_argument("--read-timeout", type=_positive_float, default=10.0, metavar="S",
                    help="a client must send its whole request (headers and body) within S seconds, else 408 (10)")
+    add_env_arguments(p)
     p.set_defaults(handler=_cmd_serve)
 
     q = sub.add_parser("query", help="send one state pool to a served policy and print the decisions",
