@@ -385,7 +385,7 @@ class AppArgs(BaseModel):
     baseline: str | None = Field(default=None, description="serve a classical rule by name instead of a trained "
                                  "policy (rotate, maxweight, myopic, static-search, local, ...) on `env`'s cell")
     env: dict[str, Any] | None = Field(default=None, description="with baseline: the cell (EnvConfig.to_dict(); "
-                                       "default the default cell)")
+                                       "default the test scenario's cell, as every command's)")
     max_batch_size: int = Field(default=DEFAULT_MAX_BATCH_SIZE, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(default=DEFAULT_BATCH_WAIT_S, ge=0, le=1)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)

@@ -131,6 +131,22 @@ def state_pool(tasks_left: Any, total_tasks: Any, local_time_left_s: Any, bits_l
                                                      distance_m, strict=True))]
 
 
+def view_pool(view: Any) -> list[dict[str, Any]]:
+    """A ``marl_env`` view's state pool as a cell sends it: each UE's raw state and DNN, its fading gain (when
+    not 1), and a busy UE's point and channel in flight (a server that simulates the cell needs them)."""
+    ues = state_pool(view.tasks_left, view.total_tasks, view.time_left_s, view.bits_left, view.distance_m)
+    fading = getattr(view, "fading", None)
+    busy = (np.asarray(view.time_left_s) > 0) | (np.asarray(view.bits_left) > 0)
+    for i, (ue, spec) in enumerate(zip(ues, view.config.specs, strict=True)):
+        ue["dnn"] = spec.dnn
+        if fading is not None and fading[i] != 1.0:
+            ue["fading"] = float(fading[i])
+        if busy[i]:
+            ue["point_in_flight"] = int(view.point_in_flight[i])
+            ue["channel_in_flight"] = int(view.channel_in_flight[i])
+    return ues
+
+
 class RemotePolicy:
     """A ``marl_env`` policy whose every decision is fetched from the served decision-maker."""
 
@@ -155,20 +171,9 @@ class RemotePolicy:
             raise ValueError(f"the served policy {self.name} decides at most {most} UEs; the cell has {n}")
 
     def act(self, view: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sends the cell's raw UE state (each UE's DNN, its fading gain, and a busy UE's point and channel in
-        flight), as a cell would, and returns the decisions."""
+        """Sends the cell's state pool (``view_pool``), as a cell would, and returns the decisions."""
         self.requests += 1
-        ues = state_pool(view.tasks_left, view.total_tasks, view.time_left_s, view.bits_left, view.distance_m)
-        fading = getattr(view, "fading", None)
-        busy = (np.asarray(view.time_left_s) > 0) | (np.asarray(view.bits_left) > 0)
-        for i, (ue, spec) in enumerate(zip(ues, view.config.specs, strict=True)):
-            ue["dnn"] = spec.dnn
-            if fading is not None and fading[i] != 1.0:
-                ue["fading"] = float(fading[i])
-            if busy[i]:  # the task in flight, as the UE knows it: a server that simulates the cell needs it
-                ue["point_in_flight"] = int(view.point_in_flight[i])
-                ue["channel_in_flight"] = int(view.channel_in_flight[i])
-        dec = self.client.decide(ues, self.deterministic)
+        dec = self.client.decide(view_pool(view), self.deterministic)
         return (np.array([d["partition_point"] for d in dec], dtype=np.int64),
                 np.array([d["channel"] for d in dec], dtype=np.int64),
                 np.array([d["power_w"] for d in dec], dtype=np.float64))

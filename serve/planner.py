@@ -185,11 +185,12 @@ BASELINE_PREFIX = "baseline:"  # a replica's source naming a rule: ``baseline:NA
 
 def load_served(source: str, cell: dict[str, Any] | None = None) -> Any:
     """What a replica serves: ``baseline:NAME`` -> ``ServedRule`` on ``cell`` (``EnvConfig.to_dict()``; default
-    the default cell), else the trained policy at ``source`` (a checkpoint path or model URI)."""
+    the commands' default cell, the paper's test scenario), else the trained policy at ``source`` (a checkpoint
+    path or model URI)."""
     if source.startswith(BASELINE_PREFIX):
         from mahppo.marl_env.config import EnvConfig
 
-        return ServedRule(source[len(BASELINE_PREFIX):], EnvConfig.from_dict(cell) if cell else EnvConfig())
+        return ServedRule(source[len(BASELINE_PREFIX):], EnvConfig.from_dict(cell or {"scenario": "test"}))
     from mahppo.algorithms.acting.policy import load_policy
 
     return load_policy(source)

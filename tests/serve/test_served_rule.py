@@ -7,6 +7,7 @@ import pytest
 import mahppo.marl_env as marl_env
 from mahppo.marl_env.config import EnvConfig
 from mahppo.marl_env.policies import make_baseline, rotate_actions
+from mahppo.serve.client import view_pool
 from mahppo.serve.planner import ServedRule, decide, load_served
 from mahppo.serve.schema import DecideRequest, RequestError, normalizer_for
 
@@ -97,3 +98,24 @@ def test_a_replica_source_naming_a_rule_loads_it_on_the_cell_given():
     assert isinstance(served, ServedRule) and served.env == CELL
     with pytest.raises(ValueError, match="is not a baseline"):
         load_served("baseline:nope", CELL.to_dict())
+
+
+class _ViaServedRule:
+    """A policy asking a ``ServedRule`` with the state pool ``mahppo simulate --via`` sends (``view_pool``)."""
+
+    def __init__(self, served: ServedRule):
+        self.served, self.name = served, served.name
+
+    def reset(self, view, seed=None) -> None:
+        pass
+
+    def act(self, view):
+        return self.served.decide(_request(view_pool(view)))
+
+
+def test_the_state_pools_simulate_sends_give_evaluate_s_episodes_on_a_dynamic_cell():
+    from mahppo.marl_env.evaluation import evaluate
+
+    cell = EnvConfig.from_kwargs(scenario="dynamic", num_ues=3)  # arrivals, Rayleigh fading, moving UEs
+    via = evaluate(_ViaServedRule(ServedRule("maxweight", cell)), cell, episodes=2)
+    assert via == evaluate(make_baseline("maxweight"), cell, episodes=2)
