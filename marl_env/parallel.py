@@ -197,7 +197,7 @@ class CollabInferenceEnv(ParallelEnv):
 
     def load_state(self, tasks_left: Any, local_time_left_s: Any, bits_left: Any, point_in_flight: Any = None,
                    channel_in_flight: Any = None, distance_m: Any = None, total_tasks: Any = None,
-                   tokens: Any = None, fading: Any = None) -> None:
+                   tokens: Any = None, fading: Any = None, frame: int = 0) -> None:
         """Put this episode's cell in a given state, as at the end of a frame: a decision-maker's picture of
         a real cell (a Serve request) made simulable, e.g. for ``marl_env.lookahead``. Call after ``reset``.
 
@@ -208,7 +208,8 @@ class CollabInferenceEnv(ParallelEnv):
         task left, done; front time left, running its front part; else bits left, sending; else idle.
         Optionally ``distance_m``, ``total_tasks`` (K_n) and the rank ``tokens``' tie-break (default: by
         distance, then by index), and ``fading``: each UE's current fading power gain h (gain = d^-l h; default
-        1, no fading). A bad value raises ``StateError`` naming the UE and the field."""
+        1, no fading); ``frame``: frames of the episode so far (a horizon's backlog charge depends on it). A bad
+        value raises ``StateError`` naming the UE and the field."""
         sys_, n = self.system, self.system.n
         k = _per_ue(tasks_left, n, "tasks_left", np.int64)
         t = _per_ue(local_time_left_s, n, "local_time_left_s", np.float64)
@@ -254,6 +255,7 @@ class CollabInferenceEnv(ParallelEnv):
                                  f"({sys_.bits2d[i, pts[i]]:g} bits)")
         sys_.set_state(phase=phase, tasks_left=k, total_tasks=total, point=pts, channel=np.maximum(chs, 0),
                        distance=d, fade=h, time_left=t, bits_left=b)
+        sys_.frame = int(frame)
         self.tokens = (distance_tokens(d, np.arange(n)) if tokens is None
                        else _per_ue(tokens, n, "tokens", np.float64))
         self.agents = self.possible_agents[:n]

@@ -147,6 +147,15 @@ def view_pool(view: Any) -> list[dict[str, Any]]:
     return ues
 
 
+def view_request(view: Any, deterministic: bool = True) -> dict[str, Any]:
+    """The ``/v1/decide`` body a cell in ``view``'s state sends: ``view_pool`` and, on a cell with a horizon,
+    the frame (a served rule and the lookahead price the horizon's charge)."""
+    body: dict[str, Any] = {"ues": view_pool(view), "deterministic": deterministic}
+    if view.config.dynamics.horizon_frames is not None:
+        body["frame"] = int(view.frame)
+    return body
+
+
 class RemotePolicy:
     """A ``marl_env`` policy whose every decision is fetched from the served decision-maker."""
 
@@ -173,7 +182,7 @@ class RemotePolicy:
     def act(self, view: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sends the cell's state pool (``view_pool``), as a cell would, and returns the decisions."""
         self.requests += 1
-        dec = self.client.decide(view_pool(view), self.deterministic)
+        dec = self.client.send(view_request(view, self.deterministic))["decisions"]
         return (np.array([d["partition_point"] for d in dec], dtype=np.int64),
                 np.array([d["channel"] for d in dec], dtype=np.int64),
                 np.array([d["power_w"] for d in dec], dtype=np.float64))

@@ -143,7 +143,8 @@ def input_schema() -> Any:
 
     return Schema([ColSpec(Array(_object_type(UEState)), "ues"),
                    ColSpec(DataType.boolean, "deterministic", required=False),
-                   ColSpec(DataType.boolean, "lookahead", required=False)])
+                   ColSpec(DataType.boolean, "lookahead", required=False),
+                   ColSpec(DataType.long, "frame", required=False)])
 
 
 def model_signature() -> Any:

@@ -79,7 +79,7 @@ class CellSimulator:
         env = self._env(tuple(u.dnn or self.cell.dnn for u in ues))
         env.reset(seed=0)
         try:
-            env.load_state(**state, tokens=tokens)
+            env.load_state(**state, tokens=tokens, frame=request.frame)
         except StateError as exc:  # named as the request names it
             raise RequestError(f"ues[{exc.index}].{exc.field}", exc.message) from None
         return env.view()

@@ -65,6 +65,9 @@ class DecideRequest(BaseModel):
                             "deterministic): rollouts of the policy on a simulator of this cell choose between its "
                             "decisions and every single-UE deviation (marl_env.lookahead); needs each busy UE's "
                             "point_in_flight and channel_in_flight")
+    frame: int = Field(default=0, ge=0, le=MAX_COUNT, description="frames of the episode so far: on a cell with a "
+                       "horizon (the dynamic scenario) the horizon's backlog charge comes after frame horizon - 1, "
+                       "which a served rule (myopic) and the lookahead price; default 0")
 
 
 class Decision(BaseModel):

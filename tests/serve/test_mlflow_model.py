@@ -135,7 +135,7 @@ def test_signature_is_the_decide_request_and_response(pyfunc):
     sig = pyfunc.metadata.signature
     assert sig.inputs is None  # not enforced by MLflow (it would drop unknown keys): predict checks the body
     inputs = Schema.from_json(json.dumps(pyfunc.metadata.metadata["decide_request"]))
-    assert inputs.input_names() == ["ues", "deterministic", "lookahead"]
+    assert inputs.input_names() == ["ues", "deterministic", "lookahead", "frame"]
     assert sig.outputs.input_names() == ["decisions", "policy_id", "lookahead", "lookahead_fallback"]
     ue = inputs.inputs[0].type.dtype
     props = {p.name: p.required for p in ue.properties}
