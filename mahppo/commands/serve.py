@@ -35,6 +35,8 @@ APP_NAME = "mahppo"
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.baseline is not None:
+        _baseline_name(args.baseline)  # before Ray and Serve are imported
     from mahppo.serve.app import QUIET_LOGGING, AppArgs, build_app
     from mahppo.serve.guards import api_key_file, key_file_is_private
     from mahppo.serve.lifecycle import preflight, run_app, start_reaper
