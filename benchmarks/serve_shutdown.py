@@ -31,25 +31,25 @@ def _read(path: str) -> bytes:
 
 
 def ray_processes(owner: int, sessions: set[bytes]) -> dict[int, str]:
-    """pid -> command line of every process of ``owner``'s Ray (marker or session directory)."""
+    """pid -> full command line of every process of ``owner``'s Ray (marker, or its session directory as a
+    whole path component: another Ray's session is never matched by a prefix)."""
     marker = f"MAHPPO_RAY_OWNER={owner}".encode()
     out = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
-        cmd = _read(f"/proc/{pid}/cmdline")
+        cmd = _read(f"/proc/{pid}/cmdline").replace(b"\0", b" ")
         env = _read(f"/proc/{pid}/environ")
-        if marker in env.split(b"\0") or any(s in cmd for s in sessions):
-            out[int(pid)] = cmd.replace(b"\0", b" ").decode(errors="replace")[:120]
+        if marker in env.split(b"\0") or sessions & set(_SESSION.findall(cmd)):
+            out[int(pid)] = cmd.decode(errors="replace")
     return out
 
 
+_SESSION = re.compile(rb"/tmp/ray/session_[0-9_\-]+(?=[/ ,=]|$)")
+
+
 def sessions_of(procs: dict[int, str]) -> set[bytes]:
-    found = set()
-    for cmd in procs.values():
-        for m in re.finditer(r"(/tmp/ray/session_[0-9_\-]+)", cmd):
-            found.add(m.group(1).encode())
-    return found
+    return {m for cmd in procs.values() for m in _SESSION.findall(cmd.encode())}
 
 
 def trial(ckpt: Path, run_s: float, port: int) -> dict:
@@ -75,7 +75,7 @@ def trial(ckpt: Path, run_s: float, port: int) -> dict:
     procs = ray_processes(proc.pid, set())
     sessions = sessions_of(procs)
     procs = ray_processes(proc.pid, sessions)
-    names = sorted({re.sub(r"\s.*", "", c) for c in procs.values()})
+    names = sorted({re.sub(r"\s.*", "", c)[-60:] for c in procs.values()})
     os.kill(proc.pid, signal.SIGKILL)
     t_kill = time.monotonic()
     proc.wait()
@@ -85,7 +85,8 @@ def trial(ckpt: Path, run_s: float, port: int) -> dict:
         left = ray_processes(proc.pid, sessions)
     return {"served_s": round(time.monotonic() - t_serving, 1), "decisions": served, "ray_processes": len(procs),
             "kinds": names, "gone_after_s": round(time.monotonic() - t_kill, 2),
-            "left_after_180_s": sorted(left.values())}
+            "sessions": sorted(x.decode() for x in sessions),
+            "left_after_180_s": sorted(c[:120] for c in left.values())}
 
 
 def main() -> int:
