@@ -33,8 +33,7 @@ def shared_checkpoint(out: Path, max_ues: int = MAX_UES) -> Path:
     from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
 
     experiment = Experiment().with_flat({"num_ues": 3, "max_ues": max_ues, "actor": "shared"})
-    return write_untrained_checkpoint(experiment, out / f"untrained-shared-{max_ues}",
-                                      {"policy_id": f"untrained-shared-{max_ues}"})
+    return write_untrained_checkpoint(experiment, out / f"untrained-shared-{max_ues}")
 
 
 WORST_TASKS = 30
