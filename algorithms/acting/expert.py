@@ -102,7 +102,7 @@ def expert_start(algo: Any, experiment: Any) -> dict[str, float]:
     stats: dict[str, float] = {"teacher_return": float(np.mean(parts[0].episode_returns))}
     for i in range(1, params.expert_iterations + 1):
         stats[f"bc_loss_{i}"] = fit_actor(actor, merge(parts), params.expert_updates, rng)
-        student = TrainedPolicy({SHARED_ID: actor})
+        student = TrainedPolicy({SHARED_ID: actor}, env=env)
         parts.append(collect(env, teacher, episodes, seed=base + i * episodes, gamma=params.gamma, student=student))
         actor.train()
         stats[f"student_return_{i}"] = float(np.mean(parts[-1].episode_returns))
