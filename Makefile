@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
+	$(PY) -m pip install -q --no-cache-dir -e ".[dev,bench]"
 	$(PY) benchmarks/env_throughput.py
 
 clean:

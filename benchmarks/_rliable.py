@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import inspect
 
-from rliable import metrics  # noqa: F401  (re-exported)
+try:
+    from rliable import metrics  # noqa: F401  (re-exported)
+except ImportError as exc:  # an optional extra: the library and the tests do not need it
+    raise SystemExit(f"the benchmarks' statistics need rliable ({exc}): pip install -e '.[bench]' "
+                     "(or make bench)") from None
 
 
 def library():

@@ -66,8 +66,9 @@ def baselines(num_ues: int) -> dict[str, float]:
 
 def iqm_ci(values: list[float], reps: int = 2000) -> tuple[float, float, float]:
     """IQM and its 95 % stratified-bootstrap interval (rliable) of one variant's per-seed rewards."""
-    from rliable import library as rly
-    from rliable import metrics
+    from _rliable import library, metrics
+
+    rly = library()
 
     scores = {"x": np.asarray(values, dtype=float).reshape(-1, 1)}
     point, ci = rly.get_interval_estimates(scores, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=reps)
