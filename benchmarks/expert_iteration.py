@@ -69,7 +69,6 @@ def iqm_ci(values: list[float], reps: int = 2000) -> tuple[float, float, float]:
     from _rliable import library, metrics
 
     rly = library()
-
     scores = {"x": np.asarray(values, dtype=float).reshape(-1, 1)}
     point, ci = rly.get_interval_estimates(scores, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=reps)
     return float(point["x"][0]), float(ci["x"][0, 0]), float(ci["x"][1, 0])
