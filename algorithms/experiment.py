@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from mahppo.algorithms.params import ACTOR_LR, AUTO_WARM_START_MIN_UES, WARM_START_LR, MAHPPOParams
-from mahppo.marl_env.config import EnvConfig
+from mahppo.marl_env.config import EnvConfig, check_fields
 
 ALGOS = ("mahppo", "ippo")
 SAMPLERS = ("vector", "rllib")  # algorithms/rllib/sampler.py's VectorEnvRunner, or RLlib's own loop
@@ -224,12 +224,7 @@ def flat_keys() -> dict[str, str]:
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} = {data!r} must be a mapping")
-    known = {f.name for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            raise ValueError(f"{where}: unknown field {key!r} (known: {', '.join(sorted(known))})")
+    check_fields(cls, data, where)
     try:
         return cls(**data).validate()
     except ValueError as exc:

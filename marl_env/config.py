@@ -124,12 +124,7 @@ class Dynamics:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Dynamics:
         """The inverse of ``to_dict``; unknown keys raise ``ValueError`` naming them."""
-        if not isinstance(data, dict):
-            raise ValueError(f"dynamics = {data!r} must be a mapping of its fields")
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ValueError(f"dynamics: unknown field {key!r} (known: {', '.join(sorted(known))})")
+        check_fields(cls, data, "dynamics")
         kw = dict(data)
         if isinstance(kw.get("arrival_rate"), list):
             kw["arrival_rate"] = tuple(kw["arrival_rate"])  # type: ignore[arg-type]
@@ -426,3 +421,13 @@ def _check_pos(name: str, value: object) -> None:
         math.isfinite(value) and value > 0
     ):
         raise ValueError(f"{name} = {value!r} must be a finite number > 0")
+
+
+def check_fields(cls: type, data: object, where: str) -> None:
+    """``data`` must be a mapping of ``cls``'s dataclass fields: else ``ValueError`` naming ``where`` and the key."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} = {data!r} must be a mapping of its fields")
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ValueError(f"{where}: unknown field {key!r} (known: {', '.join(sorted(known))})")
