@@ -122,6 +122,7 @@ def train(experiment: Experiment, out: str | Path, *, resume: bool = False, over
             else:
                 log.info(f"note: {out} has no checkpoint yet; starting at iteration 1")
         ck.write_json_atomic(out / ck.RUN_FILE, experiment.to_dict())  # after a refusal, run.json stays as it was
+        log.info(plan(experiment))  # after the folder and resume checks: a refusal stays one line
         if experiment.run.tracked:
             prev = run_id_file.read_text().strip() if resume and run_id_file.exists() else None
             tracker = Tracker.start(experiment.run.mlflow_uri, experiment.run.mlflow_experiment, out.name,

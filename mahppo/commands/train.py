@@ -7,7 +7,6 @@ defaults shown by ``--help`` are the dataclasses' own.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from mahppo.commands._args import (
@@ -40,7 +39,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from mahppo.algorithms.runs.tracking import check_reachable, remember_uri, tracking_uri
-    from mahppo.algorithms.runs.train import plan, read_experiment, train
+    from mahppo.algorithms.runs.train import read_experiment, train
 
     remember_uri(getattr(args, "mlflow_uri", None))  # run.json keeps it without credentials (--resume)
     if args.resume:
@@ -54,7 +53,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.out or f"runs/{run.algo}-n{experiment.env.num_ues}-seed{run.seed}")
     if experiment.run.tracked:
         check_reachable(tracking_uri(experiment.run.mlflow_uri))  # seconds, not MLflow's minutes of retries
-    print(plan(experiment), file=sys.stderr, flush=True)
     summary = train(experiment, out, resume=bool(args.resume), overwrite=args.overwrite, progress=not args.json)
     if args.json:
         emit_json(summary)
