@@ -4,6 +4,7 @@
    tracked in a local MLflow store (SQLite, no server);
 2. compare it, alone and inside the decision-time lookahead, with every baseline on the test scenario
    (table + training-curve PNG);
+   and, on the same cell with arrivals, fading and mobility (``--scenario dynamic``), beside the rules;
 3. serve it with Ray Serve on 127.0.0.1 and ask it for one frame's decisions (plain, for a cell a UE
    joins, and with the lookahead).
 """
@@ -54,6 +55,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               f"x{format_cell(ahead['latency_vs_local'], '.2f')}, energy "
               f"x{format_cell(ahead['energy_vs_local'], '.2f')}, reward {ahead['reward']:.3f}; static-search: "
               f"{summary['evaluation']['static-search']['reward']:.3f}")
+    _dynamic_cell(experiment, summary["checkpoint"])
     try:
         from mahppo.serve.demo import serve_and_query
     except ImportError:
@@ -78,6 +80,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                   f"power {d['power_w']:.3f} W")
     print(f"\nMLflow UI: {ui_command(uri)}")
     return 0
+
+
+DEMO_DYNAMIC_EPISODES = 4  # of the dynamic scenario's fixed evaluation episodes (seconds, not minutes)
+
+
+def _dynamic_cell(experiment, checkpoint: str) -> None:
+    """The same cell with arrivals, fading and mobility (``--scenario dynamic``): the rules that see what the
+    policy sees, and the policy trained on the paper's static cell, on the first fixed evaluation episodes."""
+    from mahppo.algorithms.acting.policy import load_policy
+    from mahppo.marl_env.evaluation import evaluate
+    from mahppo.marl_env.policies import make_baseline
+
+    cell = experiment.env.with_updates(scenario="dynamic", max_frames=None)
+    print(f"\nthe same {cell.num_ues}-UE cell with Poisson arrivals, Rayleigh fading and moving UEs "
+          f"(--scenario dynamic, {DEMO_DYNAMIC_EPISODES} of its fixed evaluation episodes; mean episode cost, "
+          "lower is better):")
+    costs = {name: -evaluate(make_baseline(name), cell, episodes=DEMO_DYNAMIC_EPISODES)["reward"]
+             for name in ("local", "rotate", "maxweight", "myopic")}
+    costs["trained (on the static cell)"] = -evaluate(load_policy(checkpoint), cell,
+                                                       episodes=DEMO_DYNAMIC_EPISODES)["reward"]
+    print("  " + ", ".join(f"{name} {cost:.2f}" for name, cost in costs.items()))
+    print("  (mahppo train --scenario dynamic trains for this cell; where learning stands there: docs/dynamic.md)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
