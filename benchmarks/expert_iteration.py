@@ -12,15 +12,13 @@ stratified-bootstrap interval (``rliable``) and the wall time of each run.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from _harness import parse, parser, read_json, run, start_ray, timer, write_json
 
 VARIANTS: dict[str, dict] = {
     "default": {},  # what `mahppo train` gives
@@ -94,26 +92,22 @@ def report(results: list[dict], base: dict[str, dict[str, float]]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, out="bench_out/expert_iteration", seeds=[0, 1, 2, 3, 4])
     ap.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--num-ues", nargs="+", type=int, default=[3])
     ap.add_argument("--steps", type=int, default=50_000)
     ap.add_argument("--set", nargs="*", default=[], help="extra KEY=JSON options for every variant")
     ap.add_argument("--tag", default="", help="suffix of the variant names (with --set)")
-    ap.add_argument("--out", type=Path, default=Path("bench_out/expert_iteration"))
     ap.add_argument("--report", action="store_true", help="print the table of OUT/results.json only")
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = parse(ap)
+    args.out = Path(args.out)
     path = args.out / "results.json"
-    data = json.loads(path.read_text()) if path.exists() else {"baselines": {}, "runs": []}
+    data = read_json(path, {"baselines": {}, "runs": []})
     for n in args.num_ues:
         if str(n) not in data["baselines"]:
             data["baselines"][str(n)] = baselines(n)
     if not args.report:
-        from mahppo.algorithms.runs.run import init_ray
-
-        init_ray()
+        start_ray()
         extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
         for n in args.num_ues:
             for seed in args.seeds:
@@ -122,18 +116,15 @@ def main() -> None:
                     if any(r["variant"] == name and r["seed"] == seed and r["num_ues"] == n and r["steps"] == args.steps
                            for r in data["runs"]):
                         continue
-                    t0 = time.perf_counter()
-                    row = run_one(name, {**VARIANTS[variant], **extra}, n, seed, args.steps, args.out)
+                    with timer() as t:
+                        row = run_one(name, {**VARIANTS[variant], **extra}, n, seed, args.steps, args.out)
                     data["runs"].append(row)
-                    path.write_text(json.dumps(data, indent=1))
+                    write_json(path, data)
                     print(f"{name} N={n} seed {seed}: {row['reward']:.3f} (first eval {row['first_test_reward']}, "
-                          f"{time.perf_counter() - t0:.0f} s, load {row['load_before']:.1f}-{row['load_after']:.1f})",
+                          f"{t.wall:.0f} s, load {row['load_before']:.1f}-{row['load_after']:.1f})",
                           flush=True)
     report(data["runs"], data["baselines"])
 
 
 if __name__ == "__main__":
-    from mahppo.runtime.hashseed import restart_with_fixed_hash_seed
-
-    restart_with_fixed_hash_seed(sys.argv)  # the same seed, the same run (runtime/hashseed.py)
-    main()
+    run(main)  # the same seed, the same run (a fixed string-hash seed)

@@ -14,7 +14,6 @@ load average.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _harness import load_average, parse, parser, run, timer, write_json
 
 MAX_UES = 16
 
@@ -112,14 +112,13 @@ async def load(host: str, port: int, lookahead: int, seconds: float, plain_rate:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, out="/tmp/lookahead_isolation")
     ap.add_argument("--lookahead", type=int, default=230, help="concurrent worst-case lookahead clients")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--plain-rate", type=float, default=20.0, help="plain requests per second")
     ap.add_argument("--budget", type=float, default=2.0, help="the server's lookahead budget, seconds")
     ap.add_argument("--tasks", type=int, default=WORST_TASKS, help="tasks per UE of the lookahead request")
-    ap.add_argument("--out", default="/tmp/lookahead_isolation")
-    args = ap.parse_args()
+    args = parse(ap)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ray
     from ray import serve
@@ -137,9 +136,9 @@ def main() -> int:
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=QUIET_LOGGING)
         run_app(build_app({"checkpoint": str(ckpt), "lookahead_budget_s": args.budget}), name="mahppo",
                 route_prefix="/", logging_config=QUIET_LOGGING)
-        t0 = time.perf_counter()
-        one = asyncio.run(post("127.0.0.1", port, worst_case_body(tasks=args.tasks)))
-        print(f"one worst-case lookahead request alone: {one[0]} in {time.perf_counter() - t0:.2f} s "
+        with timer() as t:
+            one = asyncio.run(post("127.0.0.1", port, worst_case_body(tasks=args.tasks)))
+        print(f"one worst-case lookahead request alone: {one[0]} in {t.wall:.2f} s "
               f"({one[3].get('lookahead_fallback', 'the lookahead chose')})", file=sys.stderr)
         result = asyncio.run(load("127.0.0.1", port, args.lookahead, args.seconds, args.plain_rate, args.tasks))
         from mahppo.serve.client import DecisionClient
@@ -149,10 +148,11 @@ def main() -> int:
         serve.shutdown()
         ray.shutdown()
     result.update(budget_s=args.budget, clients=args.lookahead, tasks=args.tasks, seconds=args.seconds,
-                  loadavg=[round(x, 2) for x in os.getloadavg()])
+                  loadavg=load_average())
+    write_json(Path(args.out) / "lookahead_isolation.json", result)
     print(json.dumps(result))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

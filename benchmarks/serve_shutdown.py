@@ -11,7 +11,6 @@ that lost the marker still counts). Prints one JSON line per trial, then the loa
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -20,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _harness import load_average, parse, parser, run, write_json
 
 
 def _read(path: str) -> bytes:
@@ -90,11 +91,10 @@ def trial(ckpt: Path, run_s: float, port: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, out="/tmp/serve_shutdown")
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--run-s", type=float, default=90.0, help="seconds each server serves before SIGKILL")
-    ap.add_argument("--out", default="/tmp/serve_shutdown")
-    args = ap.parse_args()
+    args = parse(ap)
     from mahppo.algorithms.experiment import Experiment
     from mahppo.algorithms.runs.checkpoints import write_untrained_checkpoint
 
@@ -102,11 +102,14 @@ def main() -> int:
                                       Path(args.out) / "untrained-n3")
     from mahppo.serve.client import free_port
 
+    trials = []
     for i in range(args.trials):
-        print(json.dumps({"trial": i + 1, **trial(ckpt, args.run_s, free_port())}), flush=True)
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        trials.append({"trial": i + 1, **trial(ckpt, args.run_s, free_port())})
+        print(json.dumps(trials[-1]), flush=True)
+        write_json(Path(args.out) / "serve_shutdown.json", trials)  # a crash keeps the finished trials
+    print(f"load average: {' '.join(f'{x:.2f}' for x in load_average())}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)
