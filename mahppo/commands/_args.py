@@ -51,25 +51,24 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def positive_int(text: str) -> int:
+def _int_at_least(text: str, lo: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    if v < lo:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= {lo}")
     return v
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    return _int_at_least(text, 1)
 
 
 def natural_int(text: str) -> int:
     """An integer >= 0 (seeds)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
-    return v
+    return _int_at_least(text, 0)
 
 
 def num_ues_arg(text: str) -> int | tuple[int, int]:
