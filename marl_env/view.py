@@ -21,7 +21,7 @@ Arrays are read-only views: writing to them raises ``ValueError``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,7 +29,6 @@ from mahppo.marl_env.observations import agent_observations
 
 if TYPE_CHECKING:
     from mahppo.marl_env.config import EnvConfig
-    from mahppo.marl_env.parallel import CollabInferenceEnv
     from mahppo.marl_env.profiles import DNNProfile
 
 
@@ -42,7 +41,7 @@ def _ro(a: np.ndarray) -> np.ndarray:
 class SystemView:
     """Read-only window on a ``CollabInferenceEnv``'s current cell (see the module doc)."""
 
-    def __init__(self, env: CollabInferenceEnv):
+    def __init__(self, env: Any):  # a marl_env.parallel.CollabInferenceEnv (which imports this module)
         self._env = env
 
     @property
