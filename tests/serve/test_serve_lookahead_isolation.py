@@ -65,7 +65,7 @@ def test_lookahead_load_never_turns_plain_decisions_away_and_each_answer_keeps_i
     result = asyncio.run(load("127.0.0.1", port, lookahead=30, seconds=6, plain_rate=10))
     assert result["plain_requests"] > 10 and result["plain_503"] == 0 and result["plain_other_errors"] == 0
     assert result["lookahead_answered"] >= 1 and result["lookahead_503"] >= 1 and result["lookahead_other"] == 0
-    assert result["lookahead_fell_back"] == result["lookahead_answered"]  # the worst case needs minutes
+    assert result["lookahead_fell_back"] <= result["lookahead_answered"]  # done in time, or the policy's own
     assert result["lookahead_max_s"] < BUDGET_S + 2.0  # its budget, plus the trip through the proxy (2 loaded cores)
     health = DecisionClient(f"http://127.0.0.1:{port}").health()["lookahead"]
     assert health["limit"] == 1 and health["rejected"] >= result["lookahead_503"]
