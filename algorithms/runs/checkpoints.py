@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
-import logging
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime

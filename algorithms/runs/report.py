@@ -28,7 +28,8 @@ LOOKAHEAD_MAX_UES = 12
 SEARCH_MAX_UES = 10
 
 
-def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | None = None) -> dict[str, dict[str, float]]:
+def compare_with_baselines(out: Path, experiment: Experiment,
+                           episodes: int | None = None) -> dict[str, dict[str, float]]:
     """Evaluate the latest checkpoint (alone, and inside the decision-time lookahead when it finishes the
     episode alone and the cell has at most ``LOOKAHEAD_MAX_UES`` UEs) and every ``marl_env`` baseline on the
     test scenario."""
@@ -39,8 +40,8 @@ def compare_with_baselines(out: Path, experiment: Experiment, episodes: int | No
     rows: dict[str, dict[str, float]] = {"trained": evaluate(policy, config, episodes=episodes)}
     dynamic = config.dynamics.active
     if dynamic:  # sampled futures: about 40 s per 60-frame episode at N = 5 (docs/environment-dynamics.md)
-        log.info(f"no lookahead row on a dynamic cell (its sampled rollouts take minutes over the evaluation episodes): "
-                 f"`mahppo evaluate --policy {out} --scenario dynamic --lookahead`")
+        log.info("no lookahead row on a dynamic cell (its sampled rollouts take minutes over the evaluation "
+                 f"episodes): `mahppo evaluate --policy {out} --scenario dynamic --lookahead`")
     elif rows["trained"]["truncated_episodes"]:  # rollouts need a policy that finishes (marl_env.lookahead)
         log.info("no lookahead row: the policy does not finish the test episode alone")
     elif config.num_ues > LOOKAHEAD_MAX_UES:

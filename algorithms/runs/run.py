@@ -9,7 +9,6 @@ test scenario (d = 50 m, K = 200, Sec. 6.3.1), ``save()`` / ``restore()`` write 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -17,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mahppo.algorithms.runs import checkpoints as ck
-from mahppo.algorithms.runs.checkpoints import POLICY_META, read_meta
 from mahppo.algorithms.experiment import Experiment
+from mahppo.algorithms.runs import checkpoints as ck
+from mahppo.algorithms.runs.checkpoints import read_meta
 from mahppo.marl_env.config import EnvConfig
 
 BRANCHES = ("point", "channel", "power")

@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mahppo.algorithms.runs import checkpoints as ck
 from mahppo.algorithms.experiment import Experiment
+from mahppo.algorithms.runs import checkpoints as ck
 from mahppo.algorithms.runs.run import METRICS, Run, read_meta
 from mahppo.runtime.logs import ensure_configured
 
