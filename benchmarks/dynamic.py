@@ -14,8 +14,8 @@ interval, and the probability of improvement (PoI) over the best classical rule 
 cost of rotate, maxweight and myopic), with ``rliable`` (each evaluation episode x training seed one "run"
 of the cell's one task).
 
-    flock /work/bench.lock .venv/bin/python benchmarks/dynamic.py                  # baselines only
-    flock /work/bench.lock .venv/bin/python benchmarks/dynamic.py --runs learned=runs/dyn-s0,runs/dyn-s1
+    .venv/bin/python benchmarks/dynamic.py                  # baselines only
+    .venv/bin/python benchmarks/dynamic.py --runs learned=runs/dyn-s0,runs/dyn-s1
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def write(args, results: dict[str, dict], ctx: dict | None = None) -> None:
                                   "P(better than best rule)", "tasks left at the horizon"], rows)
     text = (f"# Dynamic cells: every policy on the same evaluation episodes\n\n`{ctx['command']}` (load average "
             f"{ctx['load_average']}, {ctx['cpus']} CPUs, {ctx['time_utc']}; {ctx['episodes']} evaluation episodes "
-            f"per cell, seeds 1000000 + e). The full table (N = 5, 10, 20; 32 episodes): `flock /work/bench.lock "
+            f"per cell, seeds 1000000 + e). The full table (N = 5, 10, 20; 32 episodes): `"
             f".venv/bin/python benchmarks/dynamic.py`; with learned runs: `--runs NAME=DIR,DIR,...`.\n\n"
             "The dynamic scenario (docs/environment-dynamics.md): Poisson arrivals at 1.3 x each UE's local "
             "capacity, i.i.d. Rayleigh fading, a 2 m random walk per frame, 60-frame episodes, C = 2, "

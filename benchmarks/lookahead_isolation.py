@@ -2,7 +2,7 @@
 replica, while a plain client measures ``/v1/decide`` latency (issue 27's target: plain p99 < 100 ms and no
 503 for plain requests; every admitted lookahead request answered within its budget).
 
-    flock /work/bench.lock .venv/bin/python benchmarks/lookahead_isolation.py --lookahead 230 --seconds 30
+    .venv/bin/python benchmarks/lookahead_isolation.py --lookahead 230 --seconds 30
 
 The worst-case request: 16 idle UEs 50 m away with ``--tasks`` tasks each, on a shared policy (untrained
 weights of the trained shape; the cost per request is what matters here). The worst case is a cell that

@@ -9,7 +9,7 @@ env steps each). Decisions: the policy those iterations trained, on the test sce
 (``--frames`` of them; the lookahead's on its first ``--lookahead-frames``); Serve: an acting checkpoint of
 that policy, one request per frame for a cell of N UEs, ``--requests`` of them.
 
-    flock /work/bench.lock python benchmarks/scale.py --out docs/scale
+    python benchmarks/scale.py --out docs/scale
 """
 
 from __future__ import annotations

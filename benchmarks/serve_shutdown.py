@@ -1,7 +1,7 @@
 """Clean shutdown after SIGKILL: how long Ray's processes outlive a killed ``mahppo serve`` that has served
 for a while (issue 27's target: a few seconds).
 
-    flock /work/bench.lock .venv/bin/python benchmarks/serve_shutdown.py --trials 3 --run-s 90
+    .venv/bin/python benchmarks/serve_shutdown.py --trials 3 --run-s 90
 
 Each trial starts ``mahppo serve`` on an untrained 3-UE policy, sends decisions for ``--run-s`` seconds,
 sends SIGKILL, and measures until no process of its Ray is left: those whose environment carries its
